@@ -1,0 +1,88 @@
+// BpfTranslator owns the loaded xlat64 tc program and every one of its maps (kmod-shim/). It is the
+// only code that touches them: the reconciler decides what the maps should hold, this class puts it
+// there. Everything in the maps survives this object when they are pinned (hitless restarts).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "kmod-shim/xlat64_abi.h"
+
+struct xlat64_bpf;  // generated libbpf skeleton (kmod-shim/xlat64.skel.h)
+
+namespace xlat64 {
+
+struct BpfLoadOptions {
+    // Directory under bpffs where the maps are pinned (by name). When the maps are already pinned
+    // there, they are reused with their contents: that is how a restarted daemon adopts the
+    // running translator. Empty: nothing is pinned (datapath tests).
+    std::filesystem::path pin_dir;
+    // Bytes before the IP header in the packets the program sees: 0 on the xlat64 tun device (no
+    // link-layer header), 14 for BPF_PROG_TEST_RUN, which always hands tc programs an Ethernet
+    // frame. A load-time constant, so the verifier prunes the unused branch.
+    uint32_t l2_header_len = 0;
+};
+
+struct StatCounter {
+    uint64_t packets = 0;
+    uint64_t bytes = 0;
+};
+
+// Counters summed over all CPUs, indexed by enum xlat_stat.
+using StatsSnapshot = std::array<StatCounter, XLAT_STAT_MAX>;
+
+struct StatInfo {
+    const char* name;  // stable label, e.g. "no_source_mapping"
+    bool is_drop;
+    const char* help;
+};
+// Name and meaning of each counter, from XLAT64_STATS in the ABI header.
+const std::array<StatInfo, XLAT_STAT_MAX>& stat_infos();
+
+class BpfTranslator {
+public:
+    // Opens the embedded object, reuses pinned maps, loads the program (verifier) and pins maps
+    // that were not pinned yet. Throws std::runtime_error with context (and the libbpf error).
+    explicit BpfTranslator(const BpfLoadOptions& options);
+    ~BpfTranslator();
+    BpfTranslator(const BpfTranslator&) = delete;
+    BpfTranslator& operator=(const BpfTranslator&) = delete;
+
+    int program_fd() const;
+    uint32_t program_id() const;
+    // The program's tag (hash of its instructions), hex: equal tags mean an attached program
+    // need not be replaced.
+    std::string program_tag() const;
+    const std::filesystem::path& pin_dir() const { return pin_dir_; }
+
+    // pool6 as the kernel holds it now (nullopt: none configured, or maps empty).
+    std::optional<Ipv6Prefix> pool6() const;
+    void set_pool6(const std::optional<Ipv6Prefix>& pool6);
+
+    // The EAMT as the kernel holds it now, sorted.
+    std::vector<EamEntry> eamt() const;
+    // Adds or overwrites the entry in both directions' tries.
+    void add_eam(const EamEntry& entry);
+    void remove_eam(const EamEntry& entry);
+
+    StatsSnapshot read_stats() const;
+
+    // Removes the pins this program's maps have under `pin_dir` (only the xlat64 map names), then
+    // the directory if it is empty. Does nothing for a directory that does not exist.
+    static void remove_pins(const std::filesystem::path& pin_dir);
+
+private:
+    struct SkeletonDeleter {
+        void operator()(xlat64_bpf* skel) const;
+    };
+    std::unique_ptr<xlat64_bpf, SkeletonDeleter> skel_;
+    std::filesystem::path pin_dir_;
+};
+
+}  // namespace xlat64
