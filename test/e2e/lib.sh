@@ -1,0 +1,220 @@
+# Shared harness of the end-to-end tests (sourced, not run).
+#
+# Each test builds its own lab of network namespaces (client — router — server) with veth pairs,
+# runs the real xlat64d in the router namespace from a YAML file, sends real traffic, and checks
+# what arrived. Traffic stays inside the namespaces the test created, on documentation prefixes.
+# Everything the test created (namespaces, daemon, pins, sockets, files) is removed on exit,
+# whether the test passed or failed.
+#
+# Environment: XLAT64D, XLAT64CTL (binaries; default: the build tree), E2E_TCP_BYTES.
+
+set -euo pipefail
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+XLAT64D=${XLAT64D:?set XLAT64D to the xlat64d binary}
+XLAT64CTL=${XLAT64CTL:?set XLAT64CTL to the xlat64ctl binary}
+# Debian's python3 (the tests need nothing beyond its standard library).
+PYTHON=${PYTHON:-/usr/bin/python3}
+TRAFFIC="$PYTHON $E2E_DIR/traffic.py"
+
+# A short random id keeps names unique (and under IFNAMSIZ) across concurrent runs.
+E2E_ID=$(printf '%04x' $((RANDOM)))
+E2E_TMP=$(mktemp -d "/tmp/xlat64-e2e-$E2E_ID.XXXX")
+E2E_NAMESPACES=()
+E2E_PIDS=()
+E2E_PIN_DIR=/sys/fs/bpf/xlat64-e2e-$E2E_ID
+E2E_SOCKET=$E2E_TMP/control.sock
+E2E_FAILED=0
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
+
+fail() {
+	printf 'FAIL: %s\n' "$*" >&2
+	E2E_FAILED=1
+	exit 1
+}
+
+pass() { printf 'PASS: %s\n' "$*"; }
+
+# expect DESCRIPTION COMMAND...: the command must succeed.
+expect() {
+	local what=$1
+	shift
+	if "$@"; then
+		pass "$what"
+	else
+		fail "$what (command: $*)"
+	fi
+}
+
+e2e_cleanup() {
+	local rc=$?
+	set +e
+	# Stop what this test started, by PID, and only that.
+	for pid in "${E2E_PIDS[@]}"; do
+		kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	done
+	# Teardown removes the device, routes and pins the daemon created; the namespaces go after.
+	if [[ -n ${E2E_ROUTER:-} && -e /run/netns/$E2E_ROUTER && -n ${E2E_CONFIG:-} ]]; then
+		in_router "$XLAT64D" --config "$E2E_CONFIG" --teardown >/dev/null 2>&1
+	fi
+	for ns in "${E2E_NAMESPACES[@]}"; do
+		ip netns del "$ns" 2>/dev/null
+	done
+	# The pins live in the shared bpffs, not in a namespace: remove what is left of ours.
+	if [[ -d $E2E_PIN_DIR ]]; then
+		rm -f "$E2E_PIN_DIR"/xlat_* && rmdir "$E2E_PIN_DIR"
+	fi
+	if ((rc != 0)) && [[ -d $E2E_TMP ]]; then
+		for f in "$E2E_TMP"/*.log; do
+			[[ -f $f ]] && { echo "--- $f"; tail -n 40 "$f"; }
+		done
+	fi
+	rm -rf "$E2E_TMP"
+	exit "$rc"
+}
+trap e2e_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# new_ns ROLE: creates namespace xl-ID-ROLE with loopback up; prints its name.
+new_ns() {
+	local ns=xl-$E2E_ID-$1
+	ip netns add "$ns"
+	E2E_NAMESPACES+=("$ns")
+	ip -n "$ns" link set lo up
+	echo "$ns"
+}
+
+# link_ns NS_A DEV_A NS_B DEV_B: a veth pair created directly inside the two namespaces, so the
+# root namespace never sees it.
+link_ns() {
+	ip -n "$1" link add "$2" type veth peer name "$4" netns "$3"
+	ip -n "$1" link set "$2" up
+	ip -n "$3" link set "$4" up
+}
+
+in_ns() {
+	local ns=$1
+	shift
+	ip netns exec "$ns" "$@"
+}
+
+# The daemon runs with nsenter --net rather than ip netns exec: ip netns exec remounts /sys in a
+# private mount namespace, which would hide the bpffs where the maps are pinned.
+in_router() { nsenter --net="/run/netns/$E2E_ROUTER" "$@"; }
+
+enable_forwarding() {
+	in_ns "$1" sysctl -q -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+}
+
+# write_config FILE <<EOF ... : the YAML body; the device, pin dir and control socket of this test
+# are appended so tests cannot collide.
+write_config() {
+	local file=$1
+	cat >"$file"
+	cat >>"$file" <<-EOF
+		control:
+		  socket: $E2E_SOCKET
+		bpf:
+		  pin_dir: $E2E_PIN_DIR
+	EOF
+}
+
+ctl() { in_router "$XLAT64CTL" --socket "$E2E_SOCKET" "$@"; }
+
+# start_daemon CONFIG: runs xlat64d in the router namespace and waits until it answers.
+start_daemon() {
+	E2E_CONFIG=$1
+	in_router "$XLAT64D" --config "$E2E_CONFIG" >>"$E2E_TMP/xlat64d.log" 2>&1 &
+	E2E_DAEMON_PID=$!
+	E2E_PIDS+=("$E2E_DAEMON_PID")
+	local i
+	for i in $(seq 100); do
+		if ctl status >/dev/null 2>&1; then
+			log "xlat64d running (pid $E2E_DAEMON_PID)"
+			return 0
+		fi
+		kill -0 "$E2E_DAEMON_PID" 2>/dev/null || fail "xlat64d exited during start-up: $(tail -n 20 "$E2E_TMP/xlat64d.log")"
+		sleep 0.1
+	done
+	fail "xlat64d did not answer on $E2E_SOCKET within 10 s"
+}
+
+# stop_daemon: SIGTERM, and the daemon must exit 0 within 10 s.
+stop_daemon() {
+	kill -TERM "$E2E_DAEMON_PID"
+	local rc=0
+	wait "$E2E_DAEMON_PID" || rc=$?
+	((rc == 0)) || fail "xlat64d exited with status $rc on SIGTERM"
+}
+
+# start_server NS ADDRESS PORT: the traffic tool's TCP+UDP echo server; its log records peers.
+start_server() {
+	local log=$E2E_TMP/server-$1.log
+	in_ns "$1" $TRAFFIC serve --bind "$2" --port "$3" --peer-log "$E2E_TMP/peers-$1.txt" >"$log" 2>&1 &
+	E2E_PIDS+=("$!")
+	in_ns "$1" $TRAFFIC wait-listening --bind "$2" --port "$3" ||
+		fail "echo server on $2 port $3 did not start: $(cat "$log")"
+}
+
+# stat_packets NAME: packets of one counter, from xlat64ctl stats --json.
+stat_packets() {
+	ctl stats --json | $PYTHON -c '
+import json, sys
+name = sys.argv[1]
+for c in json.load(sys.stdin)["counters"]:
+    if c["name"] == name:
+        print(c["packets"]); break
+else:
+    sys.exit("no counter " + name)' "$1"
+}
+
+# kernel_snapshot: everything xlat64 programs in the router namespace, in a stable text form
+# (device, routes, tc filter with program id, map contents), to prove a command changed nothing.
+kernel_snapshot() {
+	in_router ip -d link show dev xlat64 | sed -E 's/ (qlen|numtxqueues|numrxqueues|gso_max|gro_max|tso_max)[^ ]* [0-9]+//g'
+	in_router ip -4 route show table all dev xlat64
+	in_router ip -6 route show table all dev xlat64
+	in_router tc filter show dev xlat64 egress
+	local map
+	for map in "$E2E_PIN_DIR"/xlat_settings "$E2E_PIN_DIR"/xlat_eamt4 "$E2E_PIN_DIR"/xlat_eamt6; do
+		echo "== $map"
+		bpftool map dump pinned "$map"
+	done
+}
+
+# lab_ipv6_client_ipv4_server: sets CLIENT, E2E_ROUTER, SERVER.
+#   client (IPv6 only)          router                          server (IPv4 only)
+#   2001:db8:1::2/64 ── veth ── 2001:db8:1::1   192.0.2.1 ── veth ── 192.0.2.2/24
+lab_ipv6_client_ipv4_server() {
+	CLIENT=$(new_ns client)
+	E2E_ROUTER=$(new_ns router)
+	SERVER=$(new_ns server)
+	link_ns "$CLIENT" eth0 "$E2E_ROUTER" to-client
+	link_ns "$E2E_ROUTER" to-server "$SERVER" eth0
+	enable_forwarding "$E2E_ROUTER"
+	ip -n "$CLIENT" addr add 2001:db8:1::2/64 dev eth0 nodad
+	ip -n "$CLIENT" route add default via 2001:db8:1::1
+	ip -n "$E2E_ROUTER" addr add 2001:db8:1::1/64 dev to-client nodad
+	ip -n "$E2E_ROUTER" addr add 192.0.2.1/24 dev to-server
+	ip -n "$SERVER" addr add 192.0.2.2/24 dev eth0
+	ip -n "$SERVER" route add default via 192.0.2.1
+}
+
+# lab_ipv4_client_ipv6_server: sets CLIENT, E2E_ROUTER, SERVER.
+#   client (IPv4 only)             router                         server (IPv6 only)
+#   203.0.113.2/24 ── veth ── 203.0.113.1   2001:db8:2::1 ── veth ── 2001:db8:2::2/64
+lab_ipv4_client_ipv6_server() {
+	CLIENT=$(new_ns client)
+	E2E_ROUTER=$(new_ns router)
+	SERVER=$(new_ns server)
+	link_ns "$CLIENT" eth0 "$E2E_ROUTER" to-client
+	link_ns "$E2E_ROUTER" to-server "$SERVER" eth0
+	enable_forwarding "$E2E_ROUTER"
+	ip -n "$CLIENT" addr add 203.0.113.2/24 dev eth0
+	ip -n "$CLIENT" route add default via 203.0.113.1
+	ip -n "$E2E_ROUTER" addr add 203.0.113.1/24 dev to-client
+	ip -n "$E2E_ROUTER" addr add 2001:db8:2::1/64 dev to-server nodad
+	ip -n "$SERVER" addr add 2001:db8:2::2/64 dev eth0 nodad
+	ip -n "$SERVER" route add default via 2001:db8:2::1
+}
