@@ -28,6 +28,8 @@ struct DeviceConfig {
     // so an IPv4 packet that fits grows into an IPv6 packet that still fits (RFC 7915 section 4:
     // the IPv6 header is 20 bytes longer), and the kernel's own PMTUD does the rest.
     uint32_t mtu = 1500;
+
+    bool operator==(const DeviceConfig&) const = default;
 };
 
 struct Config {

@@ -1,0 +1,440 @@
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "config/config.h"
+
+using namespace xlat64;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// The issues parse_config reports for TEXT; fails the test when it accepts TEXT.
+std::vector<ConfigIssue> issues_of(const std::string& text) {
+    try {
+        parse_config(text, "test.yaml");
+    } catch (const ConfigError& e) {
+        CHECK(e.source() == "test.yaml");
+        return e.issues();
+    }
+    FAIL("accepted:\n" << text);
+    return {};
+}
+
+// Config::operator== is deleted: DeviceConfig in config/config.h declares no operator==.
+void check_same(const Config& a, const Config& b) {
+    CHECK(a.device.name == b.device.name);
+    CHECK(a.device.mtu == b.device.mtu);
+    CHECK(a.pool6 == b.pool6);
+    CHECK(a.eamt == b.eamt);
+    CHECK(a.control_socket == b.control_socket);
+    CHECK(a.bpf_pin_dir == b.bpf_pin_dir);
+}
+
+ConfigIssue only_issue(const std::string& text) {
+    auto issues = issues_of(text);
+    REQUIRE(issues.size() == 1);
+    return issues.front();
+}
+
+}  // namespace
+
+TEST_CASE("config: empty files are the default configuration", "[config]") {
+    for (const char* text : {"", "\n", "# only a comment\n\n# and another\n", "---\n"}) {
+        CAPTURE(text);
+        Config config = parse_config(text, "test.yaml");
+        check_same(config, Config{});
+        CHECK(config.device.name == "xlat64");
+        CHECK(config.device.mtu == 1500);
+        CHECK_FALSE(config.pool6);
+        CHECK(config.eamt.empty());
+        CHECK(config.control_socket == "/run/xlat64/control.sock");
+        CHECK(config.bpf_pin_dir == "/sys/fs/bpf/xlat64");
+    }
+}
+
+TEST_CASE("config: a full valid file", "[config]") {
+    Config config = parse_config(R"(device:
+  name: siit0
+  mtu: 9000
+pool6: 2001:db8:64::/96
+eamt:
+  - ipv4: 198.51.100.0/24
+    ipv6: 2001:db8:1::/120
+  - {ipv4: 198.51.100.16/28, ipv6: 2001:db8:9::/124}
+  - ipv4: 192.0.2.1
+    ipv6: 2001:db8:2::1/128
+control:
+  socket: /run/test/ctl.sock
+bpf:
+  pin_dir: /sys/fs/bpf/test
+)",
+                                 "test.yaml");
+    Config expected;
+    expected.device = {"siit0", 9000};
+    expected.pool6 = parse_ipv6_prefix("2001:db8:64::/96");
+    expected.eamt = {
+        {parse_ipv4_prefix("198.51.100.0/24").value(),
+         parse_ipv6_prefix("2001:db8:1::/120").value()},
+        {parse_ipv4_prefix("198.51.100.16/28").value(),
+         parse_ipv6_prefix("2001:db8:9::/124").value()},
+        {parse_ipv4_prefix("192.0.2.1/32").value(), parse_ipv6_prefix("2001:db8:2::1/128").value()},
+    };
+    expected.control_socket = "/run/test/ctl.sock";
+    expected.bpf_pin_dir = "/sys/fs/bpf/test";
+    check_same(config, expected);
+}
+
+TEST_CASE("config: empty sections take the defaults", "[config]") {
+    Config config = parse_config("device:\neamt:\ncontrol:\nbpf:\n", "test.yaml");
+    check_same(config, Config{});
+}
+
+TEST_CASE("config: every pool6 length RFC 6052 allows", "[config]") {
+    auto prefix = GENERATE("2001:db8::/32", "2001:db8:100::/40", "2001:db8:122::/48",
+                           "2001:db8:122:300::/56", "2001:db8:122:344::/64", "64:ff9b::/96");
+    Config config = parse_config(std::string("pool6: ") + prefix, "test.yaml");
+    CHECK(config.pool6 == parse_ipv6_prefix(prefix));
+}
+
+TEST_CASE("config: each example file parses", "[config]") {
+    auto name = GENERATE("ipv6-clients-to-ipv4-content.yaml", "ipv4-clients-to-ipv6-servers.yaml");
+    auto path = std::filesystem::path(XLAT64_SOURCE_DIR) / "config" / "examples" / name;
+    CAPTURE(path);
+    Config config = load_config_file(path);
+    CHECK(config.pool6 == parse_ipv6_prefix("2001:db8:64::/96"));
+    REQUIRE(config.eamt.size() == 1);
+    CHECK(to_string(config.eamt[0].ipv4) == "198.51.100.0/24");
+}
+
+TEST_CASE("config: pool6 length not allowed by RFC 6052", "[config]") {
+    auto issue = only_issue("pool6: 2001:db8:64::/80\n");
+    CHECK(issue.key == "pool6");
+    CHECK(issue.line == 1);
+    CHECK(issue.column == 8);
+    CHECK(issue.message ==
+          "prefix length /80 is not allowed by RFC 6052 section 2.2; use /32, /40, /48, /56, /64 "
+          "or /96");
+}
+
+TEST_CASE("config: pool6 /96 with a non-zero u octet", "[config]") {
+    auto issue = only_issue("pool6: 2001:db8:64:0:ff00::/96\n");
+    CHECK(issue.key == "pool6");
+    CHECK_THAT(issue.message, Contains("u octet") && Contains("2001:db8:64::/96"));
+}
+
+TEST_CASE("config: bad prefixes say what was found and what is valid", "[config]") {
+    auto issue = only_issue("eamt:\n  - ipv4: 198.51.100.0/24\n    ipv6: 2001:db8:zz::/120\n");
+    CHECK(issue.key == "eamt[0].ipv6");
+    CHECK(issue.line == 3);
+    CHECK(issue.column == 11);
+    CHECK(issue.message ==
+          "'2001:db8:zz::/120' is not an IPv6 prefix (expected ADDRESS/LENGTH, e.g. "
+          "2001:db8:64::/96)");
+
+    issue = only_issue("pool6: 192.0.2.0/24\n");
+    CHECK(issue.key == "pool6");
+    CHECK_THAT(issue.message, Contains("is not an IPv6 prefix"));
+
+    issue = only_issue("eamt:\n  - ipv4: 198.51.100.0/33\n    ipv6: 2001:db8:1::/120\n");
+    CHECK(issue.key == "eamt[0].ipv4");
+    CHECK_THAT(issue.message,
+               Contains("'198.51.100.0/33' is not an IPv4 prefix") && Contains("198.51.100.0/24"));
+}
+
+TEST_CASE("config: host bits set suggest the masked prefix", "[config]") {
+    auto issue = only_issue("eamt:\n  - ipv4: 198.51.100.7/24\n    ipv6: 2001:db8:1::/120\n");
+    CHECK(issue.key == "eamt[0].ipv4");
+    CHECK(issue.line == 2);
+    CHECK(issue.message == "'198.51.100.7/24' has host bits set: did you mean 198.51.100.0/24?");
+
+    issue = only_issue("pool6: 2001:db8:64::1/96\n");
+    CHECK(issue.message == "'2001:db8:64::1/96' has host bits set: did you mean 2001:db8:64::/96?");
+}
+
+TEST_CASE("config: unknown keys list the valid ones", "[config]") {
+    auto issue = only_issue("pool6: 2001:db8:64::/96\npool4: 192.0.2.0/24\n");
+    CHECK(issue.key == "pool4");
+    CHECK(issue.line == 2);
+    CHECK(issue.column == 1);
+    CHECK(issue.message ==
+          "unknown key 'pool4'; valid keys here: device, pool6, eamt, control, bpf");
+
+    issue = only_issue("device:\n  nmae: x\n");
+    CHECK(issue.key == "device.nmae");
+    CHECK(issue.line == 2);
+    CHECK(issue.column == 3);
+    CHECK_THAT(issue.message, Contains("valid keys here: name, mtu"));
+
+    issue = only_issue("eamt:\n  - ipv4: 198.51.100.0/24\n    ipv6: 2001:db8:1::/120\n    v6: x\n");
+    CHECK(issue.key == "eamt[0].v6");
+    CHECK(issue.line == 4);
+    CHECK_THAT(issue.message, Contains("valid keys here: ipv4, ipv6"));
+
+    CHECK_THAT(only_issue("control:\n  path: /x\n").message, Contains("valid keys here: socket"));
+    CHECK_THAT(only_issue("bpf:\n  pin: /x\n").message, Contains("valid keys here: pin_dir"));
+}
+
+TEST_CASE("config: duplicate keys", "[config]") {
+    auto issue = only_issue("pool6: 2001:db8:64::/96\ndevice: {}\npool6: 2001:db8:65::/96\n");
+    CHECK(issue.key == "pool6");
+    CHECK(issue.line == 3);
+    CHECK_THAT(issue.message, Contains("duplicate key 'pool6'") && Contains("line 1"));
+
+    issue = only_issue("device:\n  mtu: 1500\n  mtu: 9000\n");
+    CHECK(issue.key == "device.mtu");
+    CHECK(issue.line == 3);
+}
+
+TEST_CASE("config: wrong types", "[config]") {
+    auto issue = only_issue("device:\n  mtu: large\n");
+    CHECK(issue.key == "device.mtu");
+    CHECK(issue.line == 2);
+    CHECK(issue.column == 8);
+    CHECK(issue.message == "expected an integer from 1280 to 65535, found 'large'");
+
+    issue = only_issue("eamt: 5\n");
+    CHECK(issue.key == "eamt");
+    CHECK(issue.line == 1);
+    CHECK(issue.message == "expected a list of {ipv4, ipv6} entries, found a scalar");
+
+    issue = only_issue("device: [a, b]\n");
+    CHECK(issue.key == "device");
+    CHECK_THAT(issue.message, Contains("expected a map with keys name, mtu, found a list"));
+
+    issue = only_issue("pool6:\n  a: b\n");
+    CHECK(issue.key == "pool6");
+    CHECK_THAT(issue.message, Contains("expected an IPv6 prefix") && Contains("found a map"));
+
+    issue = only_issue("pool6:\n");
+    CHECK(issue.key == "pool6");
+    CHECK(issue.line == 1);  // the key's line: an empty value has no line of its own
+    CHECK_THAT(issue.message, Contains("found nothing"));
+}
+
+TEST_CASE("config: mtu range", "[config]") {
+    CHECK(parse_config("device: {mtu: 1280}", "t").device.mtu == 1280);
+    CHECK(parse_config("device: {mtu: 65535}", "t").device.mtu == 65535);
+    for (const char* mtu :
+         {"1279", "65536", "0", "-1500", "1500.0", "0x5dc", "99999999999999999999"}) {
+        CAPTURE(mtu);
+        auto issue = only_issue(std::string("device:\n  mtu: ") + mtu + "\n");
+        CHECK(issue.key == "device.mtu");
+        CHECK(issue.message ==
+              std::string("expected an integer from 1280 to 65535, found '") + mtu + "'");
+    }
+}
+
+TEST_CASE("config: device names", "[config]") {
+    CHECK(parse_config("device: {name: siit-0.v6}", "t").device.name == "siit-0.v6");
+    CHECK(parse_config("device: {name: abcdefghijklmno}", "t").device.name == "abcdefghijklmno");
+    for (const char* name :
+         {"abcdefghijklmnop", "'a/b'", "'a:b'", "'a b'", "''", "'.'", "'..'", "\"a\\tb\""}) {
+        CAPTURE(name);
+        auto issue = only_issue(std::string("device:\n  name: ") + name + "\n");
+        CHECK(issue.key == "device.name");
+        CHECK(issue.line == 2);
+        CHECK_THAT(issue.message,
+                   Contains("is not a Linux interface name") && Contains("1 to 15 characters"));
+    }
+}
+
+TEST_CASE("config: control characters in values are escaped in messages", "[config]") {
+    auto issue = only_issue("pool6: \"2001:db8::/32\\nx\"\n");
+    CHECK(issue.message.find('\n') == std::string::npos);
+    CHECK_THAT(issue.message, Contains("'2001:db8::/32\\x0ax'"));
+}
+
+TEST_CASE("config: paths must be absolute", "[config]") {
+    auto issue = only_issue("control:\n  socket: run/xlat64.sock\n");
+    CHECK(issue.key == "control.socket");
+    CHECK(issue.line == 2);
+    CHECK_THAT(issue.message, Contains("'run/xlat64.sock' is not an absolute path"));
+
+    issue = only_issue("bpf:\n  pin_dir: xlat64\n");
+    CHECK(issue.key == "bpf.pin_dir");
+    CHECK_THAT(issue.message, Contains("is not an absolute path"));
+
+    issue = only_issue("control:\n  socket: /" + std::string(107, 'a') + "\n");
+    CHECK(issue.key == "control.socket");
+    CHECK_THAT(issue.message, Contains("at most 107"));
+    CHECK(parse_config("control:\n  socket: /" + std::string(106, 'a'), "t")
+              .control_socket.native()
+              .size() == 107);
+}
+
+TEST_CASE("config: EAMT entries that are not maps or miss a side", "[config]") {
+    auto issue = only_issue("eamt:\n  - 198.51.100.0/24\n");
+    CHECK(issue.key == "eamt[0]");
+    CHECK(issue.line == 2);
+    CHECK(issue.message == "expected a map with keys ipv4 and ipv6, found '198.51.100.0/24'");
+
+    issue = only_issue(
+        "eamt:\n  - ipv4: 198.51.100.0/24\n    ipv6: 2001:db8:1::/120\n"
+        "  - ipv4: 203.0.113.0/24\n");
+    CHECK(issue.key == "eamt[1]");
+    CHECK(issue.line == 4);
+    CHECK(issue.column == 5);
+    CHECK_THAT(issue.message, Contains("no ipv6"));
+
+    issue = only_issue("eamt:\n  - ipv6: 2001:db8:1::/120\n");
+    CHECK(issue.key == "eamt[0]");
+    CHECK_THAT(issue.message, Contains("no ipv4"));
+}
+
+TEST_CASE("config: EAM suffix lengths must be equal", "[config]") {
+    auto issue = only_issue("eamt:\n  - ipv4: 198.51.100.0/24\n    ipv6: 2001:db8:1::/64\n");
+    CHECK(issue.key == "eamt[0].ipv6");
+    CHECK(issue.line == 3);
+    CHECK(issue.message ==
+          "198.51.100.0/24 has 8 host bits but 2001:db8:1::/64 has 64; an EAM maps each address "
+          "one to one, so use 2001:db8:1::/120");
+}
+
+TEST_CASE("config: the same prefix in two EAM entries", "[config]") {
+    auto issue = only_issue(R"(pool6: 2001:db8:64::/96
+eamt:
+  - ipv4: 198.51.100.0/24
+    ipv6: 2001:db8:1::/120
+  - ipv4: 198.51.100.0/24
+    ipv6: 2001:db8:5::/120
+)");
+    CHECK(issue.key == "eamt[1].ipv4");
+    CHECK(issue.line == 5);
+    CHECK(issue.column == 11);
+    CHECK(issue.message == "198.51.100.0/24 is already mapped by eamt[0] (line 3)");
+
+    issue = only_issue(R"(eamt:
+  - ipv4: 198.51.100.0/24
+    ipv6: 2001:db8:1::/120
+  - ipv4: 203.0.113.0/24
+    ipv6: 2001:db8:1::/120
+)");
+    CHECK(issue.key == "eamt[1].ipv6");
+    CHECK(issue.line == 5);
+    CHECK(issue.message == "2001:db8:1::/120 is already mapped by eamt[0] (line 3)");
+}
+
+TEST_CASE("config: nested EAM prefixes are allowed (longest match)", "[config]") {
+    Config config = parse_config(R"(eamt:
+  - {ipv4: 198.51.100.0/24, ipv6: 2001:db8:1::/120}
+  - {ipv4: 198.51.100.0/25, ipv6: 2001:db8:2::/121}
+  - {ipv4: 203.0.113.0/32, ipv6: 2001:db8:1::/128}
+)",
+                                 "t");
+    CHECK(config.eamt.size() == 3);
+}
+
+TEST_CASE("config: an EAM IPv6 prefix inside pool6", "[config]") {
+    auto issue = only_issue(
+        "pool6: 2001:db8:64::/96\neamt:\n  - ipv4: 198.51.100.0/24\n"
+        "    ipv6: 2001:db8:64::/120\n");
+    CHECK(issue.key == "eamt[0].ipv6");
+    CHECK(issue.line == 4);
+    CHECK(issue.message ==
+          "2001:db8:64::/120 overlaps pool6 2001:db8:64::/96; pool6 addresses must keep meaning "
+          "IPv4 addresses");
+    // Order in the file does not matter.
+    issue = only_issue(
+        "eamt:\n  - {ipv4: 198.51.100.0/24, ipv6: 2001:db8:64::100/120}\n"
+        "pool6: 2001:db8:64::/96\n");
+    CHECK(issue.key == "eamt[0].ipv6");
+}
+
+TEST_CASE("config: every issue is reported, in file order", "[config]") {
+    std::string text = R"(device:
+  name: bad/name
+  mtu: 80
+pool6: 2001:db8:64::/80
+pool4: 192.0.2.0/24
+eamt:
+  - ipv4: 198.51.100.1/24
+    ipv6: 2001:db8:1::/64
+  - 5
+control:
+  socket: relative.sock
+)";
+    auto issues = issues_of(text);
+    std::vector<std::pair<std::string, int>> found;
+    for (const auto& issue : issues) {
+        found.emplace_back(issue.key, issue.line);
+    }
+    CHECK(found == std::vector<std::pair<std::string, int>>{
+                       {"device.name", 2},
+                       {"device.mtu", 3},
+                       {"pool6", 4},
+                       {"pool4", 5},
+                       {"eamt[0].ipv4", 7},
+                       {"eamt[1]", 9},
+                       {"control.socket", 11},
+                   });
+}
+
+TEST_CASE("config: what() has one line per issue", "[config]") {
+    try {
+        parse_config("pool6: 2001:db8:64::/80\npool4: x\n", "/etc/xlat64/xlat64.yaml");
+        FAIL("accepted");
+    } catch (const ConfigError& e) {
+        CHECK(std::string(e.what()) ==
+              "/etc/xlat64/xlat64.yaml:1:8: pool6: prefix length /80 is not allowed by RFC 6052 "
+              "section 2.2; use /32, /40, /48, /56, /64 or /96\n"
+              "/etc/xlat64/xlat64.yaml:2:1: pool4: unknown key 'pool4'; valid keys here: device, "
+              "pool6, eamt, control, bpf");
+    }
+    ConfigError no_position("f.yaml", {{"(file)", 0, 0, "cannot read f.yaml: gone"}});
+    CHECK(std::string(no_position.what()) == "f.yaml: (file): cannot read f.yaml: gone");
+}
+
+TEST_CASE("config: YAML syntax errors and non-map documents", "[config]") {
+    auto issue = only_issue("eamt: [1, 2\n");
+    CHECK(issue.key == "(file)");
+    CHECK(issue.line == 2);
+    CHECK_THAT(issue.message, Contains("YAML syntax error"));
+
+    issue = only_issue("pool6: 2001:db8:64::/96\n  bad indent: x\n");
+    CHECK(issue.key == "(file)");
+    CHECK(issue.line >= 1);
+
+    issue = only_issue("- a\n- b\n");
+    CHECK(issue.key == "(file)");
+    CHECK(issue.line == 1);
+    CHECK_THAT(issue.message, Contains("expected a map") && Contains("found a list"));
+
+    issue = only_issue("just text\n");
+    CHECK_THAT(issue.message, Contains("found 'just text'"));
+
+    issue = only_issue("pool6: 2001:db8:64::/96\n---\npool6: 2001:db8:65::/96\n");
+    CHECK(issue.key == "(file)");
+    CHECK_THAT(issue.message, Contains("second YAML document"));
+}
+
+TEST_CASE("config: load_config_file reports an unreadable file", "[config]") {
+    for (const char* path : {"/nonexistent/xlat64.yaml", "/"}) {
+        CAPTURE(path);
+        try {
+            load_config_file(path);
+            FAIL("accepted");
+        } catch (const ConfigError& e) {
+            REQUIRE(e.issues().size() == 1);
+            CHECK(e.issues()[0].line == 0);
+            CHECK_THAT(e.issues()[0].message, Contains(std::string("cannot read ") + path + ": "));
+            CHECK_THAT(std::string(e.what()), !Contains(":0:"));
+        }
+    }
+}
+
+TEST_CASE("config: load_config_file names the file in every issue", "[config]") {
+    auto path = std::filesystem::temp_directory_path() /
+                ("xlat64-test-" + std::to_string(::getpid()) + ".yaml");
+    std::ofstream(path) << "pool6: 2001:db8:64::/80\n";
+    try {
+        load_config_file(path);
+        FAIL("accepted");
+    } catch (const ConfigError& e) {
+        CHECK_THAT(std::string(e.what()), Contains(path.string() + ":1:8: pool6: "));
+    }
+    std::filesystem::remove(path);
+}
