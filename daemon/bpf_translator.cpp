@@ -1,1 +1,440 @@
-// placeholder: being written this session
+#include "daemon/bpf_translator.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_ether.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <mutex>
+#include <stdexcept>
+#include <system_error>
+
+#include "kmod-shim/xlat64.skel.h"
+
+namespace xlat64 {
+namespace {
+
+std::string errno_text(int err) {
+    return std::strerror(err);
+}
+
+// The verifier log of a large program runs to thousands of lines; what the operator needs is the
+// start (which program, which error) and the end (the instruction that was refused).
+std::string shorten_log(std::string log) {
+    constexpr size_t kHead = 4 * 1024;
+    constexpr size_t kTail = 60 * 1024;
+    if (log.size() <= kHead + kTail) {
+        return log;
+    }
+    size_t omitted = log.size() - kHead - kTail;
+    return log.substr(0, kHead) + "\n[... " + std::to_string(omitted) +
+           " bytes of log omitted ...]\n" + log.substr(log.size() - kTail);
+}
+
+[[noreturn]] void throw_error(const std::string& what, int err, const std::string& log = {}) {
+    std::string message = what + ": " + errno_text(err);
+    if (!log.empty()) {
+        message += "\n" + shorten_log(log);
+        while (!message.empty() && message.back() == '\n') {
+            message.pop_back();
+        }
+    }
+    throw std::runtime_error(message);
+}
+
+// Collects what libbpf prints while it is alive (warnings, and on a failed load the verifier log,
+// which libbpf prints at warning level), instead of letting it go to libbpf's default stderr
+// printer, so the log can travel inside the exception. libbpf's printer is process-wide, hence
+// the lock: two translators loading at once would otherwise interleave.
+class LibbpfLogCapture {
+  public:
+    LibbpfLogCapture() : lock_(mutex()) {
+        active() = this;
+        previous_ = libbpf_set_print(&LibbpfLogCapture::print);
+    }
+    ~LibbpfLogCapture() {
+        libbpf_set_print(previous_);
+        active() = nullptr;
+    }
+    LibbpfLogCapture(const LibbpfLogCapture&) = delete;
+    LibbpfLogCapture& operator=(const LibbpfLogCapture&) = delete;
+
+    const std::string& text() const { return text_; }
+
+  private:
+    static std::mutex& mutex() {
+        static std::mutex m;
+        return m;
+    }
+    static LibbpfLogCapture*& active() {
+        static LibbpfLogCapture* capture = nullptr;
+        return capture;
+    }
+    static int print(enum libbpf_print_level level, const char* format, va_list args) {
+        if (level == LIBBPF_DEBUG || active() == nullptr) {
+            return 0;
+        }
+        va_list copy;
+        va_copy(copy, args);
+        int n = std::vsnprintf(nullptr, 0, format, copy);
+        va_end(copy);
+        if (n <= 0) {
+            return n;
+        }
+        std::string line(static_cast<size_t>(n) + 1, '\0');
+        std::vsnprintf(line.data(), line.size(), format, args);
+        line.resize(static_cast<size_t>(n));
+        active()->text_ += line;
+        return n;
+    }
+
+    std::lock_guard<std::mutex> lock_;
+    libbpf_print_fn_t previous_ = nullptr;
+    std::string text_;
+};
+
+std::string eam_text(const EamEntry& entry) {
+    return to_string(entry.ipv4) + " -> " + to_string(entry.ipv6);
+}
+
+bool valid_pool6_length(unsigned len) {
+    return len == 32 || len == 40 || len == 48 || len == 56 || len == 64 || len == 96;
+}
+
+// The IPv4 suffix bits of an EAM entry as a mask in network order.
+__be32 eam_host_mask(const EamEntry& entry) {
+    unsigned suffix = 32U - entry.ipv4.len;
+    uint32_t mask = suffix >= 32 ? 0xffffffffU : (1U << suffix) - 1;
+    return htonl(mask);
+}
+
+void check_eam(const EamEntry& entry) {
+    if (entry.ipv4.len > 32 || entry.ipv6.len > 128 ||
+        32U - entry.ipv4.len != 128U - entry.ipv6.len) {
+        throw std::runtime_error("EAM " + eam_text(entry) +
+                                 ": the IPv4 and IPv6 prefixes must leave the same number of "
+                                 "suffix bits (e.g. /24 and /120)");
+    }
+}
+
+struct EamKeys {
+    xlat_lpm4_key key4{};
+    xlat_eam4_value value4{};
+    xlat_lpm6_key key6{};
+    xlat_eam6_value value6{};
+};
+
+EamKeys eam_keys(const EamEntry& entry) {
+    EamKeys k;
+    auto addr4 = mask_address(entry.ipv4.addr, entry.ipv4.len);
+    auto addr6 = mask_address(entry.ipv6.addr, entry.ipv6.len);
+    __be32 host_mask = eam_host_mask(entry);
+
+    k.key4.prefixlen = entry.ipv4.len;
+    std::memcpy(k.key4.addr, addr4.data(), sizeof(k.key4.addr));
+    std::memcpy(k.value4.prefix6, addr6.data(), sizeof(k.value4.prefix6));
+    k.value4.host_mask = host_mask;
+    k.value4.prefix4_len = entry.ipv4.len;
+    k.value4.prefix6_len = entry.ipv6.len;
+
+    k.key6.prefixlen = entry.ipv6.len;
+    std::memcpy(k.key6.addr, addr6.data(), sizeof(k.key6.addr));
+    std::memcpy(&k.value6.prefix4, addr4.data(), sizeof(k.value6.prefix4));
+    k.value6.host_mask = host_mask;
+    k.value6.prefix4_len = entry.ipv4.len;
+    k.value6.prefix6_len = entry.ipv6.len;
+    return k;
+}
+
+// A lookup in an LPM trie returns the longest entry covering the key, which may be a shorter
+// one; these tell whether the value found belongs to exactly this entry.
+bool same_entry(const xlat_eam4_value& a, const xlat_eam4_value& b) {
+    return a.prefix4_len == b.prefix4_len && a.prefix6_len == b.prefix6_len &&
+           std::memcmp(a.prefix6, b.prefix6, sizeof(a.prefix6)) == 0;
+}
+
+bool same_entry(const xlat_eam6_value& a, const xlat_eam6_value& b) {
+    return a.prefix4_len == b.prefix4_len && a.prefix6_len == b.prefix6_len &&
+           a.prefix4 == b.prefix4;
+}
+
+}  // namespace
+
+const std::array<StatInfo, XLAT_STAT_MAX>& stat_infos() {
+#define XLAT64_STAT_INFO(id, label, is_drop, help) StatInfo{label, (is_drop) != 0, help},
+    static const std::array<StatInfo, XLAT_STAT_MAX> infos{{XLAT64_STATS(XLAT64_STAT_INFO)}};
+#undef XLAT64_STAT_INFO
+    return infos;
+}
+
+void BpfTranslator::SkeletonDeleter::operator()(xlat64_bpf* skel) const {
+    xlat64_bpf__destroy(skel);
+}
+
+BpfTranslator::BpfTranslator(const BpfLoadOptions& options) : pin_dir_(options.pin_dir) {
+    if (options.l2_header_len != 0 && options.l2_header_len != ETH_HLEN) {
+        throw std::runtime_error("loading the xlat64 BPF program: link-layer header length " +
+                                 std::to_string(options.l2_header_len) +
+                                 " is neither 0 (tun device) nor 14 (Ethernet)");
+    }
+    std::string pin_root = pin_dir_.string();
+    if (!pin_dir_.empty()) {
+        // libbpf creates only the last path component; the directory may be nested.
+        std::error_code ec;
+        std::filesystem::create_directories(pin_dir_, ec);
+        if (ec) {
+            throw std::runtime_error("creating the BPF pin directory " + pin_root + ": " +
+                                     ec.message());
+        }
+    }
+
+    LibbpfLogCapture log;
+    bpf_object_open_opts open_opts{};
+    open_opts.sz = sizeof(open_opts);
+    // With a pin root, libbpf reuses each map already pinned there under its name (contents and
+    // all) and pins the maps it has to create.
+    open_opts.pin_root_path = pin_dir_.empty() ? nullptr : pin_root.c_str();
+    skel_.reset(xlat64_bpf__open_opts(&open_opts));
+    if (!skel_) {
+        throw_error("opening the xlat64 BPF object", errno, log.text());
+    }
+    if (pin_dir_.empty()) {
+        bpf_map* map;
+        bpf_object__for_each_map(map, skel_->obj) {
+            int err = bpf_map__set_pin_path(map, nullptr);
+            if (err) {
+                throw_error(std::string("unpinning map ") + bpf_map__name(map), -err, log.text());
+            }
+        }
+    }
+    skel_->rodata->xlat_l2_hlen = options.l2_header_len;
+
+    int err = xlat64_bpf__load(skel_.get());
+    if (err) {
+        throw_error("loading the xlat64 BPF program", -err, log.text());
+    }
+    if (!log.text().empty()) {
+        std::cerr << log.text();
+    }
+}
+
+BpfTranslator::~BpfTranslator() = default;
+
+int BpfTranslator::program_fd() const {
+    return bpf_program__fd(skel_->progs.xlat64_egress);
+}
+
+uint32_t BpfTranslator::program_id() const {
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    int err = bpf_obj_get_info_by_fd(program_fd(), &info, &len);
+    if (err) {
+        throw_error("reading the xlat64 BPF program's info", -err);
+    }
+    return info.id;
+}
+
+std::string BpfTranslator::program_tag() const {
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    int err = bpf_obj_get_info_by_fd(program_fd(), &info, &len);
+    if (err) {
+        throw_error("reading the xlat64 BPF program's info", -err);
+    }
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string tag;
+    for (uint8_t byte : info.tag) {
+        tag += kHex[byte >> 4];
+        tag += kHex[byte & 0xf];
+    }
+    return tag;
+}
+
+std::optional<Ipv6Prefix> BpfTranslator::pool6() const {
+    uint32_t key = 0;
+    xlat_settings settings{};
+    int err = bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xlat_settings), &key, &settings);
+    if (err) {
+        throw_error("reading " XLAT64_MAP_SETTINGS, -err);
+    }
+    if (settings.abi_version == 0 || !(settings.flags & XLAT_SETTING_POOL6)) {
+        return std::nullopt;
+    }
+    Ipv6Prefix prefix;
+    std::memcpy(prefix.addr.data(), settings.pool6, prefix.addr.size());
+    prefix.len = settings.pool6_len;
+    return prefix;
+}
+
+void BpfTranslator::set_pool6(const std::optional<Ipv6Prefix>& pool6) {
+    int fd = bpf_map__fd(skel_->maps.xlat_settings);
+    std::string what = pool6 ? "setting pool6 to " + to_string(*pool6) : "clearing pool6";
+    what += " in " XLAT64_MAP_SETTINGS;
+    if (pool6 && !valid_pool6_length(pool6->len)) {
+        throw std::runtime_error(what + ": RFC 6052 allows only /32, /40, /48, /56, /64 and /96");
+    }
+
+    uint32_t key = 0;
+    xlat_settings settings{};
+    // Keep the other settings as they are.
+    int err = bpf_map_lookup_elem(fd, &key, &settings);
+    if (err) {
+        throw_error(what, -err);
+    }
+    std::memset(settings.pool6, 0, sizeof(settings.pool6));
+    settings.pool6_len = 0;
+    settings.flags &= ~static_cast<uint32_t>(XLAT_SETTING_POOL6);
+    if (pool6) {
+        auto addr = mask_address(pool6->addr, pool6->len);
+        std::memcpy(settings.pool6, addr.data(), sizeof(settings.pool6));
+        settings.pool6_len = pool6->len;
+        settings.flags |= XLAT_SETTING_POOL6;
+    }
+    // The program treats abi_version 0 as "never configured" and drops everything.
+    settings.abi_version = XLAT64_ABI_VERSION;
+    err = bpf_map_update_elem(fd, &key, &settings, BPF_ANY);
+    if (err) {
+        throw_error(what, -err);
+    }
+}
+
+std::vector<EamEntry> BpfTranslator::eamt() const {
+    int fd = bpf_map__fd(skel_->maps.xlat_eamt4);
+    std::vector<EamEntry> entries;
+    xlat_lpm4_key key{};
+    xlat_lpm4_key next{};
+    bool first = true;
+    // Bounded so that a trie changing under the walk cannot keep it going forever.
+    for (uint64_t i = 0; i <= XLAT64_EAMT_MAX_ENTRIES; ++i) {
+        int err = bpf_map_get_next_key(fd, first ? nullptr : &key, &next);
+        if (err == -ENOENT) {
+            break;
+        }
+        if (err) {
+            throw_error("reading " XLAT64_MAP_EAMT4, -err);
+        }
+        first = false;
+        key = next;
+        xlat_eam4_value value{};
+        err = bpf_map_lookup_elem(fd, &key, &value);
+        if (err == -ENOENT) {
+            continue;  // removed meanwhile
+        }
+        if (err) {
+            throw_error("reading " XLAT64_MAP_EAMT4, -err);
+        }
+        EamEntry entry;
+        std::memcpy(entry.ipv4.addr.data(), key.addr, entry.ipv4.addr.size());
+        entry.ipv4.len = static_cast<uint8_t>(key.prefixlen);
+        std::memcpy(entry.ipv6.addr.data(), value.prefix6, entry.ipv6.addr.size());
+        entry.ipv6.len = value.prefix6_len;
+        entries.push_back(entry);
+    }
+    std::sort(entries.begin(), entries.end());
+    return entries;
+}
+
+void BpfTranslator::add_eam(const EamEntry& entry) {
+    check_eam(entry);
+    EamKeys k = eam_keys(entry);
+    int fd4 = bpf_map__fd(skel_->maps.xlat_eamt4);
+    int fd6 = bpf_map__fd(skel_->maps.xlat_eamt6);
+
+    // Remember what the IPv4 trie held for this exact prefix, to put it back if the IPv6 half
+    // fails: an entry must never be left in one direction only.
+    xlat_eam4_value old4{};
+    int err = bpf_map_lookup_elem(fd4, &k.key4, &old4);
+    bool had_old4 = err == 0 && old4.prefix4_len == entry.ipv4.len;
+
+    err = bpf_map_update_elem(fd4, &k.key4, &k.value4, BPF_ANY);
+    if (err) {
+        throw_error("adding EAM " + eam_text(entry) + " to " XLAT64_MAP_EAMT4, -err);
+    }
+    err = bpf_map_update_elem(fd6, &k.key6, &k.value6, BPF_ANY);
+    if (err) {
+        if (had_old4) {
+            bpf_map_update_elem(fd4, &k.key4, &old4, BPF_ANY);
+        } else {
+            bpf_map_delete_elem(fd4, &k.key4);
+        }
+        throw_error("adding EAM " + eam_text(entry) + " to " XLAT64_MAP_EAMT6, -err);
+    }
+}
+
+void BpfTranslator::remove_eam(const EamEntry& entry) {
+    check_eam(entry);
+    EamKeys k = eam_keys(entry);
+    int fd4 = bpf_map__fd(skel_->maps.xlat_eamt4);
+    int fd6 = bpf_map__fd(skel_->maps.xlat_eamt6);
+
+    // Each half is removed only when it still belongs to this entry: a later add_eam of the same
+    // IPv4 (or IPv6) prefix with a different other side must survive removing the old entry.
+    xlat_eam4_value value4{};
+    int err = bpf_map_lookup_elem(fd4, &k.key4, &value4);
+    if (err == 0 && same_entry(value4, k.value4)) {
+        err = bpf_map_delete_elem(fd4, &k.key4);
+        if (err && err != -ENOENT) {
+            throw_error("removing EAM " + eam_text(entry) + " from " XLAT64_MAP_EAMT4, -err);
+        }
+    } else if (err && err != -ENOENT) {
+        throw_error("removing EAM " + eam_text(entry) + " from " XLAT64_MAP_EAMT4, -err);
+    }
+
+    xlat_eam6_value value6{};
+    err = bpf_map_lookup_elem(fd6, &k.key6, &value6);
+    if (err == 0 && same_entry(value6, k.value6)) {
+        err = bpf_map_delete_elem(fd6, &k.key6);
+        if (err && err != -ENOENT) {
+            throw_error("removing EAM " + eam_text(entry) + " from " XLAT64_MAP_EAMT6, -err);
+        }
+    } else if (err && err != -ENOENT) {
+        throw_error("removing EAM " + eam_text(entry) + " from " XLAT64_MAP_EAMT6, -err);
+    }
+}
+
+StatsSnapshot BpfTranslator::read_stats() const {
+    int ncpus = libbpf_num_possible_cpus();
+    if (ncpus <= 0) {
+        throw_error("reading " XLAT64_MAP_STATS ": counting possible CPUs", -ncpus);
+    }
+    int fd = bpf_map__fd(skel_->maps.xlat_stats);
+    // A per-CPU lookup fills one value per possible CPU (16 bytes: no padding to 8 needed).
+    std::vector<xlat_counter> per_cpu(static_cast<size_t>(ncpus));
+    StatsSnapshot stats{};
+    for (uint32_t key = 0; key < XLAT_STAT_MAX; ++key) {
+        int err = bpf_map_lookup_elem(fd, &key, per_cpu.data());
+        if (err) {
+            throw_error("reading " XLAT64_MAP_STATS, -err);
+        }
+        for (const xlat_counter& c : per_cpu) {
+            stats[key].packets += c.packets;
+            stats[key].bytes += c.bytes;
+        }
+    }
+    return stats;
+}
+
+void BpfTranslator::remove_pins(const std::filesystem::path& pin_dir) {
+    static constexpr const char* kMaps[] = {XLAT64_MAP_SETTINGS, XLAT64_MAP_EAMT4, XLAT64_MAP_EAMT6,
+                                            XLAT64_MAP_STATS};
+    for (const char* name : kMaps) {
+        std::filesystem::path pin = pin_dir / name;
+        if (unlink(pin.c_str()) != 0 && errno != ENOENT && errno != ENOTDIR) {
+            throw_error("removing BPF pin " + pin.string(), errno);
+        }
+    }
+    // Anything else in the directory is not ours: leave it, and the directory with it.
+    if (rmdir(pin_dir.c_str()) != 0 && errno != ENOENT && errno != ENOTEMPTY && errno != EEXIST &&
+        errno != ENOTDIR) {
+        throw_error("removing BPF pin directory " + pin_dir.string(), errno);
+    }
+}
+
+}  // namespace xlat64

@@ -1,0 +1,489 @@
+// Datapath tests (DESIGN.md, testing layer 2): every fixture in fixtures/*.txt (written by
+// gen_fixtures.py with scapy; the format is described there) runs through the real tc program with
+// BPF_PROG_TEST_RUN. For each one: the maps are set up as the fixture says on a freshly loaded
+// program, the verdict, the counters and the output frame are compared with the fixture, and the
+// checksums of the output are verified with this file's own RFC 1071 code, independent of both
+// the program and scapy. Needs root (loading BPF programs).
+#define CATCH_CONFIG_MAIN
+#include <bpf/bpf.h>
+#include <linux/pkt_cls.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cctype>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "daemon/bpf_translator.h"
+
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+constexpr size_t kEthHeaderLen = 14;
+constexpr uint16_t kEthTypeIpv4 = 0x0800;
+constexpr uint16_t kEthTypeIpv6 = 0x86dd;
+
+enum class Pool6Mode { kPrefix, kNone, kUnset };
+
+struct Fixture {
+    std::string name;
+    std::string location;  // file:line of the "fixture" line
+    Pool6Mode pool6_mode = Pool6Mode::kUnset;
+    xlat64::Ipv6Prefix pool6;
+    std::vector<xlat64::EamEntry> eams;
+    Bytes in;
+    int verdict = -1;
+    std::string counter;
+    std::optional<Bytes> out;
+};
+
+// --- fixture files ------------------------------------------------------------------------------
+
+Bytes parse_hex(const std::string& hex, const std::string& where) {
+    if (hex.size() % 2 != 0) {
+        throw std::runtime_error(where + ": odd number of hex digits");
+    }
+    Bytes bytes;
+    bytes.reserve(hex.size() / 2);
+    for (size_t i = 0; i < hex.size(); i += 2) {
+        unsigned value = 0;
+        if (std::sscanf(hex.substr(i, 2).c_str(), "%2x", &value) != 1 ||
+            !std::isxdigit(static_cast<unsigned char>(hex[i])) ||
+            !std::isxdigit(static_cast<unsigned char>(hex[i + 1]))) {
+            throw std::runtime_error(where + ": not hex: " + hex.substr(i, 2));
+        }
+        bytes.push_back(static_cast<uint8_t>(value));
+    }
+    return bytes;
+}
+
+std::vector<Fixture> parse_fixture_file(const std::filesystem::path& path) {
+    std::ifstream file(path);
+    if (!file) {
+        throw std::runtime_error("cannot read " + path.string());
+    }
+    std::vector<Fixture> fixtures;
+    std::optional<Fixture> current;
+    bool has_pool6 = false;
+    std::string line;
+    for (int lineno = 1; std::getline(file, line); ++lineno) {
+        std::string where = path.filename().string() + ":" + std::to_string(lineno);
+        if (line.empty() || line[0] == '#') {
+            continue;
+        }
+        std::istringstream words(line);
+        std::string key;
+        words >> key;
+        std::vector<std::string> args;
+        for (std::string word; words >> word;) {
+            args.push_back(word);
+        }
+        auto want_args = [&](size_t n) {
+            if (args.size() != n) {
+                throw std::runtime_error(where + ": \"" + key + "\" takes " + std::to_string(n) +
+                                         " argument(s)");
+            }
+        };
+        if (key == "fixture") {
+            want_args(1);
+            if (current) {
+                throw std::runtime_error(where + ": fixture " + current->name + " has no \"end\"");
+            }
+            current.emplace();
+            current->name = args[0];
+            current->location = where;
+            has_pool6 = false;
+            continue;
+        }
+        if (!current) {
+            throw std::runtime_error(where + ": \"" + key + "\" outside a fixture");
+        }
+        if (key == "pool6") {
+            want_args(1);
+            if (has_pool6) {
+                throw std::runtime_error(where + ": second pool6 line");
+            }
+            has_pool6 = true;
+            if (args[0] == "none") {
+                current->pool6_mode = Pool6Mode::kNone;
+            } else if (args[0] == "unset") {
+                current->pool6_mode = Pool6Mode::kUnset;
+            } else {
+                auto prefix = xlat64::parse_ipv6_prefix(args[0]);
+                if (!prefix) {
+                    throw std::runtime_error(where + ": bad IPv6 prefix " + args[0]);
+                }
+                current->pool6_mode = Pool6Mode::kPrefix;
+                current->pool6 = *prefix;
+            }
+        } else if (key == "eam") {
+            want_args(2);
+            auto v4 = xlat64::parse_ipv4_prefix(args[0]);
+            auto v6 = xlat64::parse_ipv6_prefix(args[1]);
+            if (!v4 || !v6) {
+                throw std::runtime_error(where + ": bad EAM entry " + args[0] + " " + args[1]);
+            }
+            current->eams.push_back(xlat64::EamEntry{*v4, *v6});
+        } else if (key == "in") {
+            want_args(1);
+            current->in = parse_hex(args[0], where);
+        } else if (key == "out") {
+            want_args(1);
+            current->out = parse_hex(args[0], where);
+        } else if (key == "verdict") {
+            want_args(1);
+            if (args[0] == "TC_ACT_REDIRECT") {
+                current->verdict = TC_ACT_REDIRECT;
+            } else if (args[0] == "TC_ACT_SHOT") {
+                current->verdict = TC_ACT_SHOT;
+            } else {
+                throw std::runtime_error(where + ": unknown verdict " + args[0]);
+            }
+        } else if (key == "counter") {
+            want_args(1);
+            current->counter = args[0];
+        } else if (key == "end") {
+            want_args(0);
+            const Fixture& f = *current;
+            if (!has_pool6 || f.in.empty() || f.verdict < 0 || f.counter.empty() ||
+                (f.verdict == TC_ACT_REDIRECT) != f.out.has_value()) {
+                throw std::runtime_error(where + ": fixture " + f.name +
+                                         " needs pool6, in, verdict, counter, and out exactly "
+                                         "when the verdict is TC_ACT_REDIRECT");
+            }
+            fixtures.push_back(std::move(*current));
+            current.reset();
+        } else {
+            throw std::runtime_error(where + ": unknown key \"" + key + "\"");
+        }
+    }
+    if (current) {
+        throw std::runtime_error(path.string() + ": fixture " + current->name + " has no \"end\"");
+    }
+    return fixtures;
+}
+
+std::vector<Fixture> load_fixtures(const std::filesystem::path& dir) {
+    std::vector<std::filesystem::path> files;
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+        if (entry.path().extension() == ".txt") {
+            files.push_back(entry.path());
+        }
+    }
+    std::sort(files.begin(), files.end());
+    std::vector<Fixture> all;
+    std::set<std::string> names;
+    for (const auto& file : files) {
+        for (Fixture& f : parse_fixture_file(file)) {
+            if (!names.insert(f.name).second) {
+                throw std::runtime_error(f.location + ": duplicate fixture name " + f.name);
+            }
+            all.push_back(std::move(f));
+        }
+    }
+    return all;
+}
+
+// --- RFC 1071 checksums, written here independently of the program and of scapy ------------------
+
+uint32_t sum16(const uint8_t* data, size_t len, uint32_t sum = 0) {
+    for (size_t i = 0; i + 1 < len; i += 2) {
+        sum += static_cast<uint32_t>(data[i] << 8 | data[i + 1]);
+    }
+    if (len % 2) {
+        sum += static_cast<uint32_t>(data[len - 1] << 8);
+    }
+    return sum;
+}
+
+uint16_t fold(uint32_t sum) {
+    while (sum >> 16) {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    return static_cast<uint16_t>(sum);
+}
+
+uint16_t get16(const Bytes& b, size_t off) {
+    return static_cast<uint16_t>(b[off] << 8 | b[off + 1]);
+}
+
+// A checksummed region is valid when it sums (with the checksum field) to 0xffff.
+bool sums_to_ones(uint32_t sum) {
+    return fold(sum) == 0xffff;
+}
+
+// Every checksum of a translated frame. Returns the problems found, empty when all is valid.
+std::string verify_checksums(const Bytes& frame) {
+    std::ostringstream problems;
+    if (frame.size() < kEthHeaderLen + 20) {
+        return "frame too short for an IP header";
+    }
+    uint16_t ethertype = get16(frame, 12);
+    const uint8_t* ip = frame.data() + kEthHeaderLen;
+    size_t ip_len = frame.size() - kEthHeaderLen;
+    uint8_t proto = 0;
+    const uint8_t* l4 = nullptr;
+    size_t l4_len = 0;
+    uint32_t pseudo = 0;  // pseudo-header sum, for the protocols that have one
+
+    if (ethertype == kEthTypeIpv4) {
+        size_t ihl = (ip[0] & 0xf) * 4U;
+        size_t tot = static_cast<size_t>(ip[2] << 8 | ip[3]);
+        if ((ip[0] >> 4) != 4 || ihl < 20 || tot < ihl || tot != ip_len) {
+            return "bad IPv4 version, header length or total length";
+        }
+        if (!sums_to_ones(sum16(ip, ihl))) {
+            problems << "IPv4 header checksum invalid; ";
+        }
+        proto = ip[9];
+        l4 = ip + ihl;
+        l4_len = tot - ihl;
+        pseudo = sum16(ip + 12, 8) + proto + static_cast<uint32_t>(l4_len);
+    } else if (ethertype == kEthTypeIpv6) {
+        if (ip_len < 40 || (ip[0] >> 4) != 6) {
+            return "bad IPv6 version or length";
+        }
+        size_t plen = static_cast<size_t>(ip[4] << 8 | ip[5]);
+        if (plen + 40 != ip_len) {
+            return "IPv6 payload length does not match the frame";
+        }
+        proto = ip[6];
+        l4 = ip + 40;
+        l4_len = plen;
+        // 32-bit length and next header (RFC 8200 section 8.1): sum the same as 16-bit words.
+        pseudo = sum16(ip + 8, 32) + static_cast<uint32_t>(l4_len >> 16) +
+                 static_cast<uint32_t>(l4_len & 0xffff) + proto;
+    } else {
+        return "output is neither IPv4 nor IPv6";
+    }
+
+    switch (proto) {
+        case 6:   // TCP
+        case 58:  // ICMPv6
+            if (!sums_to_ones(sum16(l4, l4_len, pseudo))) {
+                problems << "protocol " << int(proto) << " checksum invalid; ";
+            }
+            break;
+        case 17:  // UDP: 0 means "none", allowed only over IPv4
+            if (l4_len >= 8 && l4[6] == 0 && l4[7] == 0) {
+                if (ethertype == kEthTypeIpv6) {
+                    problems << "IPv6 UDP checksum is zero; ";
+                }
+            } else if (!sums_to_ones(sum16(l4, l4_len, pseudo))) {
+                problems << "UDP checksum invalid; ";
+            }
+            break;
+        case 1:  // ICMP: no pseudo-header
+            if (ethertype != kEthTypeIpv4) {
+                problems << "ICMPv4 inside IPv6; ";
+            } else if (!sums_to_ones(sum16(l4, l4_len))) {
+                problems << "ICMP checksum invalid; ";
+            }
+            break;
+        default:
+            problems << "unexpected protocol " << int(proto) << "; ";
+    }
+    return problems.str();
+}
+
+// The translator draws the IPv4 Identification at random (RFC 7915 section 5.1): take the one the
+// program chose into the expected frame and recompute the expected header checksum.
+void adopt_ipv4_id(Bytes& expected, const Bytes& actual) {
+    if (expected.size() < kEthHeaderLen + 20 || actual.size() < kEthHeaderLen + 20 ||
+        get16(expected, 12) != kEthTypeIpv4) {
+        return;
+    }
+    uint8_t* ip = expected.data() + kEthHeaderLen;
+    size_t ihl = (ip[0] & 0xf) * 4U;
+    if (ihl < 20 || kEthHeaderLen + ihl > expected.size()) {
+        return;
+    }
+    ip[4] = actual[kEthHeaderLen + 4];
+    ip[5] = actual[kEthHeaderLen + 5];
+    ip[10] = ip[11] = 0;
+    uint16_t check = static_cast<uint16_t>(~fold(sum16(ip, ihl)));
+    ip[10] = static_cast<uint8_t>(check >> 8);
+    ip[11] = static_cast<uint8_t>(check & 0xff);
+}
+
+// Rows of 16 bytes where the frames differ, expected above actual, '^' under each difference.
+std::string hex_diff(const Bytes& expected, const Bytes& actual) {
+    std::ostringstream out;
+    out << "expected " << expected.size() << " bytes, got " << actual.size() << " bytes\n";
+    size_t rows = (std::max(expected.size(), actual.size()) + 15) / 16;
+    char buf[24];
+    for (size_t row = 0; row < rows; ++row) {
+        std::string exp_line, act_line, marks;
+        bool differs = false;
+        for (size_t i = row * 16; i < row * 16 + 16; ++i) {
+            bool has_e = i < expected.size();
+            bool has_a = i < actual.size();
+            if (has_e) {
+                std::snprintf(buf, sizeof(buf), " %02x", expected[i]);
+                exp_line += buf;
+            } else {
+                exp_line += "   ";
+            }
+            if (has_a) {
+                std::snprintf(buf, sizeof(buf), " %02x", actual[i]);
+                act_line += buf;
+            } else {
+                act_line += "   ";
+            }
+            bool diff = has_e != has_a || (has_e && expected[i] != actual[i]);
+            marks += diff ? " ^^" : "   ";
+            differs = differs || diff;
+        }
+        if (differs) {
+            std::snprintf(buf, sizeof(buf), "%04zx", row * 16);
+            out << buf << " expected" << exp_line << "\n"
+                << "     actual  " << act_line << "\n"
+                << "             " << marks << "\n";
+        }
+    }
+    return out.str();
+}
+
+std::optional<size_t> counter_index(const std::string& label) {
+    const auto& infos = xlat64::stat_infos();
+    for (size_t i = 0; i < infos.size(); ++i) {
+        if (label == infos[i].name) {
+            return i;
+        }
+    }
+    return std::nullopt;
+}
+
+void run_fixture(const Fixture& f) {
+    INFO("fixture " << f.name << " (" << f.location << ")");
+    auto counter = counter_index(f.counter);
+    REQUIRE(counter.has_value());
+
+    xlat64::BpfLoadOptions options;
+    options.l2_header_len = kEthHeaderLen;  // BPF_PROG_TEST_RUN frames start with Ethernet
+    xlat64::BpfTranslator translator(options);
+    if (f.pool6_mode == Pool6Mode::kPrefix) {
+        translator.set_pool6(f.pool6);
+    } else if (f.pool6_mode == Pool6Mode::kNone) {
+        translator.set_pool6(std::nullopt);
+    }
+    for (const auto& eam : f.eams) {
+        translator.add_eam(eam);
+    }
+    xlat64::StatsSnapshot before = translator.read_stats();
+
+    // Room for the 20 bytes IPv4 -> IPv6 adds, and then some.
+    Bytes out(f.in.size() + 256);
+    bpf_test_run_opts run{};
+    run.sz = sizeof(run);
+    run.data_in = f.in.data();
+    run.data_size_in = static_cast<uint32_t>(f.in.size());
+    run.data_out = out.data();
+    run.data_size_out = static_cast<uint32_t>(out.size());
+    run.repeat = 1;
+    int err = bpf_prog_test_run_opts(translator.program_fd(), &run);
+    INFO("bpf_prog_test_run_opts: " << err);
+    REQUIRE(err == 0);
+    out.resize(run.data_size_out);
+
+    CHECK(static_cast<int>(run.retval) == f.verdict);
+
+    xlat64::StatsSnapshot after = translator.read_stats();
+    for (size_t i = 0; i < after.size(); ++i) {
+        uint64_t packets = after[i].packets - before[i].packets;
+        uint64_t bytes = after[i].bytes - before[i].bytes;
+        bool expected = i == *counter;
+        INFO("counter " << xlat64::stat_infos()[i].name);
+        CHECK(packets == (expected ? 1U : 0U));
+        CHECK(bytes == (expected ? f.in.size() : 0U));
+    }
+
+    if (f.out) {
+        Bytes expected = *f.out;
+        adopt_ipv4_id(expected, out);
+        INFO(hex_diff(expected, out));
+        bool same_bytes = out == expected;
+        CHECK(same_bytes);
+        std::string problems = verify_checksums(out);
+        INFO("checksums: " << problems);
+        CHECK(problems.empty());
+    }
+}
+
+}  // namespace
+
+TEST_CASE("datapath fixtures through BPF_PROG_TEST_RUN", "[datapath]") {
+    std::vector<Fixture> fixtures = load_fixtures(XLAT64_DATAPATH_FIXTURE_DIR);
+    REQUIRE(!fixtures.empty());
+    for (const Fixture& f : fixtures) {
+        DYNAMIC_SECTION(f.name) {
+            run_fixture(f);
+        }
+    }
+}
+
+TEST_CASE("the checksum verifier itself rejects a corrupted frame", "[datapath]") {
+    // Guards against a verifier that accepts everything: take a translated fixture's expected
+    // frame, which must verify, then flip one payload bit, which must not.
+    std::vector<Fixture> fixtures = load_fixtures(XLAT64_DATAPATH_FIXTURE_DIR);
+    size_t checked = 0;
+    for (const Fixture& f : fixtures) {
+        if (!f.out) {
+            continue;
+        }
+        INFO("fixture " << f.name);
+        CHECK(verify_checksums(*f.out).empty());
+        Bytes corrupted = *f.out;
+        corrupted.back() ^= 0x01;
+        CHECK(!verify_checksums(corrupted).empty());
+        ++checked;
+    }
+    CHECK(checked > 0);
+}
+
+TEST_CASE("BpfTranslator keeps pool6 and the EAMT as given", "[datapath][maps]") {
+    using xlat64::EamEntry;
+    auto v4 = [](const char* text) { return *xlat64::parse_ipv4_prefix(text); };
+    auto v6 = [](const char* text) { return *xlat64::parse_ipv6_prefix(text); };
+    xlat64::BpfTranslator translator(xlat64::BpfLoadOptions{});
+
+    CHECK(!translator.pool6().has_value());  // never configured
+    translator.set_pool6(v6("2001:db8:64::/96"));
+    REQUIRE(translator.pool6().has_value());
+    CHECK(*translator.pool6() == v6("2001:db8:64::/96"));
+    translator.set_pool6(std::nullopt);
+    CHECK(!translator.pool6().has_value());
+    CHECK_THROWS_WITH(translator.set_pool6(v6("2001:db8::/33")),
+                      Catch::Contains("RFC 6052 allows only"));
+
+    EamEntry wide{v4("192.0.2.0/24"), v6("2001:db8:1::/120")};
+    EamEntry nested{v4("192.0.2.128/25"), v6("2001:db8:2::/121")};
+    EamEntry host{v4("198.51.100.7/32"), v6("2001:db8:3::7/128")};
+    translator.add_eam(nested);
+    translator.add_eam(host);
+    translator.add_eam(wide);
+    CHECK(translator.eamt() == std::vector<EamEntry>{wide, nested, host});
+
+    // Only the entry exactly as given is removed: same IPv4 prefix, other IPv6 side stays.
+    translator.remove_eam(EamEntry{v4("192.0.2.128/25"), v6("2001:db8:9::/121")});
+    CHECK(translator.eamt().size() == 3);
+    translator.remove_eam(nested);
+    CHECK(translator.eamt() == std::vector<EamEntry>{wide, host});
+    translator.remove_eam(nested);  // already gone: not an error
+    CHECK_THROWS_WITH(translator.add_eam(EamEntry{v4("192.0.2.0/24"), v6("2001:db8:1::/64")}),
+                      Catch::Contains("same number of suffix bits"));
+
+    CHECK(std::string(xlat64::stat_infos()[XLAT_STAT_NO_SRC_MAPPING].name) == "no_source_mapping");
+    CHECK(translator.program_tag().size() == 16);
+    CHECK(translator.program_id() != 0);
+}
