@@ -1,0 +1,120 @@
+#include "cli/format.h"
+
+#include <cstdio>
+#include <string_view>
+#include <vector>
+
+namespace xlat64 {
+namespace {
+
+using nlohmann::json;
+
+// A missing or null field prints as "-", so an older or newer daemon never breaks the output.
+std::string text(const json& object, std::string_view key) {
+    auto it = object.find(key);
+    if (it == object.end() || it->is_null()) {
+        return "-";
+    }
+    return it->is_string() ? it->get<std::string>() : it->dump();
+}
+
+std::string field(std::string_view label, const std::string& value) {
+    std::string line(label);
+    line.resize(14, ' ');
+    return line + value + "\n";
+}
+
+std::string device_line(const json& device) {
+    if (!device.value("present", false)) {
+        return text(device, "name") + ": absent";
+    }
+    return text(device, "name") + ": ifindex " + text(device, "ifindex") + ", mtu " +
+           text(device, "mtu") + (device.value("up", false) ? ", up" : ", down") +
+           (device.value("managed", false) ? ", managed" : ", NOT managed by xlat64d");
+}
+
+std::string program_line(const json& program) {
+    if (!program.value("attached", false)) {
+        return "not attached (loaded id " + text(program, "loaded_id") + ")";
+    }
+    return "attached: id " + text(program, "id") + ", tag " + text(program, "tag");
+}
+
+std::string row(std::string_view name, uint64_t packets, uint64_t bytes, std::string_view help) {
+    char line[256];
+    std::snprintf(line, sizeof(line), "  %-26.*s %14llu %16llu", static_cast<int>(name.size()),
+                  name.data(), static_cast<unsigned long long>(packets),
+                  static_cast<unsigned long long>(bytes));
+    std::string out = line;
+    if (!help.empty()) {
+        out += "  " + std::string(help);
+    }
+    return out + "\n";
+}
+
+std::string counter_row(const json& counter, bool with_help) {
+    return row(counter.value("name", "?"), counter.value("packets", uint64_t{0}),
+               counter.value("bytes", uint64_t{0}),
+               with_help ? counter.value("help", std::string()) : std::string());
+}
+
+}  // namespace
+
+std::string format_duration(long long seconds) {
+    const long long days = seconds / 86400;
+    char out[64];
+    if (days > 0) {
+        std::snprintf(out, sizeof(out), "%lldd %02lld:%02lld:%02lld", days, seconds / 3600 % 24,
+                      seconds / 60 % 60, seconds % 60);
+    } else {
+        std::snprintf(out, sizeof(out), "%02lld:%02lld:%02lld", seconds / 3600, seconds / 60 % 60,
+                      seconds % 60);
+    }
+    return out;
+}
+
+std::string format_status(const json& status) {
+    const json empty = json::object();
+    std::string out;
+    out += field("version", text(status, "version"));
+    out += field("pid", text(status, "pid"));
+    out += field("config file", text(status, "config_file"));
+    out += field("started at", text(status, "started_at") + " (up " +
+                                   format_duration(status.value("uptime_seconds", 0LL)) + ")");
+    out += field("device", device_line(status.value("device", empty)));
+    out += field("program", program_line(status.value("program", empty)));
+    out += field("pool6", text(status, "pool6"));
+    out += field("EAMT entries", text(status, "eamt_entries"));
+    out += field("routes", text(status, "routes"));
+    out += field("pin dir", text(status, "pin_dir"));
+    return out;
+}
+
+std::string format_stats(const json& stats, bool show_all) {
+    const json counters = stats.value("counters", json::array());
+    char header[128];
+    std::snprintf(header, sizeof(header), "%-28s %14s %16s\n", "COUNTER", "PACKETS", "BYTES");
+    std::string out = std::string(header) + "translated:\n";
+    std::string drops;
+    size_t hidden = 0;
+    for (const json& counter : counters) {
+        if (!counter.value("drop", false)) {
+            out += counter_row(counter, false);
+        } else if (show_all || counter.value("packets", uint64_t{0}) != 0) {
+            drops += counter_row(counter, true);
+        } else {
+            ++hidden;
+        }
+    }
+    out += "dropped:\n" + (drops.empty() ? std::string("  (none)\n") : drops);
+    if (hidden > 0) {
+        out +=
+            "  (" + std::to_string(hidden) + " drop counters at zero hidden; --all shows them)\n";
+    }
+    const json totals = stats.value("totals", json::object());
+    out += "total: " + text(totals, "translated") + " packets translated, " +
+           text(totals, "dropped") + " dropped\n";
+    return out;
+}
+
+}  // namespace xlat64

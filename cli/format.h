@@ -1,0 +1,16 @@
+// Human-readable renderings of the daemon's answers for xlat64ctl.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace xlat64 {
+
+std::string format_status(const nlohmann::json& status);
+// Translation counters first, then drop counters with their meaning; drop counters that are zero
+// are left out unless show_all.
+std::string format_stats(const nlohmann::json& stats, bool show_all);
+std::string format_duration(long long seconds);
+
+}  // namespace xlat64

@@ -1,0 +1,31 @@
+// The kernel-programming side of xlat64d behind one interface (DESIGN "Later backends"): the BPF
+// translator on a tun device is the first implementation; a native kernel SIIT device could be
+// another without touching config, reconciler, control server or CLI.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/counter.h"
+#include "daemon/plan.h"
+
+namespace xlat64 {
+
+class Backend {
+  public:
+    virtual ~Backend() = default;
+
+    // Reads the kernel state the reconciler compares with the desired one.
+    virtual ObservedState observe() = 0;
+    // Carries out one planned change; throws with context on failure.
+    virtual void apply(const Change& change) = 0;
+
+    virtual std::vector<Counter> counters() = 0;
+    // The backend's part of "xlat64ctl status": device, program, pool6, eamt_entries, routes...
+    virtual nlohmann::json status() = 0;
+};
+
+}  // namespace xlat64

@@ -1,0 +1,155 @@
+#include "daemon/bpf_backend.h"
+
+#include <algorithm>
+
+#include "daemon/log.h"
+#include "netlink/bpffs.h"
+#include "netlink/device_routes.h"
+#include "netlink/tc_program.h"
+
+namespace xlat64 {
+namespace {
+
+std::unique_ptr<BpfTranslator> load_translator(const std::filesystem::path& pin_dir) {
+    ensure_pin_dir(pin_dir);
+    BpfLoadOptions options;
+    options.pin_dir = pin_dir;
+    options.l2_header_len = 0;  // the tun device has no link-layer header
+    return std::make_unique<BpfTranslator>(options);
+}
+
+template <typename... F>
+struct Overloaded : F... {
+    using F::operator()...;
+};
+
+}  // namespace
+
+BpfBackend::BpfBackend(std::string device_name, const std::filesystem::path& pin_dir)
+    : device_(sock_, std::move(device_name)) {
+    // Checked before anything is loaded or pinned: a foreign device means we touch nothing.
+    if (auto state = device_.observe(); state && !state->managed) {
+        throw std::runtime_error(not_managed_message(device_.name()));
+    }
+    translator_ = load_translator(pin_dir);
+}
+
+ObservedState BpfBackend::observe() {
+    ObservedState have;
+    have.device = device_.observe();
+    if (have.device && have.device->managed) {
+        const int ifindex = have.device->ifindex;
+        have.routes = DeviceRoutes(sock_, ifindex, device_.name()).list();
+        if (auto attached = TcEgressProgram(ifindex, device_.name()).attached()) {
+            have.attached_program_id = attached->id;
+            // Equal tags mean equal instructions: the program a previous daemon attached keeps
+            // running (it uses the same pinned maps) and nothing is swapped.
+            have.program_current =
+                normalize_tag(attached->tag) == normalize_tag(translator_->program_tag());
+        }
+    }
+    have.pool6 = translator_->pool6();
+    have.eamt = translator_->eamt();
+    std::sort(have.eamt.begin(), have.eamt.end());
+    return have;
+}
+
+int BpfBackend::device_ifindex() {
+    auto state = device_.observe();
+    if (!state || !state->managed) {
+        throw std::runtime_error(state ? not_managed_message(device_.name())
+                                       : "device " + device_.name() + " does not exist");
+    }
+    return state->ifindex;
+}
+
+void BpfBackend::apply(const Change& change) {
+    std::visit(
+        Overloaded{
+            [&](const change::CreateDevice& c) { device_.create(c.mtu); },
+            [&](const change::SetDeviceMtu& c) { device_.set_mtu(c.to); },
+            [&](const change::DisableAddrGen&) { device_.disable_addr_gen(); },
+            [&](const change::SetDeviceUp&) { device_.set_up(); },
+            [&](const change::RemoveRoute& c) {
+                DeviceRoutes(sock_, device_ifindex(), device_.name()).remove(c.route);
+            },
+            [&](const change::RemoveEam& c) { translator_->remove_eam(c.entry); },
+            [&](const change::SetPool6& c) { translator_->set_pool6(c.to); },
+            [&](const change::AddEam& c) { translator_->add_eam(c.entry); },
+            [&](const change::AttachProgram&) {
+                TcEgressProgram(device_ifindex(), device_.name()).attach(translator_->program_fd());
+            },
+            [&](const change::AddRoute& c) {
+                DeviceRoutes(sock_, device_ifindex(), device_.name()).add(c.route);
+            },
+        },
+        change);
+}
+
+std::vector<Counter> BpfBackend::counters() {
+    const StatsSnapshot stats = translator_->read_stats();
+    const auto& infos = stat_infos();
+    std::vector<Counter> out;
+    for (size_t i = 0; i < stats.size(); ++i) {
+        out.push_back(Counter{infos[i].name, stats[i].packets, stats[i].bytes, infos[i].is_drop,
+                              infos[i].help});
+    }
+    return out;
+}
+
+nlohmann::json BpfBackend::program_status(int ifindex) const {
+    nlohmann::json program = {{"attached", false},
+                              {"loaded_id", translator_->program_id()},
+                              {"loaded_tag", translator_->program_tag()}};
+    if (ifindex == 0) {
+        return program;
+    }
+    if (auto attached = TcEgressProgram(ifindex, device_.name()).attached()) {
+        program["attached"] = true;
+        program["id"] = attached->id;
+        program["tag"] = attached->tag;
+    }
+    return program;
+}
+
+nlohmann::json BpfBackend::status() {
+    auto device = device_.observe();
+    const bool ours = device && device->managed;
+    nlohmann::json result;
+    result["device"] = {{"name", device_.name()},
+                        {"present", device.has_value()},
+                        {"managed", ours},
+                        {"ifindex", device ? device->ifindex : 0},
+                        {"mtu", device ? device->mtu : 0},
+                        {"up", device && device->up}};
+    result["program"] = program_status(ours ? device->ifindex : 0);
+    auto pool6 = translator_->pool6();
+    result["pool6"] = pool6 ? nlohmann::json(to_string(*pool6)) : nlohmann::json(nullptr);
+    result["eamt_entries"] = translator_->eamt().size();
+    result["pin_dir"] = translator_->pin_dir().string();
+    result["routes"] =
+        ours ? DeviceRoutes(sock_, device->ifindex, device_.name()).list().size() : 0;
+    return result;
+}
+
+void teardown_bpf_backend(const Config& config) {
+    NlSocket sock;
+    TunDevice device(sock, config.device.name);
+    auto state = device.observe();
+    if (!state) {
+        log_info("teardown: no device " + device.name());
+    } else if (!state->managed) {
+        log_warning("teardown: device " + device.name() +
+                    " is not managed by xlat64d (no xlat64 alias); left in place");
+    } else {
+        device.remove();
+        log_info("teardown: removed device " + device.name() +
+                 " (its routes and tc filter went with it)");
+    }
+    const bool had_pins = std::filesystem::exists(config.bpf_pin_dir);
+    BpfTranslator::remove_pins(config.bpf_pin_dir);
+    log_info(had_pins ? "teardown: removed the map pins under " + config.bpf_pin_dir.string()
+                      : "teardown: no pin directory " + config.bpf_pin_dir.string());
+}
+
+}  // namespace xlat64

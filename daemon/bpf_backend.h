@@ -1,0 +1,40 @@
+// The BPF backend: the xlat64 tun device, its routes, the tc egress attachment and the
+// BpfTranslator (program + pinned maps), composed behind the Backend interface.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "daemon/backend.h"
+#include "daemon/bpf_translator.h"
+#include "netlink/nl_socket.h"
+#include "netlink/tun_device.h"
+
+namespace xlat64 {
+
+class BpfBackend : public Backend {
+  public:
+    // Ensures bpffs and the pin directory, then loads the translator; maps already pinned there
+    // are reused with their contents (adopting the running translator).
+    BpfBackend(std::string device_name, const std::filesystem::path& pin_dir);
+
+    ObservedState observe() override;
+    void apply(const Change& change) override;
+    std::vector<Counter> counters() override;
+    nlohmann::json status() override;
+
+  private:
+    int device_ifindex();
+    nlohmann::json program_status(int ifindex) const;
+
+    NlSocket sock_;
+    TunDevice device_;
+    std::unique_ptr<BpfTranslator> translator_;
+};
+
+// Removes what the BPF backend created for this configuration: the device if it carries our
+// alias (its routes and tc filter go with it) and the map pins. Idempotent.
+void teardown_bpf_backend(const Config& config);
+
+}  // namespace xlat64

@@ -1,0 +1,42 @@
+// A small poll(2) loop: the daemon is single-threaded, so signals (via signalfd), the control
+// socket and its clients are all handled here, one event at a time.
+#pragma once
+
+#include <poll.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <vector>
+
+namespace xlat64 {
+
+class EventLoop {
+  public:
+    using Handler = std::function<void(short revents)>;
+
+    void watch(int fd, short events, Handler handler);
+    void set_events(int fd, short events);
+    void unwatch(int fd);
+    // Called after every poll round, and at least once a second (timeouts).
+    void on_tick(std::function<void()> hook) { tick_hooks_.push_back(std::move(hook)); }
+
+    void run();
+    void stop() { running_ = false; }
+
+  private:
+    struct Watch {
+        short events;
+        Handler handler;
+        // Tells a watch from a later one on a reused fd number within one poll round.
+        uint64_t serial;
+    };
+    void dispatch(const std::vector<pollfd>& ready, const std::vector<uint64_t>& serials);
+
+    std::map<int, Watch> watches_;
+    std::vector<std::function<void()>> tick_hooks_;
+    uint64_t next_serial_ = 0;
+    bool running_ = false;
+};
+
+}  // namespace xlat64

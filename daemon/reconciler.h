@@ -1,0 +1,28 @@
+// The one place that decides what to change in the kernel: desired state from the Config,
+// observed state from the Backend, the difference as an ordered Plan (plan.h), applied in order.
+#pragma once
+
+#include "config/config.h"
+#include "daemon/backend.h"
+#include "daemon/plan.h"
+
+namespace xlat64 {
+
+class Reconciler {
+  public:
+    explicit Reconciler(Backend& backend) : backend_(backend) {}
+
+    // What reconcile() would change now; changes nothing.
+    Plan plan(const Config& config);
+    // Logs the plan, applies it, then re-observes to verify that nothing is left to do.
+    // Returns the plan that was applied ("reconcile: 0 changes" when already converged).
+    // Throws with the failed change in the message; changes before it stay applied.
+    Plan reconcile(const Config& config);
+
+  private:
+    void apply(const Plan& plan);
+
+    Backend& backend_;
+};
+
+}  // namespace xlat64
