@@ -9,8 +9,9 @@ source "$(dirname "$0")/lib.sh"
 
 lab_ipv6_client_ipv4_server
 # What the router had before xlat64: its own device, addresses and routes, which must survive.
-ip -n "$E2E_ROUTER" link add keep0 type dummy
+ip -n "$E2E_ROUTER" link add keep0 type veth peer name keep1
 ip -n "$E2E_ROUTER" link set keep0 up
+ip -n "$E2E_ROUTER" link set keep1 up
 ip -n "$E2E_ROUTER" addr add 203.0.113.1/24 dev keep0
 ip -n "$E2E_ROUTER" addr add 2001:db8:3::1/64 dev keep0 nodad
 ip -n "$E2E_ROUTER" route add 198.51.100.128/25 via 203.0.113.2 dev keep0 metric 200

@@ -76,13 +76,17 @@ e2e_cleanup() {
 trap e2e_cleanup EXIT
 trap 'exit 130' INT TERM
 
-# new_ns ROLE: creates namespace xl-ID-ROLE with loopback up; prints its name.
+# new_ns VAR ROLE: creates namespace xl-ID-ROLE with loopback up and stores its name in VAR (not
+# printed: the namespace must be registered for cleanup in this shell, not in a subshell).
+# Duplicate address detection is off, so addresses are final at once and state comparisons are
+# stable.
 new_ns() {
-	local ns=xl-$E2E_ID-$1
+	local ns=xl-$E2E_ID-$2
 	ip netns add "$ns"
 	E2E_NAMESPACES+=("$ns")
+	printf -v "$1" '%s' "$ns"
 	ip -n "$ns" link set lo up
-	echo "$ns"
+	ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
 }
 
 # link_ns NS_A DEV_A NS_B DEV_B: a veth pair created directly inside the two namespaces, so the
@@ -122,10 +126,11 @@ write_config() {
 
 ctl() { in_router "$XLAT64CTL" --socket "$E2E_SOCKET" "$@"; }
 
-# start_daemon CONFIG: runs xlat64d in the router namespace and waits until it answers.
+# start_daemon CONFIG: runs xlat64d in the router namespace and waits until it answers. nsenter is
+# started directly (not through a shell function) so that $! is the daemon's own PID.
 start_daemon() {
 	E2E_CONFIG=$1
-	in_router "$XLAT64D" --config "$E2E_CONFIG" >>"$E2E_TMP/xlat64d.log" 2>&1 &
+	nsenter --net="/run/netns/$E2E_ROUTER" "$XLAT64D" --config "$E2E_CONFIG" >>"$E2E_TMP/xlat64d.log" 2>&1 &
 	E2E_DAEMON_PID=$!
 	E2E_PIDS+=("$E2E_DAEMON_PID")
 	local i
@@ -151,7 +156,8 @@ stop_daemon() {
 # start_server NS ADDRESS PORT: the traffic tool's TCP+UDP echo server; its log records peers.
 start_server() {
 	local log=$E2E_TMP/server-$1.log
-	in_ns "$1" $TRAFFIC serve --bind "$2" --port "$3" --peer-log "$E2E_TMP/peers-$1.txt" >"$log" 2>&1 &
+	# ip netns exec directly (not the in_ns function), so that $! is the server's own PID.
+	ip netns exec "$1" $TRAFFIC serve --bind "$2" --port "$3" --peer-log "$E2E_TMP/peers-$1.txt" >"$log" 2>&1 &
 	E2E_PIDS+=("$!")
 	in_ns "$1" $TRAFFIC wait-listening --bind "$2" --port "$3" ||
 		fail "echo server on $2 port $3 did not start: $(cat "$log")"
@@ -187,9 +193,9 @@ kernel_snapshot() {
 #   client (IPv6 only)          router                          server (IPv4 only)
 #   2001:db8:1::2/64 ── veth ── 2001:db8:1::1   192.0.2.1 ── veth ── 192.0.2.2/24
 lab_ipv6_client_ipv4_server() {
-	CLIENT=$(new_ns client)
-	E2E_ROUTER=$(new_ns router)
-	SERVER=$(new_ns server)
+	new_ns CLIENT client
+	new_ns E2E_ROUTER router
+	new_ns SERVER server
 	link_ns "$CLIENT" eth0 "$E2E_ROUTER" to-client
 	link_ns "$E2E_ROUTER" to-server "$SERVER" eth0
 	enable_forwarding "$E2E_ROUTER"
@@ -205,9 +211,9 @@ lab_ipv6_client_ipv4_server() {
 #   client (IPv4 only)             router                         server (IPv6 only)
 #   203.0.113.2/24 ── veth ── 203.0.113.1   2001:db8:2::1 ── veth ── 2001:db8:2::2/64
 lab_ipv4_client_ipv6_server() {
-	CLIENT=$(new_ns client)
-	E2E_ROUTER=$(new_ns router)
-	SERVER=$(new_ns server)
+	new_ns CLIENT client
+	new_ns E2E_ROUTER router
+	new_ns SERVER server
 	link_ns "$CLIENT" eth0 "$E2E_ROUTER" to-client
 	link_ns "$E2E_ROUTER" to-server "$SERVER" eth0
 	enable_forwarding "$E2E_ROUTER"
