@@ -189,16 +189,23 @@ kernel_snapshot() {
 	done
 }
 
-# lab_ipv6_client_ipv4_server: sets CLIENT, E2E_ROUTER, SERVER.
-#   client (IPv6 only)          router                          server (IPv4 only)
-#   2001:db8:1::2/64 ── veth ── 2001:db8:1::1   192.0.2.1 ── veth ── 192.0.2.2/24
-lab_ipv6_client_ipv4_server() {
+# lab_namespaces: client — router — server, joined by veth pairs (client eth0 <-> router
+# to-client, router to-server <-> server eth0), the router forwarding. Sets CLIENT, E2E_ROUTER,
+# SERVER; the lab_* functions below give them addresses.
+lab_namespaces() {
 	new_ns CLIENT client
 	new_ns E2E_ROUTER router
 	new_ns SERVER server
 	link_ns "$CLIENT" eth0 "$E2E_ROUTER" to-client
 	link_ns "$E2E_ROUTER" to-server "$SERVER" eth0
 	enable_forwarding "$E2E_ROUTER"
+}
+
+# lab_ipv6_client_ipv4_server: sets CLIENT, E2E_ROUTER, SERVER.
+#   client (IPv6 only)          router                          server (IPv4 only)
+#   2001:db8:1::2/64 ── veth ── 2001:db8:1::1   192.0.2.1 ── veth ── 192.0.2.2/24
+lab_ipv6_client_ipv4_server() {
+	lab_namespaces
 	ip -n "$CLIENT" addr add 2001:db8:1::2/64 dev eth0 nodad
 	ip -n "$CLIENT" route add default via 2001:db8:1::1
 	ip -n "$E2E_ROUTER" addr add 2001:db8:1::1/64 dev to-client nodad
@@ -211,16 +218,24 @@ lab_ipv6_client_ipv4_server() {
 #   client (IPv4 only)             router                         server (IPv6 only)
 #   203.0.113.2/24 ── veth ── 203.0.113.1   2001:db8:2::1 ── veth ── 2001:db8:2::2/64
 lab_ipv4_client_ipv6_server() {
-	new_ns CLIENT client
-	new_ns E2E_ROUTER router
-	new_ns SERVER server
-	link_ns "$CLIENT" eth0 "$E2E_ROUTER" to-client
-	link_ns "$E2E_ROUTER" to-server "$SERVER" eth0
-	enable_forwarding "$E2E_ROUTER"
+	lab_namespaces
 	ip -n "$CLIENT" addr add 203.0.113.2/24 dev eth0
 	ip -n "$CLIENT" route add default via 203.0.113.1
 	ip -n "$E2E_ROUTER" addr add 203.0.113.1/24 dev to-client
 	ip -n "$E2E_ROUTER" addr add 2001:db8:2::1/64 dev to-server nodad
 	ip -n "$SERVER" addr add 2001:db8:2::2/64 dev eth0 nodad
 	ip -n "$SERVER" route add default via 2001:db8:2::1
+}
+
+# expect_traffic_flows FAMILY DESTINATION: ping, a UDP exchange and a TCP transfer of
+# E2E_TCP_BYTES (default 16 MB) from the client to the echo server on DESTINATION port 8080, each
+# with its content verified.
+expect_traffic_flows() {
+	local family=$1 dest=$2 bytes=${E2E_TCP_BYTES:-16000000}
+	expect "ping from the client to $dest" \
+		in_ns "$CLIENT" ping "-$family" -c 5 -i 0.2 -W 2 -q "$dest"
+	expect "UDP exchange with $dest (100 datagrams echoed intact)" \
+		in_ns "$CLIENT" $TRAFFIC udp --to "$dest" --port 8080 --count 100
+	expect "TCP transfer of $bytes bytes each way with $dest, content verified" \
+		in_ns "$CLIENT" $TRAFFIC tcp --to "$dest" --port 8080 --bytes "$bytes"
 }

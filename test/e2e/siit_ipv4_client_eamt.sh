@@ -22,12 +22,7 @@ start_daemon "$E2E_TMP/xlat64.yaml"
 start_server "$SERVER" 2001:db8:2::2 8080
 
 SERVER_VIA_EAM=198.51.100.2
-expect "ping from the IPv4 client to the IPv6 server" \
-	in_ns "$CLIENT" ping -4 -c 5 -i 0.2 -W 2 -q "$SERVER_VIA_EAM"
-expect "UDP exchange (100 datagrams echoed intact)" \
-	in_ns "$CLIENT" $TRAFFIC udp --to "$SERVER_VIA_EAM" --port 8080 --count 100
-expect "TCP transfer of ${E2E_TCP_BYTES:-16000000} bytes each way, content verified" \
-	in_ns "$CLIENT" $TRAFFIC tcp --to "$SERVER_VIA_EAM" --port 8080 --bytes "${E2E_TCP_BYTES:-16000000}"
+expect_traffic_flows 4 "$SERVER_VIA_EAM"
 
 CLIENT_VIA_POOL6=2001:db8:64::cb00:7102 # 203.0.113.2 embedded in pool6
 expect "the server saw the client as $CLIENT_VIA_POOL6" \

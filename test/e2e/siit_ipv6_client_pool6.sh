@@ -21,12 +21,7 @@ start_daemon "$E2E_TMP/xlat64.yaml"
 start_server "$SERVER" 192.0.2.2 8080
 
 SERVER_VIA_POOL6=2001:db8:64::c000:202 # 192.0.2.2 embedded in pool6 (RFC 6052 /96)
-expect "ping from the IPv6 client to the IPv4 server" \
-	in_ns "$CLIENT" ping -6 -c 5 -i 0.2 -W 2 -q "$SERVER_VIA_POOL6"
-expect "UDP exchange (100 datagrams echoed intact)" \
-	in_ns "$CLIENT" $TRAFFIC udp --to "$SERVER_VIA_POOL6" --port 8080 --count 100
-expect "TCP transfer of ${E2E_TCP_BYTES:-16000000} bytes each way, content verified" \
-	in_ns "$CLIENT" $TRAFFIC tcp --to "$SERVER_VIA_POOL6" --port 8080 --bytes "${E2E_TCP_BYTES:-16000000}"
+expect_traffic_flows 6 "$SERVER_VIA_POOL6"
 
 expect "the server saw the client as its EAM address 198.51.100.2" \
 	grep -q '^tcp 198.51.100.2 ' "$E2E_TMP/peers-$SERVER.txt"
