@@ -53,12 +53,12 @@ struct ConfigIssue {
 // Thrown for an invalid configuration; what() lists every issue as
 // "FILE:LINE:COLUMN: KEY: MESSAGE", one per line.
 class ConfigError : public std::runtime_error {
-public:
+  public:
     ConfigError(std::string source, std::vector<ConfigIssue> issues);
     const std::vector<ConfigIssue>& issues() const { return issues_; }
     const std::string& source() const { return source_; }
 
-private:
+  private:
     std::string source_;
     std::vector<ConfigIssue> issues_;
 };

@@ -67,8 +67,12 @@ std::optional<Ipv6Prefix> parse_ipv6_prefix(std::string_view text) {
     return parse_prefix<Ipv6Prefix>(text, 128, parse_ipv6_address);
 }
 
-std::string to_string(const Ipv4Address& addr) { return format_address(AF_INET, addr); }
-std::string to_string(const Ipv6Address& addr) { return format_address(AF_INET6, addr); }
+std::string to_string(const Ipv4Address& addr) {
+    return format_address(AF_INET, addr);
+}
+std::string to_string(const Ipv6Address& addr) {
+    return format_address(AF_INET6, addr);
+}
 
 std::string to_string(const Ipv4Prefix& prefix) {
     return to_string(prefix.addr) + "/" + std::to_string(prefix.len);

@@ -46,7 +46,7 @@ struct StatInfo {
 const std::array<StatInfo, XLAT_STAT_MAX>& stat_infos();
 
 class BpfTranslator {
-public:
+  public:
     // Opens the embedded object, reuses pinned maps, loads the program (verifier) and pins maps
     // that were not pinned yet. Throws std::runtime_error with context (and the libbpf error).
     explicit BpfTranslator(const BpfLoadOptions& options);
@@ -77,7 +77,7 @@ public:
     // the directory if it is empty. Does nothing for a directory that does not exist.
     static void remove_pins(const std::filesystem::path& pin_dir);
 
-private:
+  private:
     struct SkeletonDeleter {
         void operator()(xlat64_bpf* skel) const;
     };

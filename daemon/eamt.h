@@ -16,7 +16,7 @@
 namespace xlat64 {
 
 class Eamt {
-public:
+  public:
     // Adds an entry. Throws std::invalid_argument when a prefix has host bits set, when the two
     // suffix lengths differ (xlat64 maps each address one to one), or when either prefix is
     // already the same-side prefix of another entry (the table could not say which one applies).
@@ -33,7 +33,7 @@ public:
     // In the order they were added.
     const std::vector<EamEntry>& entries() const { return entries_; }
 
-private:
+  private:
     struct AddressHash {
         template <size_t N>
         size_t operator()(const std::array<uint8_t, N>& addr) const {
@@ -45,8 +45,9 @@ private:
     // into entries_. Only lengths in use have a map, so a lookup costs one hash probe per
     // distinct length present, independent of the number of entries.
     template <size_t N>
-    using Index = std::map<unsigned, std::unordered_map<std::array<uint8_t, N>, size_t, AddressHash>,
-                           std::greater<>>;
+    using Index =
+        std::map<unsigned, std::unordered_map<std::array<uint8_t, N>, size_t, AddressHash>,
+                 std::greater<>>;
 
     template <size_t N>
     static std::optional<size_t> longest_match(const Index<N>& index,
