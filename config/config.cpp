@@ -448,13 +448,126 @@ std::vector<EamEntry> read_eamt(const Field& field, const std::optional<Ipv6Pref
     return eamt;
 }
 
+// An integer from lo to hi (decimal digits only).
+std::optional<uint32_t> read_uint(const Field& field, uint32_t lo, uint32_t hi, IssueList& issues) {
+    std::string expected = "an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
+    auto text = read_scalar(field, expected, issues);
+    if (!text) {
+        return std::nullopt;
+    }
+    uint64_t value = 0;
+    auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+    if (ec != std::errc{} || end != text->data() + text->size() || value < lo || value > hi) {
+        issues.add(field, "expected " + expected + ", found " + describe(field.node));
+        return std::nullopt;
+    }
+    return static_cast<uint32_t>(value);
+}
+
+std::optional<bool> read_bool(const Field& field, IssueList& issues) {
+    auto text = read_scalar(field, "true or false", issues);
+    if (!text) {
+        return std::nullopt;
+    }
+    if (*text == "true") {
+        return true;
+    }
+    if (*text == "false") {
+        return false;
+    }
+    issues.add(field, "expected true or false, found " + describe(field.node));
+    return std::nullopt;
+}
+
+// One of `choices`, returned as its index.
+std::optional<size_t> read_choice(const Field& field, std::initializer_list<const char*> choices,
+                                  IssueList& issues) {
+    std::string expected = "one of " + join(choices);
+    auto text = read_scalar(field, expected, issues);
+    if (!text) {
+        return std::nullopt;
+    }
+    size_t i = 0;
+    for (const char* choice : choices) {
+        if (*text == choice) {
+            return i;
+        }
+        ++i;
+    }
+    issues.add(field, "expected " + expected + ", found " + describe(field.node));
+    return std::nullopt;
+}
+
+// An address of either family; `what` names it with an example, e.g. "an IPv4 address, e.g. ...".
+template <typename Family>
+auto read_address(const Field& field, const std::string& what, IssueList& issues)
+    -> decltype(Family::parse_address("")) {
+    auto text = read_scalar(field, what, issues);
+    if (!text) {
+        return std::nullopt;
+    }
+    auto addr = Family::parse_address(*text);
+    if (!addr) {
+        issues.add(field, quote(*text) + " is not " + what);
+    }
+    return addr;
+}
+
+// `translation:` (RFC 7915 behaviour). Each key is optional; see TranslationConfig.
+void read_translation(const Field& field, TranslationConfig& t, IssueList& issues) {
+    auto values =
+        read_map(field,
+                 {"lowest_ipv6_mtu", "udp_zero_checksum", "traffic_class", "allow_wkp_non_global",
+                  "ipv4_address", "ipv6_address", "rfc6791_pool4", "rfc6791_pool6"},
+                 issues);
+    if (const Field* f = find(values, "lowest_ipv6_mtu")) {
+        t.lowest_ipv6_mtu = read_uint(*f, kMinMtu, kMaxMtu, issues).value_or(t.lowest_ipv6_mtu);
+    }
+    if (const Field* f = find(values, "udp_zero_checksum")) {
+        if (auto choice = read_choice(*f, {"compute", "drop"}, issues)) {
+            t.drop_udp_zero_checksum = *choice == 1;
+        }
+    }
+    if (const Field* f = find(values, "traffic_class")) {
+        // "copy" or a number; both are reported together when it is neither.
+        if (f->node.IsScalar() && f->node.Scalar() == "copy") {
+            t.traffic_class.reset();
+        } else {
+            IssueList scratch;
+            auto value = read_uint(*f, 0, 255, scratch);
+            if (value) {
+                t.traffic_class = static_cast<uint8_t>(*value);
+            } else {
+                issues.add(*f,
+                           "expected copy or an integer from 0 to 255, found " + describe(f->node));
+            }
+        }
+    }
+    if (const Field* f = find(values, "allow_wkp_non_global")) {
+        t.allow_wkp_non_global = read_bool(*f, issues).value_or(t.allow_wkp_non_global);
+    }
+    if (const Field* f = find(values, "ipv4_address")) {
+        t.ipv4_address = read_address<Ipv4Family>(*f, "an IPv4 address, e.g. 192.0.2.1", issues);
+    }
+    if (const Field* f = find(values, "ipv6_address")) {
+        t.ipv6_address = read_address<Ipv6Family>(*f, "an IPv6 address, e.g. 2001:db8::1", issues);
+    }
+    if (const Field* f = find(values, "rfc6791_pool4")) {
+        t.rfc6791_pool4 = read_prefix<Ipv4Family>(*f, issues);
+    }
+    if (const Field* f = find(values, "rfc6791_pool6")) {
+        t.rfc6791_pool6 = read_prefix<Ipv6Family>(*f, issues);
+    }
+}
+
 Config read_config(const YAML::Node& root, IssueList& issues) {
     Config config;
     Field top{"", root, root.Mark()};
     if (!root.IsMap()) {
         top.key = kFileKey;
     }
-    auto values = read_map(top, {"device", "pool6", "eamt", "control", "bpf"}, issues);
+    auto values = read_map(
+        top, {"device", "pool6", "eamt", "control", "bpf", "nat64", "translation"}, issues);
     if (const Field* device = find(values, "device")) {
         read_device(*device, config.device, issues);
     }
@@ -477,6 +590,16 @@ Config read_config(const YAML::Node& root, IssueList& issues) {
             config.bpf_pin_dir = read_absolute_path(*pin_dir, "/sys/fs/bpf/xlat64", issues)
                                      .value_or(config.bpf_pin_dir);
         }
+    }
+    if (const Field* translation = find(values, "translation")) {
+        read_translation(*translation, config.translation, issues);
+    }
+    if (const Field* nat64 = find(values, "nat64")) {
+        config.nat64 = read_nat64_config(
+            nat64->node, nat64->key, nat64->mark,
+            [&](const std::string& key, const YAML::Mark& mark, std::string message) {
+                issues.add(key, mark, std::move(message));
+            });
     }
     return config;
 }

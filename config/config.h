@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/ip_address.h"
+#include "config/nat64_config.h"
 
 namespace xlat64 {
 
@@ -32,12 +33,37 @@ struct DeviceConfig {
     bool operator==(const DeviceConfig&) const = default;
 };
 
+// RFC 7915 behaviour the operator chooses (the `translation:` section).
+struct TranslationConfig {
+    // RFC 7915 section 4 "lowest-ipv6-mtu": IPv4 packets without DF are fragmented (by the kernel,
+    // before translation) so that their translation fits this; IPv4 routes into the device get
+    // min(device.mtu, lowest_ipv6_mtu) - 28 (IPv6 header growth plus a Fragment header).
+    uint32_t lowest_ipv6_mtu = 1280;
+    // IPv4 UDP without checksum (RFC 7915 section 4.5): computed (false) or dropped (true).
+    bool drop_udp_zero_checksum = false;
+    // Traffic class / TOS of translated packets: copied (nullopt) or this value.
+    std::optional<uint8_t> traffic_class;
+    // RFC 6052 section 3.1: allow non-global IPv4 addresses with 64:ff9b::/96.
+    bool allow_wkp_non_global = false;
+    // The translator's own addresses: the source of ICMP errors the router itself originates
+    // when their source cannot be translated.
+    std::optional<Ipv4Address> ipv4_address;
+    std::optional<Ipv6Address> ipv6_address;
+    // RFC 6791 pools: sources for ICMP errors from routers whose address cannot be translated.
+    std::optional<Ipv4Prefix> rfc6791_pool4;
+    std::optional<Ipv6Prefix> rfc6791_pool6;
+
+    bool operator==(const TranslationConfig&) const = default;
+};
+
 struct Config {
     DeviceConfig device;
     std::optional<Ipv6Prefix> pool6;  // RFC 6052 prefix: /32, /40, /48, /56, /64 or /96
     std::vector<EamEntry> eamt;
     std::filesystem::path control_socket = "/run/xlat64/control.sock";
     std::filesystem::path bpf_pin_dir = "/sys/fs/bpf/xlat64";
+    TranslationConfig translation;     // RFC 7915 options (`translation:`)
+    std::optional<Nat64Config> nat64;  // stateful NAT64 for subscribers (config/nat64_config.h)
 
     bool operator==(const Config&) const = default;
 };

@@ -48,7 +48,13 @@ ObservedState BpfBackend::observe() {
                 normalize_tag(attached->tag) == normalize_tag(translator_->program_tag());
         }
     }
-    have.pool6 = translator_->pool6();
+    if (auto settings = translator_->settings()) {
+        have.pool6 = settings->pool6;
+        have.translation = settings->translation;
+    } else {
+        have.pool6.reset();
+        have.translation.reset();
+    }
     have.eamt = translator_->eamt();
     std::sort(have.eamt.begin(), have.eamt.end());
     return have;
@@ -74,7 +80,12 @@ void BpfBackend::apply(const Change& change) {
                 DeviceRoutes(sock_, device_ifindex(), device_.name()).remove(c.route);
             },
             [&](const change::RemoveEam& c) { translator_->remove_eam(c.entry); },
-            [&](const change::SetPool6& c) { translator_->set_pool6(c.to); },
+            [&](const change::SetPool6& c) {
+                translator_->set_settings(TranslatorSettings{c.to, c.translation});
+            },
+            [&](const change::SetTranslation& c) {
+                translator_->set_settings(TranslatorSettings{c.pool6, c.to});
+            },
             [&](const change::AddEam& c) { translator_->add_eam(c.entry); },
             [&](const change::AttachProgram&) {
                 TcEgressProgram(device_ifindex(), device_.name()).attach(translator_->program_fd());

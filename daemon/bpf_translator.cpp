@@ -257,52 +257,179 @@ std::string BpfTranslator::program_tag() const {
     return tag;
 }
 
-std::optional<Ipv6Prefix> BpfTranslator::pool6() const {
+namespace {
+
+template <size_t N>
+void copy_address(uint8_t (&out)[N], const std::array<uint8_t, N>& in) {
+    std::memcpy(out, in.data(), N);
+}
+
+xlat_params encode_settings(const TranslatorSettings& s) {
+    xlat_params p{};
+    const TranslationConfig& t = s.translation;
+    if (s.pool6) {
+        copy_address(p.pool6, mask_address(s.pool6->addr, s.pool6->len));
+        p.pool6_len = s.pool6->len;
+        p.flags |= XLAT_PARAM_POOL6;
+    }
+    p.lowest_ipv6_mtu = static_cast<uint16_t>(std::min<uint32_t>(t.lowest_ipv6_mtu, 0xffff));
+    if (t.drop_udp_zero_checksum) {
+        p.flags |= XLAT_PARAM_UDP_ZERO_CSUM_DROP;
+    }
+    if (t.traffic_class) {
+        p.flags |= XLAT_PARAM_TOS_SET;
+        p.tos_value = *t.traffic_class;
+    }
+    if (t.allow_wkp_non_global) {
+        p.flags |= XLAT_PARAM_ALLOW_WKP_NON_GLOBAL;
+    }
+    if (t.ipv4_address) {
+        p.flags |= XLAT_PARAM_OWN_ADDR4;
+        std::memcpy(&p.own_addr4, t.ipv4_address->data(), 4);
+    }
+    if (t.ipv6_address) {
+        p.flags |= XLAT_PARAM_OWN_ADDR6;
+        copy_address(p.own_addr6, *t.ipv6_address);
+    }
+    if (t.rfc6791_pool4) {
+        p.flags |= XLAT_PARAM_RFC6791_V4;
+        auto addr = mask_address(t.rfc6791_pool4->addr, t.rfc6791_pool4->len);
+        std::memcpy(&p.rfc6791_v4, addr.data(), 4);
+        p.rfc6791_v4_len = t.rfc6791_pool4->len;
+    }
+    if (t.rfc6791_pool6) {
+        p.flags |= XLAT_PARAM_RFC6791_V6;
+        copy_address(p.rfc6791_v6, mask_address(t.rfc6791_pool6->addr, t.rfc6791_pool6->len));
+        p.rfc6791_v6_len = t.rfc6791_pool6->len;
+    }
+    p.valid = 1;
+    return p;
+}
+
+TranslatorSettings decode_settings(const xlat_params& p) {
+    TranslatorSettings s;
+    TranslationConfig& t = s.translation;
+    if (p.flags & XLAT_PARAM_POOL6) {
+        Ipv6Prefix prefix;
+        std::memcpy(prefix.addr.data(), p.pool6, prefix.addr.size());
+        prefix.len = p.pool6_len;
+        s.pool6 = prefix;
+    }
+    t.lowest_ipv6_mtu = p.lowest_ipv6_mtu;
+    t.drop_udp_zero_checksum = (p.flags & XLAT_PARAM_UDP_ZERO_CSUM_DROP) != 0;
+    if (p.flags & XLAT_PARAM_TOS_SET) {
+        t.traffic_class = p.tos_value;
+    }
+    t.allow_wkp_non_global = (p.flags & XLAT_PARAM_ALLOW_WKP_NON_GLOBAL) != 0;
+    if (p.flags & XLAT_PARAM_OWN_ADDR4) {
+        Ipv4Address a;
+        std::memcpy(a.data(), &p.own_addr4, 4);
+        t.ipv4_address = a;
+    }
+    if (p.flags & XLAT_PARAM_OWN_ADDR6) {
+        Ipv6Address a;
+        std::memcpy(a.data(), p.own_addr6, a.size());
+        t.ipv6_address = a;
+    }
+    if (p.flags & XLAT_PARAM_RFC6791_V4) {
+        Ipv4Prefix prefix;
+        std::memcpy(prefix.addr.data(), &p.rfc6791_v4, 4);
+        prefix.len = p.rfc6791_v4_len;
+        t.rfc6791_pool4 = prefix;
+    }
+    if (p.flags & XLAT_PARAM_RFC6791_V6) {
+        Ipv6Prefix prefix;
+        std::memcpy(prefix.addr.data(), p.rfc6791_v6, prefix.addr.size());
+        prefix.len = p.rfc6791_v6_len;
+        t.rfc6791_pool6 = prefix;
+    }
+    return s;
+}
+
+}  // namespace
+
+std::optional<TranslatorSettings> BpfTranslator::settings() const {
     uint32_t key = 0;
-    xlat_settings settings{};
-    int err = bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xlat_settings), &key, &settings);
+    xlat_settings header{};
+    int err = bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xlat_settings), &key, &header);
     if (err) {
         throw_error("reading " XLAT64_MAP_SETTINGS, -err);
     }
-    if (settings.abi_version == 0 || !(settings.flags & XLAT_SETTING_POOL6)) {
+    if (header.abi_version == 0) {
         return std::nullopt;
     }
-    Ipv6Prefix prefix;
-    std::memcpy(prefix.addr.data(), settings.pool6, prefix.addr.size());
-    prefix.len = settings.pool6_len;
-    return prefix;
+    key = header.active_params & 1;
+    xlat_params params{};
+    err = bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xlat_params), &key, &params);
+    if (err) {
+        throw_error("reading " XLAT64_MAP_PARAMS, -err);
+    }
+    if (!params.valid) {
+        // Written by a daemon of the first ABI, which knew only pool6: the reconciler sees
+        // what it left and rewrites it in the new form.
+        TranslatorSettings legacy;
+        // lowest_ipv6_mtu 0 is never valid: the reconciler sees the options differ from any
+        // configuration and writes the slots, which the new program needs.
+        legacy.translation.lowest_ipv6_mtu = 0;
+        if (header.flags & XLAT_SETTING_POOL6) {
+            Ipv6Prefix prefix;
+            std::memcpy(prefix.addr.data(), header.pool6, prefix.addr.size());
+            prefix.len = header.pool6_len;
+            legacy.pool6 = prefix;
+        }
+        return legacy;
+    }
+    return decode_settings(params);
+}
+
+void BpfTranslator::set_settings(const TranslatorSettings& settings) {
+    std::string what = "writing the translator settings";
+    if (settings.pool6 && !valid_pool6_length(settings.pool6->len)) {
+        throw std::runtime_error(what + ": pool6 " + to_string(*settings.pool6) +
+                                 ": RFC 6052 allows only /32, /40, /48, /56, /64 and /96");
+    }
+    const int header_fd = bpf_map__fd(skel_->maps.xlat_settings);
+    uint32_t key = 0;
+    xlat_settings header{};
+    int err = bpf_map_lookup_elem(header_fd, &key, &header);
+    if (err) {
+        throw_error(what + " (reading " XLAT64_MAP_SETTINGS ")", -err);
+    }
+    // A header that was never written has slot 0 "live" but invalid: write slot 1 then.
+    uint32_t slot = (header.active_params & 1) ^ 1;
+    xlat_params params = encode_settings(settings);
+    err = bpf_map_update_elem(bpf_map__fd(skel_->maps.xlat_params), &slot, &params, BPF_ANY);
+    if (err) {
+        throw_error(what + " (slot " + std::to_string(slot) + " of " XLAT64_MAP_PARAMS ")", -err);
+    }
+    // The flip. The legacy fields mirror the live slot for a program of the first ABI.
+    header.active_params = slot;
+    std::memcpy(header.pool6, params.pool6, sizeof(header.pool6));
+    header.pool6_len = params.pool6_len;
+    header.flags = (params.flags & XLAT_PARAM_POOL6) ? XLAT_SETTING_POOL6 : 0;
+    // The program treats abi_version 0 as "never configured" and drops everything.
+    header.abi_version = XLAT64_ABI_VERSION;
+    err = bpf_map_update_elem(header_fd, &key, &header, BPF_ANY);
+    if (err) {
+        throw_error(what + " (" XLAT64_MAP_SETTINGS ")", -err);
+    }
+}
+
+std::optional<Ipv6Prefix> BpfTranslator::pool6() const {
+    auto s = settings();
+    return s ? s->pool6 : std::nullopt;
 }
 
 void BpfTranslator::set_pool6(const std::optional<Ipv6Prefix>& pool6) {
-    int fd = bpf_map__fd(skel_->maps.xlat_settings);
-    std::string what = pool6 ? "setting pool6 to " + to_string(*pool6) : "clearing pool6";
-    what += " in " XLAT64_MAP_SETTINGS;
-    if (pool6 && !valid_pool6_length(pool6->len)) {
-        throw std::runtime_error(what + ": RFC 6052 allows only /32, /40, /48, /56, /64 and /96");
-    }
+    TranslatorSettings s = settings().value_or(TranslatorSettings{});
+    s.pool6 = pool6;
+    set_settings(s);
+}
 
-    uint32_t key = 0;
-    xlat_settings settings{};
-    // Keep the other settings as they are.
-    int err = bpf_map_lookup_elem(fd, &key, &settings);
-    if (err) {
-        throw_error(what, -err);
-    }
-    std::memset(settings.pool6, 0, sizeof(settings.pool6));
-    settings.pool6_len = 0;
-    settings.flags &= ~static_cast<uint32_t>(XLAT_SETTING_POOL6);
-    if (pool6) {
-        auto addr = mask_address(pool6->addr, pool6->len);
-        std::memcpy(settings.pool6, addr.data(), sizeof(settings.pool6));
-        settings.pool6_len = pool6->len;
-        settings.flags |= XLAT_SETTING_POOL6;
-    }
-    // The program treats abi_version 0 as "never configured" and drops everything.
-    settings.abi_version = XLAT64_ABI_VERSION;
-    err = bpf_map_update_elem(fd, &key, &settings, BPF_ANY);
-    if (err) {
-        throw_error(what, -err);
-    }
+void BpfTranslator::set_translation(const TranslationConfig& translation) {
+    TranslatorSettings s = settings().value_or(TranslatorSettings{});
+    s.translation = translation;
+    set_settings(s);
 }
 
 std::vector<EamEntry> BpfTranslator::eamt() const {
@@ -422,8 +549,8 @@ StatsSnapshot BpfTranslator::read_stats() const {
 }
 
 void BpfTranslator::remove_pins(const std::filesystem::path& pin_dir) {
-    static constexpr const char* kMaps[] = {XLAT64_MAP_SETTINGS, XLAT64_MAP_EAMT4, XLAT64_MAP_EAMT6,
-                                            XLAT64_MAP_STATS};
+    static constexpr const char* kMaps[] = {XLAT64_MAP_SETTINGS, XLAT64_MAP_PARAMS,
+                                            XLAT64_MAP_EAMT4, XLAT64_MAP_EAMT6, XLAT64_MAP_STATS};
     for (const char* name : kMaps) {
         std::filesystem::path pin = pin_dir / name;
         if (unlink(pin.c_str()) != 0 && errno != ENOENT && errno != ENOTDIR) {

@@ -45,6 +45,15 @@ struct StatInfo {
 // Name and meaning of each counter, from XLAT64_STATS in the ABI header.
 const std::array<StatInfo, XLAT_STAT_MAX>& stat_infos();
 
+// What the program reads for every packet besides the EAMT (struct xlat_params in the ABI header).
+// set_settings() writes it into the slot the program is not reading and then makes that slot live
+// with one store, so a reload reaches each packet whole, never half old and half new.
+struct TranslatorSettings {
+    std::optional<Ipv6Prefix> pool6;
+    TranslationConfig translation;
+    bool operator==(const TranslatorSettings&) const = default;
+};
+
 class BpfTranslator {
   public:
     // Opens the embedded object, reuses pinned maps, loads the program (verifier) and pins maps
@@ -61,9 +70,17 @@ class BpfTranslator {
     std::string program_tag() const;
     const std::filesystem::path& pin_dir() const { return pin_dir_; }
 
+    // The live settings (nullopt: no daemon ever wrote them, the program drops everything).
+    std::optional<TranslatorSettings> settings() const;
+    // Validates, writes the inactive slot, flips. Throws with context.
+    void set_settings(const TranslatorSettings& settings);
+
     // pool6 as the kernel holds it now (nullopt: none configured, or maps empty).
     std::optional<Ipv6Prefix> pool6() const;
+    // set_settings() with only pool6 changed (the rest as it is, or the defaults).
     void set_pool6(const std::optional<Ipv6Prefix>& pool6);
+    // set_settings() with only the translation options changed.
+    void set_translation(const TranslationConfig& translation);
 
     // The EAMT as the kernel holds it now, sorted.
     std::vector<EamEntry> eamt() const;

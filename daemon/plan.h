@@ -17,10 +17,19 @@
 
 namespace xlat64 {
 
-// IPv4 routes into the device get this much less MTU than the device: an IPv4 packet that fits
-// grows by 20 bytes into an IPv6 packet that still fits (RFC 7915 section 4); the kernel's own
-// PMTUD and fragmentation handle the rest.
-inline constexpr uint32_t kIpv6HeaderGrowth = 20;
+// IPv4 routes into the device get this much less MTU than min(device MTU, lowest_ipv6_mtu): an
+// IPv4 packet grows by 20 bytes into IPv6, and a fragment by 8 more for its Fragment header (RFC
+// 7915 section 4). The kernel then does the rest before the translator sees the packet: DF-set
+// packets that do not fit get Fragmentation Needed with this MTU (path MTU discovery), DF-clear
+// ones are fragmented to it, so that every translation fits the lowest IPv6 MTU, as RFC 7915
+// section 4 requires, without the translator ever having to emit two packets for one.
+inline constexpr uint32_t kIpv6HeaderGrowth = 28;
+
+// The MTU of the IPv4 routes into the device.
+inline uint32_t ipv4_route_mtu(uint32_t device_mtu, uint32_t lowest_ipv6_mtu) {
+    uint32_t mtu = std::min(device_mtu, lowest_ipv6_mtu);
+    return mtu > kIpv6HeaderGrowth ? mtu - kIpv6HeaderGrowth : 0;
+}
 
 struct DesiredState {
     std::string device_name;
@@ -28,6 +37,7 @@ struct DesiredState {
     std::optional<Ipv6Prefix> pool6;
     std::vector<EamEntry> eamt;     // sorted
     std::vector<RouteSpec> routes;  // sorted
+    TranslationConfig translation;
 };
 
 struct ObservedState {
@@ -35,6 +45,9 @@ struct ObservedState {
     std::vector<RouteSpec> routes;      // our routes via the device, sorted
     std::optional<Ipv6Prefix> pool6;
     std::vector<EamEntry> eamt;  // sorted
+    // The translation options the program reads; nullopt: never written (the program drops
+    // everything as not_configured until they are).
+    std::optional<TranslationConfig> translation;
     // The attached program is the one this daemon would attach (equal tags): keep it.
     bool program_current = false;
     std::optional<uint32_t> attached_program_id;
@@ -62,9 +75,18 @@ struct RemoveRoute {
 struct RemoveEam {
     EamEntry entry;
 };
+// SetPool6 and SetTranslation both carry the whole desired settings (pool6 and translation),
+// which the backend writes as one unit (one atomic flip, see BpfTranslator::set_settings); when
+// both are planned, the second finds nothing left to change.
 struct SetPool6 {
     std::optional<Ipv6Prefix> from;
     std::optional<Ipv6Prefix> to;
+    TranslationConfig translation;
+};
+struct SetTranslation {
+    std::optional<TranslationConfig> from;
+    TranslationConfig to;
+    std::optional<Ipv6Prefix> pool6;
 };
 struct AddEam {
     EamEntry entry;
@@ -80,7 +102,7 @@ struct AddRoute {
 using Change =
     std::variant<change::CreateDevice, change::SetDeviceMtu, change::DisableAddrGen,
                  change::SetDeviceUp, change::RemoveRoute, change::RemoveEam, change::SetPool6,
-                 change::AddEam, change::AttachProgram, change::AddRoute>;
+                 change::SetTranslation, change::AddEam, change::AttachProgram, change::AddRoute>;
 using Plan = std::vector<Change>;
 
 inline std::string to_string(const EamEntry& entry) {
@@ -93,6 +115,7 @@ inline DesiredState desired_state(const Config& config) {
     want.mtu = config.device.mtu;
     want.pool6 = config.pool6;
     want.eamt = config.eamt;
+    want.translation = config.translation;
     std::sort(want.eamt.begin(), want.eamt.end());
     // Only destinations that need translation go into the device: pool6 and the EAM IPv4
     // prefixes. The EAM IPv6 prefixes are real IPv6 hosts, reached natively; routing them into
@@ -100,7 +123,7 @@ inline DesiredState desired_state(const Config& config) {
     if (want.pool6) {
         want.routes.push_back(RouteSpec{*want.pool6, 0});
     }
-    const uint32_t ipv4_mtu = want.mtu > kIpv6HeaderGrowth ? want.mtu - kIpv6HeaderGrowth : 0;
+    const uint32_t ipv4_mtu = ipv4_route_mtu(want.mtu, want.translation.lowest_ipv6_mtu);
     for (const EamEntry& entry : want.eamt) {
         want.routes.push_back(RouteSpec{entry.ipv4, ipv4_mtu});
     }
@@ -157,7 +180,10 @@ inline Plan compute_plan(const DesiredState& want, const ObservedState& have) {
         plan.push_back(change::RemoveEam{entry});
     }
     if (have.pool6 != want.pool6) {
-        plan.push_back(change::SetPool6{have.pool6, want.pool6});
+        plan.push_back(change::SetPool6{have.pool6, want.pool6, want.translation});
+    }
+    if (have.translation != want.translation) {
+        plan.push_back(change::SetTranslation{have.translation, want.translation, want.pool6});
     }
     for (const EamEntry& entry : missing_from(want.eamt, have.eamt)) {
         plan.push_back(change::AddEam{entry});
@@ -181,6 +207,27 @@ inline std::string describe_pool6(const change::SetPool6& c) {
         return "set pool6 " + to_string(*c.to);
     }
     return "change pool6 " + to_string(*c.from) + " -> " + to_string(*c.to);
+}
+
+inline std::string describe_translation(const TranslationConfig& t) {
+    std::string out = "lowest_ipv6_mtu " + std::to_string(t.lowest_ipv6_mtu);
+    out += ", udp_zero_checksum ";
+    out += t.drop_udp_zero_checksum ? "drop" : "compute";
+    out += ", traffic_class " + (t.traffic_class ? std::to_string(*t.traffic_class) : "copy");
+    out += std::string(", allow_wkp_non_global ") + (t.allow_wkp_non_global ? "true" : "false");
+    if (t.ipv4_address) {
+        out += ", ipv4_address " + to_string(*t.ipv4_address);
+    }
+    if (t.ipv6_address) {
+        out += ", ipv6_address " + to_string(*t.ipv6_address);
+    }
+    if (t.rfc6791_pool4) {
+        out += ", rfc6791_pool4 " + to_string(*t.rfc6791_pool4);
+    }
+    if (t.rfc6791_pool6) {
+        out += ", rfc6791_pool6 " + to_string(*t.rfc6791_pool6);
+    }
+    return out;
 }
 
 inline std::string describe_attach(const change::AttachProgram& c) {
@@ -214,6 +261,9 @@ inline std::string describe(const Change& c) {
         }
         std::string operator()(const change::SetPool6& c) const {
             return plan_detail::describe_pool6(c);
+        }
+        std::string operator()(const change::SetTranslation& c) const {
+            return "set translation options: " + plan_detail::describe_translation(c.to);
         }
         std::string operator()(const change::AddEam& c) const {
             return "add EAM " + to_string(c.entry);

@@ -23,6 +23,7 @@
 #define XLAT64_MAP_EAMT4 "xlat_eamt4"
 #define XLAT64_MAP_EAMT6 "xlat_eamt6"
 #define XLAT64_MAP_STATS "xlat_stats"
+#define XLAT64_MAP_PARAMS "xlat_params"
 
 /* Upper bound of EAMT entries per direction. The tries are not preallocated, so the bound costs
  * nothing until it is used; it is fixed because a pinned map's max_entries cannot change. */
@@ -34,13 +35,60 @@ enum xlat_settings_flags {
 	XLAT_SETTING_POOL6 = 1U << 0,
 };
 
+/*
+ * Since issue 3 the program reads every setting from one of the two slots of xlat_params; this
+ * element only says which slot is live (active_params). A reload writes the slot that is not live
+ * and then flips active_params (one aligned 32-bit store), so a packet sees either the old or the
+ * new settings as a whole, never a mix. pool6, pool6_len and flags are still written as a mirror
+ * of the live slot, for a program of the previous ABI that stays attached until the new one
+ * replaces it (and for people reading the map with bpftool).
+ */
 struct xlat_settings {
-	__u8 pool6[16];   /* RFC 6052 prefix, host bits zero */
+	__u8 pool6[16];   /* RFC 6052 prefix, host bits zero (mirror of the live slot) */
 	__u8 pool6_len;   /* 32, 40, 48, 56, 64 or 96 */
 	__u8 reserved0[3];
 	__u32 flags;      /* enum xlat_settings_flags */
 	__u32 abi_version;
-	__u8 reserved[36]; /* room for later settings without a new map */
+	__u32 active_params; /* 0 or 1: the live slot of xlat_params (appended in issue 3) */
+	__u8 reserved[32]; /* room for later settings without a new map */
+};
+
+/* xlat_params: an array of two slots (struct xlat_params); see xlat_settings.active_params. */
+#define XLAT64_PARAMS_SLOTS 2
+
+enum xlat_param_flags {
+	XLAT_PARAM_POOL6 = 1U << 0,                 /* pool6 is configured */
+	XLAT_PARAM_UDP_ZERO_CSUM_DROP = 1U << 1,    /* drop IPv4 UDP without checksum (else compute) */
+	XLAT_PARAM_TOS_SET = 1U << 2,               /* TOS/traffic class = tos_value, else copied */
+	XLAT_PARAM_ALLOW_WKP_NON_GLOBAL = 1U << 3,  /* RFC 6052 3.1 check off for 64:ff9b::/96 */
+	XLAT_PARAM_OWN_ADDR4 = 1U << 4,             /* own_addr4 is set */
+	XLAT_PARAM_OWN_ADDR6 = 1U << 5,             /* own_addr6 is set */
+	XLAT_PARAM_RFC6791_V4 = 1U << 6,            /* rfc6791_v4 pool is set */
+	XLAT_PARAM_RFC6791_V6 = 1U << 7,            /* rfc6791_v6 pool is set */
+};
+
+struct xlat_params {
+	__u8 pool6[16];        /* RFC 6052 prefix, host bits zero */
+	__u8 pool6_len;        /* 32, 40, 48, 56, 64 or 96 */
+	__u8 tos_value;        /* with XLAT_PARAM_TOS_SET */
+	__u16 lowest_ipv6_mtu; /* host order; RFC 7915 "lowest-ipv6-mtu" (1280..65535) */
+	__u32 flags;           /* enum xlat_param_flags */
+	__u32 valid;           /* 0: never written (the program drops as not_configured) */
+	__u16 ipv6_mtu;        /* host order; the device MTU: the MTU of the IPv6 side */
+	__u16 reserved0;
+	/*
+	 * The translator's own addresses: the source of ICMP errors that the router itself
+	 * originated (skb->ingress_ifindex 0) and whose source address cannot be translated.
+	 */
+	__u8 own_addr6[16];
+	__be32 own_addr4;
+	/* RFC 6791 pools: the source of ICMP errors from routers whose address cannot be translated. */
+	__be32 rfc6791_v4;     /* IPv4 pool, host bits zero */
+	__u8 rfc6791_v4_len;
+	__u8 rfc6791_v6_len;
+	__u8 reserved1[2];
+	__u8 rfc6791_v6[16];   /* IPv6 pool, host bits zero */
+	__u8 reserved[64];     /* room for later settings */
 };
 
 /* xlat_eamt4: LPM trie keyed by IPv4 prefix; the value is the IPv6 side of the entry.
@@ -84,26 +132,57 @@ struct xlat_eam6_value {
 	  "IPv4 header truncated or inconsistent (version, IHL, total length)")                     \
 	X(XLAT_STAT_IPV6_MALFORMED, "ipv6_malformed", 1,                                             \
 	  "IPv6 header truncated or inconsistent (version, payload length)")                        \
-	X(XLAT_STAT_IPV4_OPTIONS, "ipv4_options", 1, "IPv4 header with options (not yet translated)") \
-	X(XLAT_STAT_IPV4_FRAGMENT, "ipv4_fragment", 1, "IPv4 fragment (not yet translated)")        \
+	X(XLAT_STAT_IPV4_OPTIONS, "ipv4_options", 1, "IPv4 options malformed (valid ones are ignored, RFC 7915 4.1)") \
+	X(XLAT_STAT_IPV4_FRAGMENT, "ipv4_fragment", 1, "IPv4 fragment that cannot be translated (unused since issue 3)")        \
 	X(XLAT_STAT_IPV6_EXTENSION, "ipv6_extension_header", 1,                                      \
-	  "IPv6 extension header or fragment (not yet translated)")                                 \
+	  "IPv6 extension header that cannot be walked (AH, ESP, unknown, too many)")                                 \
 	X(XLAT_STAT_IPV6_NOT_UNICAST, "ipv6_not_global_unicast", 1,                                  \
 	  "IPv6 multicast, link-local or unspecified address (never translated)")                   \
 	X(XLAT_STAT_L4_UNSUPPORTED, "l4_unsupported", 1,                                             \
 	  "transport protocol other than TCP, UDP, ICMP (not yet translated)")                      \
 	X(XLAT_STAT_L4_TRUNCATED, "l4_truncated", 1, "TCP, UDP or ICMP header truncated")           \
 	X(XLAT_STAT_ICMP_UNSUPPORTED, "icmp_unsupported", 1,                                         \
-	  "ICMP type other than echo request/reply (not yet translated)")                           \
+	  "ICMP informational type RFC 7915 drops (timestamp, ND, MLD, ...)")                           \
 	X(XLAT_STAT_UDP_ZERO_CSUM, "udp_zero_checksum", 1,                                           \
-	  "IPv4 UDP without checksum (IPv6 requires one)")                                          \
+	  "IPv4 UDP without checksum dropped (udp_zero_checksum: drop, or a fragment of one)")                                          \
 	X(XLAT_STAT_NO_SRC_MAPPING, "no_source_mapping", 1,                                          \
 	  "source address in neither the EAMT nor pool6")                                           \
 	X(XLAT_STAT_NO_DST_MAPPING, "no_destination_mapping", 1,                                     \
 	  "destination address in neither the EAMT nor pool6")                                      \
 	X(XLAT_STAT_NO_SETTINGS, "not_configured", 1, "settings map empty (daemon never ran)")      \
 	X(XLAT_STAT_HELPER_FAILED, "kernel_helper_failed", 1,                                        \
-	  "a BPF helper failed to resize or rewrite the packet (out of memory)")
+	  "a BPF helper failed to resize or rewrite the packet (out of memory)")                   \
+	/* Appended in issue 3 (RFC 7915 in full). */                                              \
+	X(XLAT_STAT_ICMP_ERR_4TO6, "icmp_error_translated_4to6", 0,                                  \
+	  "ICMPv4 errors translated into ICMPv6, quoted packet included (also in translated_4to6)") \
+	X(XLAT_STAT_ICMP_ERR_6TO4, "icmp_error_translated_6to4", 0,                                  \
+	  "ICMPv6 errors translated into ICMPv4, quoted packet included (also in translated_6to4)") \
+	X(XLAT_STAT_ICMP_UNTRANSLATABLE, "icmp_untranslatable", 1,                                   \
+	  "ICMP type/code or Parameter Problem pointer RFC 7915 4.2/5.2 says to drop")              \
+	X(XLAT_STAT_ICMP_INNER_MALFORMED, "icmp_inner_malformed", 1,                                 \
+	  "ICMP error whose quoted packet is truncated, inconsistent or itself an ICMP error")      \
+	X(XLAT_STAT_ICMP_INNER_NO_MAPPING, "icmp_inner_no_mapping", 1,                               \
+	  "ICMP error whose quoted packet has an address in neither the EAMT nor pool6")            \
+	X(XLAT_STAT_ICMP_SRC_RFC6791, "icmp_source_rfc6791", 0,                                      \
+	  "ICMP errors whose untranslatable source was replaced (RFC 6791 pool or own address)")   \
+	X(XLAT_STAT_FRAGMENT_4TO6, "fragment_translated_4to6", 0,                                    \
+	  "IPv4 fragments translated (IPv6 Fragment header added; also in translated_4to6)")        \
+	X(XLAT_STAT_FRAGMENT_6TO4, "fragment_translated_6to4", 0,                                    \
+	  "IPv6 fragments translated (also in translated_6to4)")                                    \
+	X(XLAT_STAT_ICMP_FRAGMENT, "icmp_fragment", 1,                                               \
+	  "fragmented ICMP: the checksum's pseudo-header needs the length of the whole message")    \
+	X(XLAT_STAT_IPV4_SOURCE_ROUTE, "ipv4_source_route", 1,                                       \
+	  "IPv4 with an unexpired source route option (RFC 7915 4.1)")                              \
+	X(XLAT_STAT_IPV6_ROUTING, "ipv6_routing_segments_left", 1,                                   \
+	  "IPv6 routing header with segments left (RFC 7915 5.1)")                                  \
+	X(XLAT_STAT_WKP_NON_GLOBAL, "wkp_non_global", 1,                                             \
+	  "64:ff9b::/96 with a non-global IPv4 address (RFC 6052 3.1; translation.allow_wkp_non_global)") \
+	X(XLAT_STAT_UDP_ZERO_CSUM_COMPUTED, "udp_zero_checksum_computed", 0,                         \
+	  "IPv4 UDP without checksum given one (RFC 7915 4.5; also in translated_4to6)")           \
+	X(XLAT_STAT_HAIRPIN, "hairpinned", 0,                                                        \
+	  "IPv6 packets to an EAM host through pool6, translated back to IPv6 (RFC 7757 4.2)")     \
+	X(XLAT_STAT_TOO_BIG, "too_big", 1,                                                           \
+	  "translated packet longer than IPv4/IPv6 can carry (65535) or than lowest_ipv6_mtu allows")
 
 #define XLAT64_STAT_ENUM_ENTRY(id, label, is_drop, help) id,
 enum xlat_stat { XLAT64_STATS(XLAT64_STAT_ENUM_ENTRY) XLAT_STAT_MAX };

@@ -24,14 +24,11 @@
 #include <vector>
 
 #include "daemon/bpf_translator.h"
+#include "test/datapath/packet_checks.h"
 
 namespace {
 
-using Bytes = std::vector<uint8_t>;
-
-constexpr size_t kEthHeaderLen = 14;
-constexpr uint16_t kEthTypeIpv4 = 0x0800;
-constexpr uint16_t kEthTypeIpv6 = 0x86dd;
+using namespace xlat64_test;
 
 enum class Pool6Mode { kPrefix, kNone, kUnset };
 
@@ -45,7 +42,50 @@ struct Fixture {
     int verdict = -1;
     std::string counter;
     std::optional<Bytes> out;
+    // "local": the packet was originated by the router itself (ingress_ifindex 0); otherwise it
+    // was forwarded into the device (ingress_ifindex 1).
+    bool local = false;
+    std::optional<xlat64::TranslationConfig> translation;
 };
+
+// "translation KEY VALUE": one option of the config's `translation:` section.
+void apply_translation_option(xlat64::TranslationConfig& t, const std::string& key,
+                              const std::string& value, const std::string& where) {
+    auto fail = [&]() -> void {
+        throw std::runtime_error(where + ": bad translation option " + key + " " + value);
+    };
+    if (key == "lowest_ipv6_mtu") {
+        t.lowest_ipv6_mtu = static_cast<uint32_t>(std::stoul(value));
+    } else if (key == "udp_zero_checksum") {
+        t.drop_udp_zero_checksum = value == "drop";
+    } else if (key == "traffic_class") {
+        if (value == "copy") {
+            t.traffic_class.reset();
+        } else {
+            t.traffic_class = static_cast<uint8_t>(std::stoul(value, nullptr, 0));
+        }
+    } else if (key == "allow_wkp_non_global") {
+        t.allow_wkp_non_global = value == "true";
+    } else if (key == "ipv4_address") {
+        t.ipv4_address = xlat64::parse_ipv4_address(value);
+        if (!t.ipv4_address)
+            fail();
+    } else if (key == "ipv6_address") {
+        t.ipv6_address = xlat64::parse_ipv6_address(value);
+        if (!t.ipv6_address)
+            fail();
+    } else if (key == "rfc6791_pool4") {
+        t.rfc6791_pool4 = xlat64::parse_ipv4_prefix(value);
+        if (!t.rfc6791_pool4)
+            fail();
+    } else if (key == "rfc6791_pool6") {
+        t.rfc6791_pool6 = xlat64::parse_ipv6_prefix(value);
+        if (!t.rfc6791_pool6)
+            fail();
+    } else {
+        fail();
+    }
+}
 
 // --- fixture files ------------------------------------------------------------------------------
 
@@ -149,6 +189,15 @@ std::vector<Fixture> parse_fixture_file(const std::filesystem::path& path) {
             } else {
                 throw std::runtime_error(where + ": unknown verdict " + args[0]);
             }
+        } else if (key == "local") {
+            want_args(0);
+            current->local = true;
+        } else if (key == "translation") {
+            want_args(2);
+            if (!current->translation) {
+                current->translation.emplace();
+            }
+            apply_translation_option(*current->translation, args[0], args[1], where);
         } else if (key == "counter") {
             want_args(1);
             current->counter = args[0];
@@ -192,108 +241,6 @@ std::vector<Fixture> load_fixtures(const std::filesystem::path& dir) {
         }
     }
     return all;
-}
-
-// --- RFC 1071 checksums, written here independently of the program and of scapy ------------------
-
-uint32_t sum16(const uint8_t* data, size_t len, uint32_t sum = 0) {
-    for (size_t i = 0; i + 1 < len; i += 2) {
-        sum += static_cast<uint32_t>(data[i] << 8 | data[i + 1]);
-    }
-    if (len % 2) {
-        sum += static_cast<uint32_t>(data[len - 1] << 8);
-    }
-    return sum;
-}
-
-uint16_t fold(uint32_t sum) {
-    while (sum >> 16) {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    return static_cast<uint16_t>(sum);
-}
-
-uint16_t get16(const Bytes& b, size_t off) {
-    return static_cast<uint16_t>(b[off] << 8 | b[off + 1]);
-}
-
-// A checksummed region is valid when it sums (with the checksum field) to 0xffff.
-bool sums_to_ones(uint32_t sum) {
-    return fold(sum) == 0xffff;
-}
-
-// Every checksum of a translated frame. Returns the problems found, empty when all is valid.
-std::string verify_checksums(const Bytes& frame) {
-    std::ostringstream problems;
-    if (frame.size() < kEthHeaderLen + 20) {
-        return "frame too short for an IP header";
-    }
-    uint16_t ethertype = get16(frame, 12);
-    const uint8_t* ip = frame.data() + kEthHeaderLen;
-    size_t ip_len = frame.size() - kEthHeaderLen;
-    uint8_t proto = 0;
-    const uint8_t* l4 = nullptr;
-    size_t l4_len = 0;
-    uint32_t pseudo = 0;  // pseudo-header sum, for the protocols that have one
-
-    if (ethertype == kEthTypeIpv4) {
-        size_t ihl = (ip[0] & 0xf) * 4U;
-        size_t tot = static_cast<size_t>(ip[2] << 8 | ip[3]);
-        if ((ip[0] >> 4) != 4 || ihl < 20 || tot < ihl || tot != ip_len) {
-            return "bad IPv4 version, header length or total length";
-        }
-        if (!sums_to_ones(sum16(ip, ihl))) {
-            problems << "IPv4 header checksum invalid; ";
-        }
-        proto = ip[9];
-        l4 = ip + ihl;
-        l4_len = tot - ihl;
-        pseudo = sum16(ip + 12, 8) + proto + static_cast<uint32_t>(l4_len);
-    } else if (ethertype == kEthTypeIpv6) {
-        if (ip_len < 40 || (ip[0] >> 4) != 6) {
-            return "bad IPv6 version or length";
-        }
-        size_t plen = static_cast<size_t>(ip[4] << 8 | ip[5]);
-        if (plen + 40 != ip_len) {
-            return "IPv6 payload length does not match the frame";
-        }
-        proto = ip[6];
-        l4 = ip + 40;
-        l4_len = plen;
-        // 32-bit length and next header (RFC 8200 section 8.1): sum the same as 16-bit words.
-        pseudo = sum16(ip + 8, 32) + static_cast<uint32_t>(l4_len >> 16) +
-                 static_cast<uint32_t>(l4_len & 0xffff) + proto;
-    } else {
-        return "output is neither IPv4 nor IPv6";
-    }
-
-    switch (proto) {
-        case 6:   // TCP
-        case 58:  // ICMPv6
-            if (!sums_to_ones(sum16(l4, l4_len, pseudo))) {
-                problems << "protocol " << int(proto) << " checksum invalid; ";
-            }
-            break;
-        case 17:  // UDP: 0 means "none", allowed only over IPv4
-            if (l4_len >= 8 && l4[6] == 0 && l4[7] == 0) {
-                if (ethertype == kEthTypeIpv6) {
-                    problems << "IPv6 UDP checksum is zero; ";
-                }
-            } else if (!sums_to_ones(sum16(l4, l4_len, pseudo))) {
-                problems << "UDP checksum invalid; ";
-            }
-            break;
-        case 1:  // ICMP: no pseudo-header
-            if (ethertype != kEthTypeIpv4) {
-                problems << "ICMPv4 inside IPv6; ";
-            } else if (!sums_to_ones(sum16(l4, l4_len))) {
-                problems << "ICMP checksum invalid; ";
-            }
-            break;
-        default:
-            problems << "unexpected protocol " << int(proto) << "; ";
-    }
-    return problems.str();
 }
 
 // The translator draws the IPv4 Identification at random (RFC 7915 section 5.1): take the one the
@@ -377,6 +324,9 @@ void run_fixture(const Fixture& f) {
     } else if (f.pool6_mode == Pool6Mode::kNone) {
         translator.set_pool6(std::nullopt);
     }
+    if (f.translation) {
+        translator.set_translation(*f.translation);
+    }
     for (const auto& eam : f.eams) {
         translator.add_eam(eam);
     }
@@ -391,6 +341,10 @@ void run_fixture(const Fixture& f) {
     run.data_out = out.data();
     run.data_size_out = static_cast<uint32_t>(out.size());
     run.repeat = 1;
+    __sk_buff ctx{};
+    ctx.ingress_ifindex = f.local ? 0 : 1;
+    run.ctx_in = &ctx;
+    run.ctx_size_in = sizeof(ctx);
     int err = bpf_prog_test_run_opts(translator.program_fd(), &run);
     INFO("bpf_prog_test_run_opts: " << err);
     REQUIRE(err == 0);
@@ -442,7 +396,11 @@ TEST_CASE("the checksum verifier itself rejects a corrupted frame", "[datapath]"
             continue;
         }
         INFO("fixture " << f.name);
-        CHECK(verify_checksums(*f.out).empty());
+        bool fragment = false;
+        CHECK(verify_checksums(*f.out, &fragment).empty());
+        if (fragment) {
+            continue;  // no transport checksum to corrupt
+        }
         Bytes corrupted = *f.out;
         corrupted.back() ^= 0x01;
         CHECK(!verify_checksums(corrupted).empty());

@@ -26,6 +26,13 @@ File format (line based, UTF-8; one file holds several fixtures):
                              (the daemon never ran).
     eam IPV4PREFIX IPV6PREFIX
                              zero or more: add this EAMT entry (RFC 7757) in both directions.
+    translation KEY VALUE    zero or more: an option of the config's `translation:` section
+                             (lowest_ipv6_mtu, udp_zero_checksum, traffic_class,
+                             allow_wkp_non_global, ipv4_address, ipv6_address, rfc6791_pool4,
+                             rfc6791_pool6), written to the maps with pool6.
+    local                    optional: the router itself originated the packet (the test runs it
+                             with ingress_ifindex 0); without it, the packet was forwarded into
+                             the device (ingress_ifindex 1).
     in HEX                   the input frame, Ethernet header included (BPF_PROG_TEST_RUN hands
                              tc programs an Ethernet frame).
     verdict ACTION           TC_ACT_REDIRECT (7: translated) or TC_ACT_SHOT (2: dropped).
@@ -149,7 +156,10 @@ def ip4_out(src, dst, ttl, tos=0, df=False):
 
 
 class Fixture:
-    def __init__(self, name, desc, pool6, inp, counter, out=None, eams=()):
+    def __init__(self, name, desc, pool6, inp, counter, out=None, eams=(), translation=(),
+                 local=False):
+        self.translation = list(translation)
+        self.local = local
         self.name = name
         self.desc = desc
         self.pool6 = pool6
@@ -301,16 +311,16 @@ def fixtures_pool6():
     out.append(dropped(
         "rfc6052-3.1-wkp-non-global-dst-6to4",
         "The Well-Known Prefix 64:ff9b::/96 must not carry non-global IPv4 addresses and "
-        "translators must drop such packets (RFC 6052 section 3.1): 64:ff9b::198.51.100.10 "
+        "translators must drop such packets (RFC 6052 section 3.1), counted apart: 64:ff9b::198.51.100.10 "
         "(TEST-NET-2) as destination.",
         f"{ETH}/{ip6(EAM_SERVER6, '64:ff9b::' + CLIENT4)}/{L4['udp'][1]}",
-        "no_destination_mapping", pool6="64:ff9b::/96", eams=[EAM_WIDE]))
+        "wkp_non_global", pool6="64:ff9b::/96", eams=[EAM_WIDE]))
     out.append(dropped(
         "rfc6052-3.1-wkp-non-global-src-4to6",
         "RFC 6052 section 3.1 the other way: IPv4 source 198.51.100.10 would be represented as "
         "64:ff9b::198.51.100.10, which the Well-Known Prefix must not carry.",
         f"{ETH}/{ip4(CLIENT4, EAM_SERVER4)}/{L4['udp'][0]}",
-        "no_source_mapping", pool6="64:ff9b::/96", eams=[EAM_WIDE]))
+        "wkp_non_global", pool6="64:ff9b::/96", eams=[EAM_WIDE]))
     return out
 
 
@@ -384,28 +394,6 @@ def fixtures_drops():
                 "The settings map was never written (no daemon ever configured the maps): "
                 "nothing is translated.",
                 f"{pkt4}/{u4}", "not_configured", pool6="unset"),
-        dropped("rfc7915-4.1-ipv4-options",
-                "IPv4 header with options (Router Alert): not translated yet.",
-                f"{ETH}/{ip4(CLIENT4, SERVER4, extra=', options=[IPOption_Router_Alert()]')}/{u4}",
-                "ipv4_options"),
-        dropped("rfc7915-4.1-ipv4-first-fragment",
-                "IPv4 first fragment (MF=1, offset 0): fragments are not translated yet.",
-                f"{ETH}/{ip4(CLIENT4, SERVER4, flags='MF')}/{u4}", "ipv4_fragment"),
-        dropped("rfc7915-4.1-ipv4-later-fragment",
-                "IPv4 last fragment (MF=0, offset 185 * 8): not translated yet.",
-                f"{ETH}/{ip4(CLIENT4, SERVER4, flags='', extra=', frag=185, proto=17')}"
-                f"/Raw(b'\\x00' * 24)", "ipv4_fragment"),
-        dropped("rfc7915-5.1-ipv6-fragment-header",
-                "IPv6 packet with a fragment header: extension headers are not translated yet.",
-                f"{pkt6}/IPv6ExtHdrFragment(id=0x1234, m=1)/{u6}", "ipv6_extension_header"),
-        dropped("rfc7915-5.1-ipv6-hop-by-hop",
-                "IPv6 packet with a hop-by-hop options header to a global address.",
-                f"{pkt6}/IPv6ExtHdrHopByHop(options=[RouterAlert()])/{u6}",
-                "ipv6_extension_header"),
-        dropped("rfc7915-5.1-ipv6-destination-options",
-                "IPv6 packet with a destination options header.",
-                f"{pkt6}/IPv6ExtHdrDestOpt(options=[PadN(optdata=b'\\x00' * 4)])/{u6}",
-                "ipv6_extension_header"),
         dropped("rfc7915-5.1-mld-to-multicast",
                 "MLDv2 report to ff02::16, as the kernel sends it into the device when it comes "
                 "up: multicast is never translated and is counted apart from failures.",
@@ -422,24 +410,10 @@ def fixtures_drops():
         dropped("rfc7915-5.1-link-local-source",
                 "IPv6 UDP from fe80::1 to a pool6 address.",
                 f"{ETH}/{ip6('fe80::1', p6(SERVER4))}/{u6}", "ipv6_not_global_unicast"),
-        dropped("rfc7915-4.5-udp-zero-checksum",
-                "IPv4 UDP without checksum: IPv6 requires one, and computing it is not "
-                "implemented yet.",
-                f"{pkt4}/UDP(sport=53000, dport=53, chksum=0)/Raw({PAYLOAD})",
-                "udp_zero_checksum"),
         dropped("rfc7915-4.2-icmp-timestamp-unsupported",
                 "ICMPv4 timestamp request: RFC 7915 section 4.2 drops it (only echo is "
                 "translated so far, and timestamp never will be).",
                 f"{pkt4}/ICMP(type=13, id=1, seq=1, ts_ori=1000, ts_rx=0, ts_tx=0)", "icmp_unsupported"),
-        dropped("rfc7915-4.2-icmp-error-not-yet",
-                "ICMPv4 destination unreachable: ICMP errors are a later issue.",
-                f"{pkt4}/ICMP(type=3, code=1)/IP(src='{SERVER4}', dst='{CLIENT4}')/{u4}",
-                "icmp_unsupported"),
-        dropped("rfc7915-5.2-icmpv6-error-not-yet",
-                "ICMPv6 destination unreachable: ICMP errors are a later issue.",
-                f"{pkt6}/ICMPv6DestUnreach(code=3)/IPv6(src='{p6(SERVER4)}', "
-                f"dst='{p6(CLIENT4)}')/{u6}",
-                "icmp_unsupported"),
         dropped("rfc7915-4.1-tcp-truncated",
                 "IPv4 packet announcing TCP with only 12 bytes of transport header.",
                 f"{ETH}/{ip4(CLIENT4, SERVER4, extra=', proto=6')}/Raw(bytes(TCP(sport=40000, "
@@ -494,12 +468,416 @@ def fixtures_drops():
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# Issue 3: ICMP errors, fragments, options, extension headers, settings (RFC 7915 in full).
+
+ROUTER4 = "203.0.113.254"        # an IPv4 router on the path, reached through pool6
+ROUTER6_FOREIGN = "2001:db8:ffff::1"  # an IPv6 router outside pool6 and the EAMT
+UDP_TR = "UDP(sport=53000, dport=33434)/Raw(b'traceroute probe 0123456789')"
+TCP_Q = "TCP(sport=40000, dport=80, flags='S', seq=1000, window=64240)"
+ECHO4 = "ICMP(type=8, id=0x4242, seq=3)/Raw(b'ping payload')"
+ECHO6 = "ICMPv6EchoRequest(id=0x4242, seq=3, data=b'ping payload')"
+
+
+def rfc6791_v4(pool, src6):
+    """The RFC 6791 address xlat64 picks: pool + (xor of the four 32-bit words & host bits)."""
+    net = ipaddress.IPv4Network(pool)
+    words = ipaddress.IPv6Address(src6).packed
+    x = 0
+    for i in range(0, 16, 4):
+        x ^= int.from_bytes(words[i:i + 4], "big")
+    host = x & ((1 << (32 - net.prefixlen)) - 1)
+    return str(ipaddress.IPv4Address(int(net.network_address) | host))
+
+
+def err4to6(name, desc, icmp4, icmp6, inner4, inner6, counter="icmp_error_translated_4to6",
+            src4=ROUTER4, src6=None, **kw):
+    """An ICMPv4 error from src4 to CLIENT4 about CLIENT4 -> SERVER4, and its translation."""
+    return Fixture(
+        name, desc, kw.pop("pool6", POOL6),
+        f"{ETH}/{ip4(src4, CLIENT4, flags='')}/{icmp4}/{inner4}",
+        counter,
+        f"{ETH}/{ip6(src6 or p6(src4), p6(CLIENT4), hlim=65)}/{icmp6}/{inner6}", **kw)
+
+
+def err6to4(name, desc, icmp6, icmp4, inner6, inner4, counter="icmp_error_translated_6to4",
+            src6=None, src4=ROUTER4, **kw):
+    """An ICMPv6 error from src6 to p6(CLIENT4) about p6(CLIENT4) -> p6(SERVER4)."""
+    return Fixture(
+        name, desc, kw.pop("pool6", POOL6),
+        f"{ETH}/{ip6(src6 or p6(ROUTER4), p6(CLIENT4))}/{icmp6}/{inner6}",
+        counter,
+        f"{ETH}/{ip4_out(src4, CLIENT4, ttl=65)}/{icmp4}/{inner4}", **kw)
+
+
+IN4_UDP = f"IP(src='{CLIENT4}', dst='{SERVER4}', ttl=1, id=0x1111, flags='DF')/{UDP_TR}"
+IN6_UDP = f"IPv6(src='{p6(CLIENT4)}', dst='{p6(SERVER4)}', hlim=1)/{UDP_TR}"
+IN4_UDP_BACK = f"IP(src='{CLIENT4}', dst='{SERVER4}', ttl=1, id=0, flags='')/{UDP_TR}"
+IN4_TCP = f"IP(src='{CLIENT4}', dst='{SERVER4}', ttl=63, id=0x2222, flags='DF')/{TCP_Q}"
+IN6_TCP = f"IPv6(src='{p6(CLIENT4)}', dst='{p6(SERVER4)}', hlim=63)/{TCP_Q}"
+IN4_TCP_BACK = f"IP(src='{CLIENT4}', dst='{SERVER4}', ttl=63, id=0, flags='')/{TCP_Q}"
+IN4_ECHO = f"IP(src='{CLIENT4}', dst='{SERVER4}', ttl=1, id=0x3333, flags='')/{ECHO4}"
+IN6_ECHO = f"IPv6(src='{p6(CLIENT4)}', dst='{p6(SERVER4)}', hlim=1)/{ECHO6}"
+IN4_ECHO_BACK = f"IP(src='{CLIENT4}', dst='{SERVER4}', ttl=1, id=0, flags='')/{ECHO4}"
+
+
+def fixtures_icmp_errors():
+    out = [
+        err4to6("rfc7915-4.2-time-exceeded-udp",
+                "ICMPv4 Time Exceeded (11/0) from a router about a UDP probe becomes ICMPv6 Time "
+                "Exceeded (3/0); the quoted IPv4 header becomes IPv6 (addresses through pool6, "
+                "TTL kept), the quoted UDP checksum follows the new addresses (RFC 7915 4.4).",
+                "ICMP(type=11, code=0)", "ICMPv6TimeExceeded(code=0)", IN4_UDP, IN6_UDP),
+        err4to6("rfc7915-4.2-time-exceeded-echo",
+                "Time Exceeded about an echo request: the quoted ICMP echo becomes ICMPv6 echo "
+                "(type 128, its checksum now with the pseudo-header).",
+                "ICMP(type=11, code=0)", "ICMPv6TimeExceeded(code=0)", IN4_ECHO, IN6_ECHO),
+        err4to6("rfc7915-4.2-port-unreachable",
+                "Destination Unreachable, port (3/3) becomes Destination Unreachable, port "
+                "(1/4).",
+                "ICMP(type=3, code=3)", "ICMPv6DestUnreach(code=4)", IN4_UDP, IN6_UDP),
+        err4to6("rfc7915-4.2-host-unreachable",
+                "Destination Unreachable, host (3/1) becomes no route (1/0).",
+                "ICMP(type=3, code=1)", "ICMPv6DestUnreach(code=0)", IN4_TCP, IN6_TCP),
+        err4to6("rfc7915-4.2-admin-prohibited",
+                "Destination Unreachable, communication administratively prohibited (3/13) "
+                "becomes 1/1.",
+                "ICMP(type=3, code=13)", "ICMPv6DestUnreach(code=1)", IN4_TCP, IN6_TCP),
+        err4to6("rfc7915-4.2-protocol-unreachable",
+                "Destination Unreachable, protocol (3/2) becomes Parameter Problem, unrecognized "
+                "Next Header (4/1) pointing at the Next Header field (6).",
+                "ICMP(type=3, code=2)", "ICMPv6ParamProblem(code=1, ptr=6)", IN4_TCP, IN6_TCP),
+        err4to6("rfc7915-4.2-frag-needed-mtu",
+                "Fragmentation Needed (3/4) with MTU 1400 becomes Packet Too Big with MTU 1420 "
+                "(the IPv6 header is 20 bytes longer).",
+                "ICMP(type=3, code=4, nexthopmtu=1400)", "ICMPv6PacketTooBig(mtu=1420)",
+                IN4_TCP, IN6_TCP),
+        err4to6("rfc7915-4.2-frag-needed-mtu-floor-1280",
+                "Fragmentation Needed with MTU 1000: the Packet Too Big MTU is never below the "
+                "IPv6 minimum, 1280.",
+                "ICMP(type=3, code=4, nexthopmtu=1000)", "ICMPv6PacketTooBig(mtu=1280)",
+                IN4_TCP, IN6_TCP),
+        err4to6("rfc7915-4.2-frag-needed-mtu-zero-plateau",
+                "Fragmentation Needed with MTU 0 (a router older than RFC 1191) about a 2000-byte "
+                "packet: the RFC 1191 plateau below it (1492) plus 20 = 1512. (The quoted UDP has "
+                "no checksum, which stays so.)",
+                "ICMP(type=3, code=4, nexthopmtu=0)", "ICMPv6PacketTooBig(mtu=1512)",
+                f"IP(src='{CLIENT4}', dst='{SERVER4}', ttl=63, id=0x2222, flags='DF', len=2000)"
+                "/UDP(sport=53000, dport=53, len=1980, chksum=0)",
+                f"IPv6(src='{p6(CLIENT4)}', dst='{p6(SERVER4)}', hlim=63, plen=1980)"
+                "/UDP(sport=53000, dport=53, len=1980, chksum=0)"),
+        err4to6("rfc7915-4.2-param-problem-pointer-protocol",
+                "Parameter Problem (12/0) pointing at the Protocol field (9) becomes 4/0 pointing "
+                "at Next Header (6) (RFC 7915 section 4.2, Figure 3).",
+                "ICMP(type=12, code=0, ptr=9)", "ICMPv6ParamProblem(code=0, ptr=6)",
+                IN4_TCP, IN6_TCP),
+        err4to6("rfc7915-4.2-param-problem-pointer-destination",
+                "Parameter Problem pointing into the destination address (18) points at the "
+                "IPv6 destination address (24).",
+                "ICMP(type=12, code=0, ptr=18)", "ICMPv6ParamProblem(code=0, ptr=24)",
+                IN4_TCP, IN6_TCP),
+        err4to6("rfc4884-extension-removed-4to6",
+                "An ICMPv4 Time Exceeded with RFC 4884 extensions (length 32 words: the quote is "
+                "padded to 128 bytes, an extension structure follows): the quote is translated, "
+                "the extensions are removed and the length goes back to 0 (RFC 7915 section 4.4 "
+                "lets a translator drop them).",
+                "ICMP(type=11, code=0, length=32)", "ICMPv6TimeExceeded(code=0)",
+                f"Raw(bytes({IN4_UDP}).ljust(128, b'\\x00') + b'\\x20\\x00\\x00\\x00\\x00\\x08\\x01\\x01\\xc0\\x00\\x02\\x01')",
+                f"Raw(bytes({IN6_UDP}).ljust(148, b'\\x00'))"),
+        dropped("rfc7915-4.2-param-problem-pointer-identification",
+                "Parameter Problem pointing at the Identification (4): no IPv6 field, dropped.",
+                f"{ETH}/{ip4(ROUTER4, CLIENT4)}/ICMP(type=12, code=0, ptr=4)/{IN4_TCP}",
+                "icmp_untranslatable"),
+        dropped("rfc7915-4.2-precedence-cutoff-dropped",
+                "Destination Unreachable, precedence cutoff (3/14): silently dropped.",
+                f"{ETH}/{ip4(ROUTER4, CLIENT4)}/ICMP(type=3, code=14)/{IN4_TCP}",
+                "icmp_untranslatable"),
+        dropped("rfc7915-4.2-source-quench-dropped",
+                "Source Quench (4): obsolete, dropped.",
+                f"{ETH}/{ip4(ROUTER4, CLIENT4)}/ICMP(type=4, code=0)/{IN4_TCP}",
+                "icmp_unsupported"),
+        dropped("rfc7915-4.4-nested-error-dropped",
+                "An ICMPv4 error quoting an ICMPv4 error: translation stops at the first level "
+                "(RFC 7915 section 4.4).",
+                f"{ETH}/{ip4(ROUTER4, CLIENT4)}/ICMP(type=11, code=0)/IP(src='{CLIENT4}', "
+                f"dst='{SERVER4}')/ICMP(type=3, code=3)/{IN4_UDP}",
+                "icmp_inner_malformed"),
+        dropped("rfc7915-4.4-inner-unmapped",
+                "An ICMPv4 error whose quoted destination maps by neither the EAMT nor pool6.",
+                f"{ETH}/{ip4(ROUTER4, EAM_SERVER4)}/ICMP(type=11, code=0)/IP(src='{EAM_SERVER4}', "
+                f"dst='{CLIENT4}')/{UDP_TR}",
+                "icmp_inner_no_mapping", pool6="none", eams=[EAM_WIDE, ('203.0.113.0/24', '2001:db8:5::/120')]),
+        err6to4("rfc7915-5.2-time-exceeded-udp",
+                "ICMPv6 Time Exceeded (3/0) from a router in pool6 becomes ICMPv4 Time Exceeded "
+                "(11/0); the quoted IPv6 header becomes IPv4 (Identification 0, header checksum "
+                "computed), the quoted UDP checksum follows (RFC 7915 section 5.4).",
+                "ICMPv6TimeExceeded(code=0)", "ICMP(type=11, code=0)", IN6_UDP, IN4_UDP_BACK),
+        err6to4("rfc7915-5.2-time-exceeded-echo",
+                "Time Exceeded about an echo request: the quoted ICMPv6 echo becomes ICMP echo "
+                "(type 8, its checksum without the pseudo-header).",
+                "ICMPv6TimeExceeded(code=0)", "ICMP(type=11, code=0)", IN6_ECHO, IN4_ECHO_BACK),
+        err6to4("rfc7915-5.2-port-unreachable",
+                "Destination Unreachable, port (1/4) becomes 3/3.",
+                "ICMPv6DestUnreach(code=4)", "ICMP(type=3, code=3)", IN6_UDP, IN4_UDP_BACK),
+        err6to4("rfc7915-5.2-no-route",
+                "Destination Unreachable, no route (1/0) becomes host unreachable (3/1).",
+                "ICMPv6DestUnreach(code=0)", "ICMP(type=3, code=1)", IN6_TCP, IN4_TCP_BACK),
+        err6to4("rfc7915-5.2-admin-prohibited",
+                "Destination Unreachable, administratively prohibited (1/1) becomes 3/10.",
+                "ICMPv6DestUnreach(code=1)", "ICMP(type=3, code=10)", IN6_TCP, IN4_TCP_BACK),
+        err6to4("rfc7915-5.2-packet-too-big",
+                "Packet Too Big with MTU 1400 becomes Fragmentation Needed (3/4) with MTU 1380.",
+                "ICMPv6PacketTooBig(mtu=1400)", "ICMP(type=3, code=4, nexthopmtu=1380)",
+                IN6_TCP, IN4_TCP_BACK),
+        err6to4("rfc7915-5.2-packet-too-big-fragment",
+                "Packet Too Big about a packet with a Fragment header: its IPv4 form was 28 bytes "
+                "shorter, so MTU 1400 becomes 1372; the quoted Fragment header becomes the IPv4 "
+                "fragment fields.",
+                "ICMPv6PacketTooBig(mtu=1400)", "ICMP(type=3, code=4, nexthopmtu=1372)",
+                f"IPv6(src='{p6(CLIENT4)}', dst='{p6(SERVER4)}', hlim=63)"
+                f"/IPv6ExtHdrFragment(id=0xabcd1234, m=1, offset=0)/{UDP_TR}",
+                f"IP(src='{CLIENT4}', dst='{SERVER4}', ttl=63, id=0x1234, flags='MF', proto=17)"
+                f"/{UDP_TR}"),
+        err6to4("rfc7915-5.2-unrecognized-next-header",
+                "Parameter Problem, unrecognized Next Header (4/1) becomes protocol unreachable "
+                "(3/2).",
+                "ICMPv6ParamProblem(code=1, ptr=6)", "ICMP(type=3, code=2)", IN6_TCP, IN4_TCP_BACK),
+        err6to4("rfc7915-5.2-param-problem-pointer-hop-limit",
+                "Parameter Problem (4/0) pointing at the Hop Limit (7) becomes 12/0 pointing at "
+                "the TTL (8) (RFC 7915 section 5.2, Figure 6).",
+                "ICMPv6ParamProblem(code=0, ptr=7)", "ICMP(type=12, code=0, ptr=8)",
+                IN6_TCP, IN4_TCP_BACK),
+        err6to4("rfc7915-5.2-param-problem-pointer-source",
+                "Parameter Problem pointing into the source address (13) points at the IPv4 "
+                "source address (12).",
+                "ICMPv6ParamProblem(code=0, ptr=13)", "ICMP(type=12, code=0, ptr=12)",
+                IN6_TCP, IN4_TCP_BACK),
+        err6to4("rfc4884-extension-removed-6to4",
+                "An ICMPv6 Time Exceeded with RFC 4884 extensions (length 16 words of 8 bytes): "
+                "the extensions are removed, the quote translated.",
+                "ICMPv6TimeExceeded(code=0, length=16)", "ICMP(type=11, code=0)",
+                f"Raw(bytes({IN6_UDP}).ljust(128, b'\\x00') + b'\\x20\\x00\\x00\\x00\\x00\\x08\\x01\\x01\\xc0\\x00\\x02\\x01')",
+                f"Raw(bytes({IN4_UDP_BACK}).ljust(108, b'\\x00'))"),
+        dropped("rfc7915-5.2-param-problem-pointer-flow-label",
+                "Parameter Problem pointing at the flow label (2): no IPv4 field, dropped.",
+                f"{ETH}/{ip6(p6(ROUTER4), p6(CLIENT4))}/ICMPv6ParamProblem(code=0, ptr=2)/{IN6_TCP}",
+                "icmp_untranslatable"),
+        dropped("rfc7915-5.2-unrecognized-option-dropped",
+                "Parameter Problem, unrecognized IPv6 option (4/2): no IPv4 equivalent, dropped.",
+                f"{ETH}/{ip6(p6(ROUTER4), p6(CLIENT4))}/ICMPv6ParamProblem(code=2, ptr=40)/{IN6_TCP}",
+                "icmp_untranslatable"),
+        dropped("rfc7915-5.2-neighbor-solicitation-dropped",
+                "A neighbour solicitation between global addresses: ND is never translated.",
+                f"{ETH}/{ip6(p6(ROUTER4), p6(CLIENT4))}/ICMPv6ND_NS(tgt='{p6(CLIENT4)}')",
+                "icmp_unsupported"),
+        dropped("rfc6791-untranslatable-source-no-pool",
+                "An ICMPv6 error from an IPv6 router outside pool6 and the EAMT, without an "
+                "RFC 6791 pool: dropped as no_source_mapping.",
+                f"{ETH}/{ip6(ROUTER6_FOREIGN, p6(CLIENT4))}/ICMPv6TimeExceeded(code=0)/{IN6_UDP}",
+                "no_source_mapping"),
+        err6to4("rfc6791-untranslatable-source-pool",
+                "RFC 6791: the same error with rfc6791_pool4 203.0.113.0/24 gets a source from "
+                "the pool (the host bits from the router's address, so each router keeps one).",
+                "ICMPv6TimeExceeded(code=0)", "ICMP(type=11, code=0)", IN6_UDP, IN4_UDP_BACK,
+                counter="icmp_source_rfc6791", src6=ROUTER6_FOREIGN,
+                src4=rfc6791_v4("203.0.113.0/24", ROUTER6_FOREIGN),
+                translation=[("rfc6791_pool4", "203.0.113.0/24")]),
+        Fixture("rfc7915-own-address-for-local-errors",
+                "An ICMPv6 error the router itself originated (ingress_ifindex 0) from an address "
+                "outside pool6 comes from translation.ipv4_address; not forwarded, so the hop "
+                "limit is kept (64 -> TTL 64).",
+                POOL6,
+                f"{ETH}/{ip6(ROUTER6_FOREIGN, p6(CLIENT4))}/ICMPv6DestUnreach(code=4)/{IN6_UDP}",
+                "icmp_source_rfc6791",
+                f"{ETH}/{ip4_out('192.0.2.99', CLIENT4, ttl=64)}/ICMP(type=3, code=3)/{IN4_UDP_BACK}",
+                translation=[("ipv4_address", "192.0.2.99"), ("rfc6791_pool4", "203.0.113.0/24")],
+                local=True),
+        Fixture("rfc6791-untranslatable-source-pool6",
+                "RFC 6791 the other way: an ICMPv4 error from an IPv4 router in no EAM entry, with "
+                "no pool6, gets its IPv6 source from rfc6791_pool6 (the IPv4 address as the last "
+                "32 bits).",
+                "none",
+                f"{ETH}/{ip4(ROUTER4, EAM_SERVER4, flags='')}/ICMP(type=11, code=0)"
+                f"/IP(src='{EAM_SERVER4}', dst='192.0.2.20', ttl=1, id=0x1111, flags='DF')/{UDP_TR}",
+                "icmp_source_rfc6791",
+                f"{ETH}/{ip6('2001:db8:6791::cb00:71fe', EAM_SERVER6, hlim=65)}"
+                f"/ICMPv6TimeExceeded(code=0)/IPv6(src='{EAM_SERVER6}', dst='2001:db8:1::14', hlim=1)"
+                f"/{UDP_TR}",
+                eams=[EAM_WIDE], translation=[("rfc6791_pool6", "2001:db8:6791::/96")]),
+    ]
+    return out
+
+
+def fixtures_fragments():
+    payload = "Raw(b'f' * 64)"
+    return [
+        Fixture("rfc7915-4.1-fragment-first",
+                "IPv4 first fragment (MF=1, offset 0) of UDP: a Fragment header carries MF, the "
+                "offset and the Identification (zero-extended to 32 bits); the UDP checksum "
+                "follows the addresses (it covers the whole datagram).",
+                POOL6,
+                f"{ETH}/{ip4(CLIENT4, SERVER4, flags='MF', id_=0x1234)}/UDP(sport=53000, "
+                f"dport=53, len=4008)/{payload}",
+                "fragment_translated_4to6",
+                f"{ETH}/{ip6(p6(CLIENT4), p6(SERVER4), hlim=65)}/IPv6ExtHdrFragment(nh=17, "
+                f"id=0x1234, m=1, offset=0)/UDP(sport=53000, dport=53, len=4008)/{payload}"),
+        Fixture("rfc7915-4.1-fragment-middle",
+                "IPv4 middle fragment (MF=1, offset 185 * 8): no transport header, bytes copied.",
+                POOL6,
+                f"{ETH}/{ip4(CLIENT4, SERVER4, flags='MF', id_=0x1234, extra=', frag=185, proto=17')}"
+                f"/{payload}",
+                "fragment_translated_4to6",
+                f"{ETH}/{ip6(p6(CLIENT4), p6(SERVER4), hlim=65)}/IPv6ExtHdrFragment(nh=17, "
+                f"id=0x1234, m=1, offset=185)/{payload}"),
+        Fixture("rfc7915-4.1-fragment-last",
+                "IPv4 last fragment (MF=0, offset 370 * 8).",
+                POOL6,
+                f"{ETH}/{ip4(CLIENT4, SERVER4, flags='', id_=0xfedc, extra=', frag=370, proto=6')}"
+                f"/{payload}",
+                "fragment_translated_4to6",
+                f"{ETH}/{ip6(p6(CLIENT4), p6(SERVER4), hlim=65)}/IPv6ExtHdrFragment(nh=6, "
+                f"id=0xfedc, m=0, offset=370)/{payload}"),
+        Fixture("rfc7915-4.1-df-clear-no-fragment-header",
+                "An unfragmented IPv4 packet with DF clear gets no Fragment header (RFC 8021: no "
+                "atomic fragments); the daemon's route MTU makes it fit the lowest IPv6 MTU.",
+                POOL6,
+                f"{ETH}/{ip4(CLIENT4, SERVER4, flags='')}/{L4['udp'][0]}",
+                "translated_4to6",
+                f"{ETH}/{ip6(p6(CLIENT4), p6(SERVER4), hlim=65)}/{L4['udp'][1]}"),
+        dropped("rfc7915-4.1-icmp-fragment",
+                "A fragmented ICMPv4 echo: the ICMPv6 checksum's pseudo-header needs the length "
+                "of the whole message, which a fragment does not know.",
+                f"{ETH}/{ip4(CLIENT4, SERVER4, flags='MF')}/{ECHO4}", "icmp_fragment"),
+        dropped("rfc7915-4.5-udp-zero-checksum-fragment",
+                "The first fragment of IPv4 UDP without checksum: the checksum cannot be computed "
+                "from one fragment.",
+                f"{ETH}/{ip4(CLIENT4, SERVER4, flags='MF')}/UDP(sport=53000, dport=53, len=4008, "
+                f"chksum=0)/{payload}", "udp_zero_checksum"),
+        Fixture("rfc7915-5.1-fragment-first",
+                "IPv6 first fragment: the low 16 bits of the Identification, MF and the offset "
+                "go into the IPv4 header, DF clear (RFC 7915 5.1.1); the Fragment header goes.",
+                POOL6,
+                f"{ETH}/{ip6(p6(CLIENT4), p6(SERVER4))}/IPv6ExtHdrFragment(id=0x89abcdef, m=1, "
+                f"offset=0)/UDP(sport=53000, dport=53, len=4008)/{payload}",
+                "fragment_translated_6to4",
+                f"{ETH}/{ip4_out(CLIENT4, SERVER4, ttl=65)}/UDP(sport=53000, dport=53, len=4008)"
+                f"/{payload}".replace("flags='')", "flags='MF')")),
+        Fixture("rfc7915-5.1-fragment-last",
+                "IPv6 last fragment (M=0, offset 185).",
+                POOL6,
+                f"{ETH}/{ip6(p6(CLIENT4), p6(SERVER4))}/IPv6ExtHdrFragment(nh=17, id=0x89abcdef, "
+                f"m=0, offset=185)/{payload}",
+                "fragment_translated_6to4",
+                f"{ETH}/IP(src='{CLIENT4}', dst='{SERVER4}', ttl=65, id=0, frag=185, proto=17)"
+                f"/{payload}"),
+        Fixture("rfc8021-atomic-fragment",
+                "An IPv6 atomic fragment (offset 0, M=0, RFC 8021): translated as an ordinary "
+                "packet with DF clear.",
+                POOL6,
+                f"{ETH}/{ip6(p6(CLIENT4), p6(SERVER4))}/IPv6ExtHdrFragment(id=0x5555, m=0, "
+                f"offset=0)/{L4['udp'][1]}",
+                "fragment_translated_6to4",
+                f"{ETH}/{ip4_out(CLIENT4, SERVER4, ttl=65)}/{L4['udp'][0]}"),
+        dropped("rfc7915-5.1-icmpv6-fragment",
+                "A fragmented ICMPv6 echo: dropped (see rfc7915-4.1-icmp-fragment).",
+                f"{ETH}/{ip6(p6(CLIENT4), p6(SERVER4))}/IPv6ExtHdrFragment(id=1, m=1)/{ECHO6}",
+                "icmp_fragment"),
+    ]
+
+
+def fixtures_options():
+    u4, u6 = L4["udp"]
+    return [
+        translate_4to6("rfc7915-4.1-ipv4-options-ignored",
+                       "IPv4 options (Router Alert) are ignored and the packet translated (RFC "
+                       "7915 section 4.1).", "udp", CLIENT4, SERVER4, p6(CLIENT4), p6(SERVER4),
+                       flags="DF") if False else Fixture(
+            "rfc7915-4.1-ipv4-options-ignored",
+            "IPv4 options (Router Alert, NOP) are ignored and the packet translated (RFC 7915 "
+            "section 4.1).", POOL6,
+            f"{ETH}/{ip4(CLIENT4, SERVER4, extra=', options=[IPOption_Router_Alert(), IPOption_NOP(), IPOption_NOP(), IPOption_NOP(), IPOption_NOP()]')}/{u4}",
+            "translated_4to6", f"{ETH}/{ip6(p6(CLIENT4), p6(SERVER4), hlim=65)}/{u6}"),
+        Fixture("rfc7915-4.1-record-route-ignored",
+                "A Record Route option is ignored like any option (only an unexpired source "
+                "route stops the translation).", POOL6,
+                f"{ETH}/{ip4(CLIENT4, SERVER4, extra=', options=[IPOption_RR(routers=[' + repr(ROUTER4) + '], pointer=8)]')}/{u4}",
+                "translated_4to6", f"{ETH}/{ip6(p6(CLIENT4), p6(SERVER4), hlim=65)}/{u6}"),
+        dropped("rfc7915-4.1-unexpired-source-route",
+                "An unexpired loose source route: the packet is not translated (RFC 7915 section "
+                "4.1).",
+                f"{ETH}/{ip4(CLIENT4, SERVER4, extra=', options=[IPOption_LSRR(routers=[' + repr(ROUTER4) + '], pointer=4)]')}/{u4}",
+                "ipv4_source_route"),
+        Fixture("rfc7915-5.1-hop-by-hop-removed",
+                "IPv6 hop-by-hop options are not translated: the header goes.", POOL6,
+                f"{ETH}/{ip6(p6(CLIENT4), p6(SERVER4))}/IPv6ExtHdrHopByHop(options=[RouterAlert()])/{u6}",
+                "translated_6to4", f"{ETH}/{ip4_out(CLIENT4, SERVER4, ttl=65)}/{u4}"),
+        Fixture("rfc7915-5.1-destination-options-removed",
+                "IPv6 destination options: the header goes.", POOL6,
+                f"{ETH}/{ip6(p6(CLIENT4), p6(SERVER4))}/IPv6ExtHdrDestOpt(options=[PadN(optdata=b'\\x00' * 4)])/{u6}",
+                "translated_6to4", f"{ETH}/{ip4_out(CLIENT4, SERVER4, ttl=65)}/{u4}"),
+        Fixture("rfc7915-5.1-routing-segments-left-0",
+                "A routing header with segments left 0 is ignored and removed.", POOL6,
+                f"{ETH}/{ip6(p6(CLIENT4), p6(SERVER4))}/IPv6ExtHdrRouting(addresses=['2001:db8::5'], segleft=0)/{u6}",
+                "translated_6to4", f"{ETH}/{ip4_out(CLIENT4, SERVER4, ttl=65)}/{u4}"),
+        dropped("rfc7915-5.1-routing-segments-left",
+                "A routing header with segments left: not translated (RFC 7915 section 5.1).",
+                f"{ETH}/{ip6(p6(CLIENT4), p6(SERVER4))}/IPv6ExtHdrRouting(addresses=['2001:db8::5'], segleft=1)/{u6}",
+                "ipv6_routing_segments_left"),
+        Fixture("rfc7915-4.5-udp-zero-checksum-computed",
+                "IPv4 UDP without checksum: the translator computes it over the datagram (RFC "
+                "7915 section 4.5, udp_zero_checksum: compute, the default).", POOL6,
+                f"{ETH}/{ip4(CLIENT4, SERVER4)}/UDP(sport=53000, dport=53, chksum=0)/Raw(b'odd' * 101)",
+                "udp_zero_checksum_computed",
+                f"{ETH}/{ip6(p6(CLIENT4), p6(SERVER4), hlim=65)}/UDP(sport=53000, dport=53)/Raw(b'odd' * 101)"),
+        Fixture("rfc7915-4.5-udp-zero-checksum-dropped",
+                "udp_zero_checksum: drop.", POOL6,
+                f"{ETH}/{ip4(CLIENT4, SERVER4)}/UDP(sport=53000, dport=53, chksum=0)/Raw({PAYLOAD})",
+                "udp_zero_checksum", translation=[("udp_zero_checksum", "drop")]),
+        Fixture("rfc7915-4.1-traffic-class-configured",
+                "translation.traffic_class 32: the TOS (0xb8) is not copied, 32 is written.",
+                POOL6, f"{ETH}/{ip4(CLIENT4, SERVER4, tos=0xb8)}/{u4}", "translated_4to6",
+                f"{ETH}/{ip6(p6(CLIENT4), p6(SERVER4), hlim=65, tc=0x20)}/{u6}",
+                translation=[("traffic_class", "32")]),
+        Fixture("rfc7915-5.1-tos-configured",
+                "translation.traffic_class 0: the traffic class is not copied.",
+                POOL6, f"{ETH}/{ip6(p6(CLIENT4), p6(SERVER4), tc=0xb8)}/{u6}", "translated_6to4",
+                f"{ETH}/{ip4_out(CLIENT4, SERVER4, ttl=65)}/{u4}",
+                translation=[("traffic_class", "0")]),
+        Fixture("rfc7915-5.1-local-hop-limit-kept",
+                "A packet the router originated itself (ingress_ifindex 0) was not decremented on "
+                "its way in: hop limit 64 stays TTL 64; the pass after the translator is its one "
+                "hop.", POOL6, f"{ETH}/{ip6(p6(CLIENT4), p6(SERVER4))}/{u6}", "translated_6to4",
+                f"{ETH}/{ip4_out(CLIENT4, SERVER4, ttl=64)}/{u4}", local=True),
+        Fixture("rfc7915-4.1-local-ttl-kept",
+                "The same IPv4 -> IPv6: TTL 64 of a local packet stays hop limit 64.", POOL6,
+                f"{ETH}/{ip4(CLIENT4, SERVER4)}/{u4}", "translated_4to6",
+                f"{ETH}/{ip6(p6(CLIENT4), p6(SERVER4), hlim=64)}/{u6}", local=True),
+        Fixture("rfc6052-3.1-wkp-non-global-allowed",
+                "translation.allow_wkp_non_global true: 64:ff9b::198.51.100.10 is translated.",
+                "64:ff9b::/96",
+                f"{ETH}/{ip6(EAM_SERVER6, '64:ff9b::' + CLIENT4)}/{u6}", "translated_6to4",
+                f"{ETH}/{ip4_out(EAM_SERVER4, CLIENT4, ttl=65)}/{u4}", eams=[EAM_WIDE],
+                translation=[("allow_wkp_non_global", "true")]),
+        Fixture("rfc7757-4.2-hairpinning",
+                "EAM host 2001:db8:1::a (192.0.2.10) reaches EAM host 192.0.2.11 through pool6: "
+                "the packet goes back to IPv6 with the source in pool6 form "
+                "(2001:db8:64::c000:20a) and the destination the EAM address 2001:db8:1::b, so "
+                "the reply comes back through the translator (RFC 7757 section 4.2).",
+                POOL6, f"{ETH}/{ip6(EAM_SERVER6, p6('192.0.2.11'))}/{L4['tcp'][1]}", "hairpinned",
+                f"{ETH}/{ip6(p6('192.0.2.10'), '2001:db8:1::b', hlim=65)}/{L4['tcp'][1]}",
+                eams=[EAM_WIDE]),
+    ]
+
+
 FILES = {
     "rfc7915-4-ipv4-to-ipv6.txt": fixtures_4to6,
     "rfc7915-5-ipv6-to-ipv4.txt": fixtures_6to4,
     "rfc6052-pool6.txt": fixtures_pool6,
     "rfc7757-eamt.txt": fixtures_eamt,
     "drops.txt": fixtures_drops,
+    "rfc7915-icmp-errors.txt": fixtures_icmp_errors,
+    "rfc7915-fragments.txt": fixtures_fragments,
+    "rfc7915-options-settings.txt": fixtures_options,
 }
 
 # --------------------------------------------------------------------------------------------
@@ -522,6 +900,10 @@ def render(fixtures):
         lines.append(f"pool6 {f.pool6}")
         for v4, v6 in f.eams:
             lines.append(f"eam {v4} {v6}")
+        for key, value in f.translation:
+            lines.append(f"translation {key} {value}")
+        if f.local:
+            lines.append("local")
         lines.append(f"in {inp.hex()}")
         lines.append(f"verdict {f.verdict}")
         lines.append(f"counter {f.counter}")

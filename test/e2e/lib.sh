@@ -239,3 +239,84 @@ expect_traffic_flows() {
 	expect "TCP transfer of $bytes bytes each way with $dest, content verified" \
 		in_ns "$CLIENT" $TRAFFIC tcp --to "$dest" --port 8080 --bytes "$bytes"
 }
+
+# --- Reload helpers (test/e2e/reload.sh) --------------------------------------------------------
+
+# start_tcp_flow VAR NS DEST PORT BYTES RATE: a paced TCP transfer with content check in the
+# background; its PID goes into VAR (and into the cleanup list), its output into
+# $E2E_TMP/flow-VAR.log.
+start_tcp_flow() {
+	local var=$1 ns=$2 dest=$3 port=$4 bytes=$5 rate=$6
+	ip netns exec "$ns" $TRAFFIC tcp --to "$dest" --port "$port" --bytes "$bytes" --rate "$rate" \
+		>"$E2E_TMP/flow-$var.log" 2>&1 &
+	E2E_PIDS+=("$!")
+	printf -v "$var" '%s' "$!"
+}
+
+# wait_tcp_flow VAR: waits for the flow started as VAR, prints its output, returns its status.
+wait_tcp_flow() {
+	local rc=0
+	wait "${!1}" || rc=$?
+	cat "$E2E_TMP/flow-$1.log"
+	return "$rc"
+}
+
+# ctl_reload OUTFILE: `xlat64ctl reload`, its stdout and stderr in OUTFILE (also printed); returns
+# its exit status.
+ctl_reload() {
+	local rc=0
+	ctl reload >"$1" 2>&1 || rc=$?
+	cat "$1"
+	return "$rc"
+}
+
+# fails COMMAND...: succeeds when the command fails (for expect).
+fails() { ! "$@"; }
+
+# nat44_lab: client — router — server for the NAT44 tests; sets CLIENT, E2E_ROUTER, SERVER.
+#   client 192.0.2.2/24 + internal-pool hosts 100.64.0.{1,2,5,6,9,10}/32 ── veth ── router
+#   192.0.2.1/24 (route 100.64.0.0/24 via the client)   198.51.100.1/24 ── veth ── server
+#   198.51.100.10/24 and .11/24 (default via the router, which the public pool 203.0.113.0/24
+#   reaches: the router de-NATs it in prerouting, so it needs no address from it).
+nat44_lab() {
+	lab_namespaces
+	ip -n "$CLIENT" addr add 192.0.2.2/24 dev eth0
+	local host
+	for host in 1 2 5 6 9 10; do
+		ip -n "$CLIENT" addr add "100.64.0.$host/32" dev eth0
+	done
+	ip -n "$CLIENT" route add default via 192.0.2.1
+	ip -n "$E2E_ROUTER" addr add 192.0.2.1/24 dev to-client
+	ip -n "$E2E_ROUTER" route add 100.64.0.0/24 via 192.0.2.2
+	ip -n "$E2E_ROUTER" addr add 198.51.100.1/24 dev to-server
+	ip -n "$SERVER" addr add 198.51.100.10/24 dev eth0
+	ip -n "$SERVER" addr add 198.51.100.11/24 dev eth0
+	ip -n "$SERVER" route add default via 198.51.100.1
+}
+
+# nat44_flow PROTO SRC SPORT DST: one UDP datagram or one TCP exchange from SRC:SPORT (0: any
+# port) in the client namespace to the echo server on DST port 8080; fails unless it is echoed.
+nat44_flow() {
+	in_ns "$CLIENT" "$PYTHON" - "$@" <<'PY'
+import socket, sys
+proto, src, sport, dst = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+s = socket.socket(socket.AF_INET, kind)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.settimeout(2)
+s.bind((src, sport))
+payload = f"{src}:{sport} -> {dst}".encode()
+try:
+    if proto == "udp":
+        s.sendto(payload, (dst, 8080))
+        reply = s.recv(1024)
+    else:
+        s.connect((dst, 8080))
+        s.sendall(payload)
+        reply = s.recv(1024)
+except OSError as e:
+    print(f"{proto} {src}:{sport} -> {dst}: {e}", file=sys.stderr)
+    sys.exit(1)
+sys.exit(0 if reply == payload else 1)
+PY
+}

@@ -161,7 +161,8 @@ TEST_CASE("config: unknown keys list the valid ones", "[config]") {
     CHECK(issue.line == 2);
     CHECK(issue.column == 1);
     CHECK(issue.message ==
-          "unknown key 'pool4'; valid keys here: device, pool6, eamt, control, bpf");
+          "unknown key 'pool4'; valid keys here: device, pool6, eamt, control, bpf, nat64, "
+          "translation");
 
     issue = only_issue("device:\n  nmae: x\n");
     CHECK(issue.key == "device.nmae");
@@ -382,7 +383,7 @@ TEST_CASE("config: what() has one line per issue", "[config]") {
               "/etc/xlat64/xlat64.yaml:1:8: pool6: prefix length /80 is not allowed by RFC 6052 "
               "section 2.2; use /32, /40, /48, /56, /64 or /96\n"
               "/etc/xlat64/xlat64.yaml:2:1: pool4: unknown key 'pool4'; valid keys here: device, "
-              "pool6, eamt, control, bpf");
+              "pool6, eamt, control, bpf, nat64, translation");
     }
     ConfigError no_position("f.yaml", {{"(file)", 0, 0, "cannot read f.yaml: gone"}});
     CHECK(std::string(no_position.what()) == "f.yaml: (file): cannot read f.yaml: gone");
@@ -437,4 +438,79 @@ TEST_CASE("config: load_config_file names the file in every issue", "[config]") 
         CHECK_THAT(std::string(e.what()), Contains(path.string() + ":1:8: pool6: "));
     }
     std::filesystem::remove(path);
+}
+
+// --- translation: (issue 3, RFC 7915 options) ------------------------------------------------
+
+TEST_CASE("config: translation options take their defaults", "[config][translation]") {
+    Config config = parse_config("translation:\n", "t");
+    CHECK(config.translation == TranslationConfig{});
+    CHECK(config.translation.lowest_ipv6_mtu == 1280);
+    CHECK_FALSE(config.translation.drop_udp_zero_checksum);
+    CHECK_FALSE(config.translation.traffic_class);
+    CHECK_FALSE(config.translation.allow_wkp_non_global);
+    CHECK_FALSE(config.translation.ipv4_address);
+    CHECK_FALSE(config.translation.rfc6791_pool4);
+}
+
+TEST_CASE("config: every translation option is read", "[config][translation]") {
+    Config config = parse_config(R"(translation:
+  lowest_ipv6_mtu: 1500
+  udp_zero_checksum: drop
+  traffic_class: 46
+  allow_wkp_non_global: true
+  ipv4_address: 192.0.2.1
+  ipv6_address: 2001:db8::1
+  rfc6791_pool4: 198.51.100.0/28
+  rfc6791_pool6: 2001:db8:6791::/96
+)",
+                                 "t");
+    const TranslationConfig& t = config.translation;
+    CHECK(t.lowest_ipv6_mtu == 1500);
+    CHECK(t.drop_udp_zero_checksum);
+    CHECK(t.traffic_class == std::optional<uint8_t>(46));
+    CHECK(t.allow_wkp_non_global);
+    CHECK(t.ipv4_address == parse_ipv4_address("192.0.2.1"));
+    CHECK(t.ipv6_address == parse_ipv6_address("2001:db8::1"));
+    CHECK(t.rfc6791_pool4 == parse_ipv4_prefix("198.51.100.0/28"));
+    CHECK(t.rfc6791_pool6 == parse_ipv6_prefix("2001:db8:6791::/96"));
+    CHECK_FALSE(parse_config("translation: {traffic_class: copy}", "t").translation.traffic_class);
+    CHECK(parse_config("translation: {udp_zero_checksum: compute}", "t")
+              .translation.drop_udp_zero_checksum == false);
+}
+
+TEST_CASE("config: invalid translation options are named with what is valid",
+          "[config][translation]") {
+    auto issue = only_issue("translation:\n  lowest_ipv6_mtu: 1000\n");
+    CHECK(issue.key == "translation.lowest_ipv6_mtu");
+    CHECK(issue.line == 2);
+    CHECK(issue.column == 20);
+    CHECK(issue.message == "expected an integer from 1280 to 65535, found '1000'");
+
+    issue = only_issue("translation:\n  udp_zero_checksum: fix\n");
+    CHECK(issue.key == "translation.udp_zero_checksum");
+    CHECK(issue.message == "expected one of compute, drop, found 'fix'");
+
+    issue = only_issue("translation:\n  traffic_class: 256\n");
+    CHECK(issue.key == "translation.traffic_class");
+    CHECK(issue.message == "expected copy or an integer from 0 to 255, found '256'");
+
+    issue = only_issue("translation:\n  allow_wkp_non_global: yes\n");
+    CHECK(issue.key == "translation.allow_wkp_non_global");
+    CHECK(issue.message == "expected true or false, found 'yes'");
+
+    issue = only_issue("translation:\n  ipv4_address: 192.0.2.300\n");
+    CHECK(issue.key == "translation.ipv4_address");
+    CHECK(issue.message == "'192.0.2.300' is not an IPv4 address, e.g. 192.0.2.1");
+
+    issue = only_issue("translation:\n  ipv6_address: 192.0.2.1\n");
+    CHECK(issue.message == "'192.0.2.1' is not an IPv6 address, e.g. 2001:db8::1");
+
+    issue = only_issue("translation:\n  rfc6791_pool4: 198.51.100.1/28\n");
+    CHECK(issue.key == "translation.rfc6791_pool4");
+    CHECK_THAT(issue.message, Contains("has host bits set: did you mean 198.51.100.0/28?"));
+
+    issue = only_issue("translation:\n  rfc6791_pool: 2001:db8::/96\n");
+    CHECK(issue.key == "translation.rfc6791_pool");
+    CHECK_THAT(issue.message, Contains("valid keys here: lowest_ipv6_mtu, udp_zero_checksum"));
 }

@@ -21,6 +21,8 @@ Config sample_config() {
     config.device.mtu = 1500;
     config.pool6 = v6("2001:db8:64::/96");
     config.eamt = {{v4("198.51.100.0/24"), v6("2001:db8:1::/120")}};
+    // An IPv6 network that carries 1500 bytes: the IPv4 routes get 1500 - 28.
+    config.translation.lowest_ipv6_mtu = 1500;
     return config;
 }
 
@@ -31,6 +33,7 @@ ObservedState converged(const Config& config) {
     have.device = DeviceState{7, want.mtu, true, true, true};
     have.routes = want.routes;
     have.pool6 = want.pool6;
+    have.translation = want.translation;
     have.eamt = want.eamt;
     have.program_current = true;
     have.attached_program_id = 42;
@@ -50,7 +53,7 @@ std::vector<std::string> descriptions(const Plan& plan) {
 TEST_CASE("desired routes: pool6 and the EAM IPv4 prefixes, never the EAM IPv6 prefixes") {
     const DesiredState want = desired_state(sample_config());
     REQUIRE(want.routes.size() == 2);
-    CHECK(want.routes[0] == RouteSpec{v4("198.51.100.0/24"), 1480});
+    CHECK(want.routes[0] == RouteSpec{v4("198.51.100.0/24"), 1472});
     CHECK(want.routes[1] == RouteSpec{v6("2001:db8:64::/96"), 0});
 }
 
@@ -67,9 +70,12 @@ TEST_CASE("an empty kernel gets device, maps, program, then routes") {
     CHECK(descriptions(plan) == std::vector<std::string>{
                                     "create device xlat64 (mtu 1500)",
                                     "set pool6 2001:db8:64::/96",
+                                    "set translation options: lowest_ipv6_mtu 1500, "
+                                    "udp_zero_checksum compute, traffic_class copy, "
+                                    "allow_wkp_non_global false",
                                     "add EAM 198.51.100.0/24 <-> 2001:db8:1::/120",
                                     "attach the translator program to tc egress",
-                                    "add route 198.51.100.0/24 mtu 1480",
+                                    "add route 198.51.100.0/24 mtu 1472",
                                     "add route 2001:db8:64::/96",
                                 });
 }
@@ -109,25 +115,25 @@ TEST_CASE("removals come first, routes before map entries; additions after, rout
     config.eamt = {{v4("203.0.113.0/28"), v6("2001:db8:3::/124")}};
     CHECK(descriptions(compute_plan(desired_state(config), converged(old_config))) ==
           std::vector<std::string>{
-              "remove route 198.51.100.0/24 mtu 1480",
+              "remove route 198.51.100.0/24 mtu 1472",
               "remove route 2001:db8:64::/96",
               "remove EAM 198.51.100.0/24 <-> 2001:db8:1::/120",
               "change pool6 2001:db8:64::/96 -> 2001:db8:46::/96",
               "add EAM 203.0.113.0/28 <-> 2001:db8:3::/124",
-              "add route 203.0.113.0/28 mtu 1480",
+              "add route 203.0.113.0/28 mtu 1472",
               "add route 2001:db8:46::/96",
           });
 }
 
-TEST_CASE("an MTU change re-adds the IPv4 routes with mtu - 20") {
+TEST_CASE("an MTU change re-adds the IPv4 routes with min(mtu, lowest_ipv6_mtu) - 28") {
     const Config old_config = sample_config();
     Config config = sample_config();
     config.device.mtu = 1400;
     CHECK(descriptions(compute_plan(desired_state(config), converged(old_config))) ==
           std::vector<std::string>{
               "set mtu of xlat64 1500 -> 1400",
-              "remove route 198.51.100.0/24 mtu 1480",
-              "add route 198.51.100.0/24 mtu 1380",
+              "remove route 198.51.100.0/24 mtu 1472",
+              "add route 198.51.100.0/24 mtu 1372",
           });
 }
 
@@ -161,8 +167,39 @@ TEST_CASE("foreign routes never appear in the plan: the backend lists only ours"
     // added is neither listed nor removed; this pins down that an extra route of ours is.
     const Config config = sample_config();
     ObservedState have = converged(config);
-    have.routes.push_back(RouteSpec{v4("192.0.2.0/24"), 1480});
+    have.routes.push_back(RouteSpec{v4("192.0.2.0/24"), 1472});
     std::sort(have.routes.begin(), have.routes.end());
     CHECK(descriptions(compute_plan(desired_state(config), have)) ==
-          std::vector<std::string>{"remove route 192.0.2.0/24 mtu 1480"});
+          std::vector<std::string>{"remove route 192.0.2.0/24 mtu 1472"});
+}
+
+TEST_CASE("IPv4 routes get min(device mtu, lowest_ipv6_mtu) - 28 (RFC 7915 section 4)") {
+    Config config = sample_config();
+    config.translation = TranslationConfig{};  // lowest_ipv6_mtu 1280 by default
+    const DesiredState want = desired_state(config);
+    CHECK(want.routes[0] == RouteSpec{v4("198.51.100.0/24"), 1252});
+    CHECK(ipv4_route_mtu(1400, 9000) == 1372);
+}
+
+TEST_CASE("changed translation options are one change carrying the whole settings") {
+    const Config old_config = sample_config();
+    Config config = sample_config();
+    config.translation.traffic_class = 0;
+    config.translation.drop_udp_zero_checksum = true;
+    const Plan plan = compute_plan(desired_state(config), converged(old_config));
+    CHECK(descriptions(plan) ==
+          std::vector<std::string>{
+              "set translation options: lowest_ipv6_mtu 1500, udp_zero_checksum drop, "
+              "traffic_class 0, allow_wkp_non_global false",
+          });
+    const auto& change = std::get<change::SetTranslation>(plan[0]);
+    CHECK(change.pool6 == config.pool6);
+}
+
+TEST_CASE("settings never written are written even without pool6 (EAMT only)") {
+    Config config = sample_config();
+    config.pool6.reset();
+    ObservedState have = converged(config);
+    have.translation.reset();
+    CHECK(descriptions(compute_plan(desired_state(config), have)).size() == 1);
 }

@@ -15,7 +15,9 @@ bpftool prog loadall "$share/xlat64.bpf.o" /sys/fs/bpf/xlat64-verify
 bpftool prog show pinned /sys/fs/bpf/xlat64-verify/xlat64_egress
 rm -rf /sys/fs/bpf/xlat64-verify /sys/fs/bpf/xlat_* # loadall pins BY_NAME maps at the bpffs root
 
-for test in siit_ipv6_client_pool6 siit_ipv4_client_eamt; do
+# rfc7915_*: ICMP errors, PMTUD (50 MB) and fragments on the 6.1 kernel; the image has no traceroute,
+# which that test skips and says so.
+for test in siit_ipv6_client_pool6 siit_ipv4_client_eamt rfc7915_pmtud_fragments_traceroute; do
 	echo "== $test"
 	bash "$share/e2e/$test.sh"
 done

@@ -1,0 +1,90 @@
+// Test driver for the NAT44 table (not the daemon): programs xlat64's nftables table in the
+// network namespace it runs in, so the e2e tests can check the kernel's NAT without BPF.
+//
+//   nat44_driver [--table NAME] [--internal-pool PREFIX] ensure
+//   nat44_driver ... replace INTERNAL=PUBLIC:FIRST-LAST...   e.g.
+//   100.64.0.0/30=203.0.113.1:1024-2047 nat44_driver ... list        one line per block: INTERNAL
+//   PUBLIC FIRST-LAST SESSIONS BYTES nat44_driver ... drops       packets dropped from internal
+//   sources without a block nat44_driver ... delete
+#include <charconv>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "netlink/nft_nat_table.h"
+
+using namespace xlat64;
+
+namespace {
+
+NatBlock parse_block(const std::string& text) {
+    auto eq = text.find('=');
+    auto colon = text.find(':', eq);
+    auto dash = text.find('-', colon);
+    if (eq == std::string::npos || colon == std::string::npos || dash == std::string::npos) {
+        throw std::invalid_argument("expected INTERNAL=PUBLIC:FIRST-LAST, found " + text);
+    }
+    auto internal = parse_ipv4_prefix(text.substr(0, eq));
+    auto address = parse_ipv4_address(text.substr(eq + 1, colon - eq - 1));
+    unsigned first = std::stoul(text.substr(colon + 1, dash - colon - 1));
+    unsigned last = std::stoul(text.substr(dash + 1));
+    if (!internal || !address || first > last || last > 65535) {
+        throw std::invalid_argument("expected INTERNAL=PUBLIC:FIRST-LAST, found " + text);
+    }
+    return {*internal, *address, static_cast<uint16_t>(first), static_cast<uint16_t>(last)};
+}
+
+int run(std::vector<std::string> args) {
+    std::string table = "xlat64";
+    Ipv4Prefix pool{{100, 64, 0, 0}, 10};
+    while (args.size() >= 2 && args[0].rfind("--", 0) == 0) {
+        if (args[0] == "--table") {
+            table = args[1];
+        } else if (args[0] == "--internal-pool") {
+            pool = parse_ipv4_prefix(args[1]).value();
+        } else {
+            throw std::invalid_argument("unknown option " + args[0]);
+        }
+        args.erase(args.begin(), args.begin() + 2);
+    }
+    if (args.empty()) {
+        throw std::invalid_argument("expected a command: ensure, replace, list, drops, delete");
+    }
+    NftSocket sock;
+    NftNatTable nat(sock, table, pool);
+    const std::string& command = args[0];
+    if (command == "ensure") {
+        std::cout << (nat.ensure() ? "created" : "adopted") << "\n";
+    } else if (command == "replace") {
+        std::vector<NatBlock> blocks;
+        for (size_t i = 1; i < args.size(); ++i) {
+            blocks.push_back(parse_block(args[i]));
+        }
+        nat.replace_blocks(blocks);
+    } else if (command == "list") {
+        for (const NatBlockCounter& c : nat.read_blocks()) {
+            std::cout << to_string(c.block.internal) << " " << to_string(c.block.public_address)
+                      << " " << c.block.first_port << "-" << c.block.last_port << " " << c.sessions
+                      << " " << c.bytes << "\n";
+        }
+    } else if (command == "drops") {
+        std::cout << nat.unmapped_drops() << "\n";
+    } else if (command == "delete") {
+        std::cout << (nat.remove() ? "deleted" : "absent") << "\n";
+    } else {
+        throw std::invalid_argument("unknown command " + command);
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(std::vector<std::string>(argv + 1, argv + argc));
+    } catch (const std::exception& e) {
+        std::cerr << "nat44_driver: " << e.what() << "\n";
+        return 1;
+    }
+}
