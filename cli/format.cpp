@@ -87,7 +87,21 @@ std::string format_status(const json& status) {
     out += field("EAMT entries", text(status, "eamt_entries"));
     out += field("routes", text(status, "routes"));
     out += field("pin dir", text(status, "pin_dir"));
+    if (status.contains("last_reload_error")) {
+        out += field("last reload", "FAILED, running configuration kept:");
+        out += text(status, "last_reload_error") + "\n";
+    }
     return out;
+}
+
+std::string format_reload(const json& result) {
+    const long long changes = result.value("changes", 0LL);
+    if (changes == 0) {
+        return "reload: " + text(result, "config_file") +
+               " is valid; the kernel already matches it\n";
+    }
+    return "reload: " + text(result, "config_file") + " applied, " + std::to_string(changes) +
+           (changes == 1 ? " change\n" : " changes\n");
 }
 
 std::string format_stats(const json& stats, bool show_all) {

@@ -12,5 +12,7 @@ std::string format_status(const nlohmann::json& status);
 // are left out unless show_all.
 std::string format_stats(const nlohmann::json& stats, bool show_all);
 std::string format_duration(long long seconds);
+// The answer to a successful reload: the file and the number of kernel changes.
+std::string format_reload(const nlohmann::json& result);
 
 }  // namespace xlat64

@@ -11,6 +11,7 @@
 
 #include "daemon/bpf_backend.h"
 #include "daemon/log.h"
+#include "daemon/unsupported.h"
 
 #ifndef XLAT64_VERSION
 #define XLAT64_VERSION "unknown"
@@ -97,6 +98,7 @@ Daemon::Daemon(Config config, std::filesystem::path config_path)
     reconciler_->reconcile(config_);
     control_ = std::make_unique<ControlServer>(loop_, config_.control_socket, commands());
     loop_.watch(signals_.get(), POLLIN, [this](short) { on_signal(); });
+    start_watchdog();
 }
 
 Daemon::~Daemon() = default;
@@ -104,46 +106,118 @@ Daemon::~Daemon() = default;
 int Daemon::run() {
     log_info("ready: translating via " + config_.device.name + ", control socket " +
              config_.control_socket.string());
-    sd_notify(0, "READY=1\nSTATUS=translating");
+    // Only now is the kernel programmed and the socket answering: `systemctl start` returns
+    // here, so whatever runs after it finds a working translator.
+    notify_ready();
     loop_.run();
-    sd_notify(0, "STOPPING=1");
+    sd_notify(0, "STOPPING=1\nSTATUS=stopping; the translator stays in the kernel");
     log_info("stopping; the translator stays in the kernel (xlat64d --teardown removes it)");
     control_.reset();  // removes the socket file
     return 0;
 }
 
+// systemd sets WATCHDOG_USEC when the unit has WatchdogSec=. Pinging from the event loop at
+// half that period proves the loop still turns: a daemon stuck in a netlink or bpf() call is
+// restarted, and the restart is hitless because the kernel state stays.
+void Daemon::start_watchdog() {
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) {
+        return;
+    }
+    const auto period = std::chrono::milliseconds(usec / 2000);
+    log_info("watchdog: pinging systemd every " + std::to_string(period.count()) + " ms");
+    loop_.every(period, [] { sd_notify(0, "WATCHDOG=1"); });
+}
+
+// READY=1 (after start-up or a reload, which systemd 252 then reports as finished) with the
+// STATUS= line that `systemctl status` shows.
+void Daemon::notify_ready() {
+    std::string text = "translating via " + config_.device.name + ": pool6 " +
+                       (config_.pool6 ? to_string(*config_.pool6) : std::string("none")) + ", " +
+                       std::to_string(config_.eamt.size()) + " EAM entries";
+    if (!last_reload_error_.empty()) {
+        text += "; last reload failed, running configuration kept (see the journal)";
+    }
+    sd_notify(0, ("READY=1\nSTATUS=" + text).c_str());
+}
+
 void Daemon::on_signal() {
     signalfd_siginfo info{};
     while (read(signals_.get(), &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
-        if (info.ssi_signo == SIGHUP) {
-            reload();
-        } else {
+        if (info.ssi_signo != SIGHUP) {
             loop_.stop();
+            continue;
+        }
+        try {
+            reload("SIGHUP");
+        } catch (const ReloadError&) {
+            // Logged by reload(); the daemon goes on with the running configuration.
         }
     }
 }
 
-void Daemon::reload() {
-    notify_reloading();
-    log_info("reload: reading " + config_path_.string());
+// The reconciler applies its plan change by change. If one fails, the previous configuration
+// is reconciled back so the kernel never stays half-way between the two files.
+size_t Daemon::apply_or_roll_back(const Config& next) {
     try {
-        Config next = load_config_file(config_path_);
-        if (auto reason = restart_only_change(config_, next)) {
-            log_error("reload: " + *reason + "; keeping the running configuration");
-        } else {
-            reconciler_->reconcile(next);
-            config_ = std::move(next);
-            log_info("reload: done");
-        }
-    } catch (const ConfigError& e) {
-        log_error(std::string("reload: invalid configuration, keeping the running one:\n") +
-                  e.what());
+        return reconciler_->reconcile(next).size();
     } catch (const std::exception& e) {
-        // Reconciling is state-based: the next reload or restart completes what failed here.
-        log_error(std::string("reload: ") + e.what() +
-                  "; the kernel may be partly updated, fix the cause and reload again");
+        const std::string failure = e.what();
+        try {
+            reconciler_->reconcile(config_);
+        } catch (const std::exception& rollback) {
+            throw ReloadError("applying " + config_path_.string() + " failed: " + failure +
+                              "; rolling back to the running configuration failed too: " +
+                              rollback.what() + "; the kernel may be partly updated");
+        }
+        throw ReloadError("applying " + config_path_.string() + " failed: " + failure +
+                          "; rolled back, the running configuration is kept");
     }
-    sd_notify(0, "READY=1\nSTATUS=translating");
+}
+
+// The file, parsed and validated, and checked against what only a restart can change; throws
+// ReloadError before anything in the kernel is touched.
+Config Daemon::read_config_for_reload() const {
+    Config next;
+    try {
+        next = load_config_file(config_path_);
+        refuse_unimplemented(next, config_path_.string());
+    } catch (const ConfigError& e) {
+        throw ReloadError(config_path_.string() +
+                          " is invalid; the running configuration is kept:\n" + e.what());
+    } catch (const std::exception& e) {
+        throw ReloadError("cannot read " + config_path_.string() + ": " + e.what() +
+                          "; the running configuration is kept");
+    }
+    if (auto reason = restart_only_change(config_, next)) {
+        throw ReloadError(*reason + "; the running configuration is kept");
+    }
+    return next;
+}
+
+size_t Daemon::reload(std::string_view requested_by) {
+    notify_reloading();
+    log_info("reload (" + std::string(requested_by) + "): reading " + config_path_.string());
+    try {
+        Config next = read_config_for_reload();
+        const size_t changes = apply_or_roll_back(next);
+        config_ = std::move(next);
+        last_reload_error_.clear();
+        log_info("reload: done, " + std::to_string(changes) +
+                 (changes == 1 ? " change applied" : " changes applied"));
+        notify_ready();
+        return changes;
+    } catch (const ReloadError& e) {
+        last_reload_error_ = e.what();
+        log_error(std::string("reload failed: ") + e.what());
+        notify_ready();
+        throw;
+    }
+}
+
+nlohmann::json Daemon::reload_result(std::string_view requested_by) {
+    const size_t changes = reload(requested_by);
+    return {{"config_file", config_path_.string()}, {"changes", changes}};
 }
 
 nlohmann::json Daemon::status() {
@@ -154,6 +228,9 @@ nlohmann::json Daemon::status() {
     result["config_file"] = config_path_.string();
     result["started_at"] = iso8601_utc(started_at_);
     result["uptime_seconds"] = std::chrono::duration_cast<std::chrono::seconds>(uptime).count();
+    if (!last_reload_error_.empty()) {
+        result["last_reload_error"] = last_reload_error_;
+    }
     return result;
 }
 
@@ -162,6 +239,10 @@ CommandTable Daemon::commands() {
     table["status"] = Command{Access::read, [this](const Request&) { return status(); }};
     table["stats"] = Command{Access::read,
                              [this](const Request&) { return stats_result(backend_->counters()); }};
+    // A change to the kernel, so root only; the same path as SIGHUP, but the caller gets the
+    // outcome (ExecReload= uses it, so `systemctl reload` fails when the file is invalid).
+    table["reload"] = Command{Access::admin,
+                              [this](const Request&) { return reload_result("xlat64ctl reload"); }};
     return table;
 }
 

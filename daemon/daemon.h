@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "config/config.h"
 #include "daemon/backend.h"
@@ -30,11 +32,21 @@ class Daemon {
     // Serves until SIGTERM or SIGINT; returns the exit status.
     int run();
 
+    // Re-reads the configuration file, validates it and applies only the difference. Returns
+    // the number of kernel changes made. Throws ReloadError (already logged) when the running
+    // configuration was kept: invalid file, a change that needs a restart, or a failed apply
+    // that was rolled back.
+    size_t reload(std::string_view requested_by);
+
   private:
     void on_signal();
-    void reload();
+    void start_watchdog();
+    void notify_ready();
+    Config read_config_for_reload() const;
+    size_t apply_or_roll_back(const Config& next);
     CommandTable commands();
     nlohmann::json status();
+    nlohmann::json reload_result(std::string_view requested_by);
 
     Config config_;
     std::filesystem::path config_path_;
@@ -45,6 +57,14 @@ class Daemon {
     std::unique_ptr<Backend> backend_;
     std::unique_ptr<Reconciler> reconciler_;
     std::unique_ptr<ControlServer> control_;
+    // Shown in `systemctl status` (STATUS=) and `xlat64ctl status` until the next good reload.
+    std::string last_reload_error_;
+};
+
+// What a reload refused or could not apply; what() is the operator-facing explanation.
+class ReloadError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
 };
 
 // Blocks the signals the daemon reads from its signalfd, so none is lost or kills it mid-startup.

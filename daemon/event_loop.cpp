@@ -2,10 +2,16 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <system_error>
 
 namespace xlat64 {
+namespace {
+
+constexpr int kTickMs = 1000;
+
+}  // namespace
 
 void EventLoop::watch(int fd, short events, Handler handler) {
     watches_[fd] = Watch{events, std::move(handler), next_serial_++};
@@ -19,6 +25,35 @@ void EventLoop::set_events(int fd, short events) {
 
 void EventLoop::unwatch(int fd) {
     watches_.erase(fd);
+}
+
+void EventLoop::every(std::chrono::milliseconds period, std::function<void()> hook) {
+    period = std::max(period, std::chrono::milliseconds(1));
+    timers_.push_back(Timer{period, std::chrono::steady_clock::now() + period, std::move(hook)});
+}
+
+int EventLoop::poll_timeout_ms() const {
+    using namespace std::chrono;
+    const auto now = steady_clock::now();
+    milliseconds timeout(kTickMs);
+    for (const Timer& timer : timers_) {
+        // Rounded up, so poll does not wake a fraction of a millisecond early and spin.
+        const auto left = ceil<milliseconds>(timer.due - now);
+        timeout = std::clamp(left, milliseconds(0), timeout);
+    }
+    return static_cast<int>(timeout.count());
+}
+
+void EventLoop::run_due_timers() {
+    const auto now = std::chrono::steady_clock::now();
+    for (Timer& timer : timers_) {
+        if (timer.due <= now) {
+            // From now, not from the missed deadline: after a long stall (a big reload) one call
+            // is enough, not a burst of catch-up calls.
+            timer.due = now + timer.period;
+            timer.hook();
+        }
+    }
 }
 
 void EventLoop::dispatch(const std::vector<pollfd>& ready, const std::vector<uint64_t>& serials) {
@@ -37,7 +72,6 @@ void EventLoop::dispatch(const std::vector<pollfd>& ready, const std::vector<uin
 }
 
 void EventLoop::run() {
-    constexpr int kTickMs = 1000;
     running_ = true;
     while (running_) {
         std::vector<pollfd> fds;
@@ -46,13 +80,14 @@ void EventLoop::run() {
             fds.push_back(pollfd{fd, watch.events, 0});
             serials.push_back(watch.serial);
         }
-        if (poll(fds.data(), fds.size(), kTickMs) < 0) {
+        if (poll(fds.data(), fds.size(), poll_timeout_ms()) < 0) {
             if (errno == EINTR) {
                 continue;
             }
             throw std::system_error(errno, std::generic_category(), "poll");
         }
         dispatch(fds, serials);
+        run_due_timers();
         for (const auto& hook : tick_hooks_) {
             hook();
         }

@@ -4,6 +4,7 @@
 
 #include <poll.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -20,6 +21,9 @@ class EventLoop {
     void unwatch(int fd);
     // Called after every poll round, and at least once a second (timeouts).
     void on_tick(std::function<void()> hook) { tick_hooks_.push_back(std::move(hook)); }
+    // Calls `hook` every `period` (not before the first period has passed), waking poll for it:
+    // the systemd watchdog needs pings on time even when the loop is otherwise idle.
+    void every(std::chrono::milliseconds period, std::function<void()> hook);
 
     void run();
     void stop() { running_ = false; }
@@ -31,10 +35,18 @@ class EventLoop {
         // Tells a watch from a later one on a reused fd number within one poll round.
         uint64_t serial;
     };
+    struct Timer {
+        std::chrono::milliseconds period;
+        std::chrono::steady_clock::time_point due;
+        std::function<void()> hook;
+    };
     void dispatch(const std::vector<pollfd>& ready, const std::vector<uint64_t>& serials);
+    int poll_timeout_ms() const;
+    void run_due_timers();
 
     std::map<int, Watch> watches_;
     std::vector<std::function<void()>> tick_hooks_;
+    std::vector<Timer> timers_;
     uint64_t next_serial_ = 0;
     bool running_ = false;
 };

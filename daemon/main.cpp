@@ -10,6 +10,7 @@
 #include "daemon/control_server.h"
 #include "daemon/daemon.h"
 #include "daemon/log.h"
+#include "daemon/unsupported.h"
 
 #ifndef XLAT64_VERSION
 #define XLAT64_VERSION "unknown"
@@ -34,8 +35,23 @@ std::optional<Config> load_config(const fs::path& path) {
     return std::nullopt;
 }
 
+// A file the daemon can run with: valid, and using nothing this release does not implement.
+std::optional<Config> load_runnable_config(const fs::path& path) {
+    std::optional<Config> config = load_config(path);
+    if (!config) {
+        return std::nullopt;
+    }
+    try {
+        refuse_unimplemented(*config, path.string());
+    } catch (const ConfigError& e) {
+        log_error(e.what());
+        return std::nullopt;
+    }
+    return config;
+}
+
 int check(const fs::path& path) {
-    if (!load_config(path)) {
+    if (!load_runnable_config(path)) {
         return 1;
     }
     std::cout << path.string() << ": configuration is valid\n";
@@ -62,6 +78,9 @@ std::optional<Config> teardown_config(const fs::path& path) {
     return load_config(path);
 }
 
+// The one place that removes xlat64 from the kernel: `xlat64d --teardown` by hand, and the
+// package's prerm on remove/purge. Whatever xlat64 later creates in the kernel (the nftables
+// table of stateful NAT64) must be removed here too, so uninstalling stays complete.
 int teardown(const fs::path& path) {
     std::optional<Config> config = teardown_config(path);
     if (!config) {
@@ -81,7 +100,7 @@ int teardown(const fs::path& path) {
 }
 
 int serve(const fs::path& path) {
-    std::optional<Config> config = load_config(path);
+    std::optional<Config> config = load_runnable_config(path);
     if (!config || refuse_if_running(*config)) {
         return 1;
     }

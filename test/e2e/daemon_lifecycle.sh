@@ -84,6 +84,14 @@ device:
 YAML
 expect "a wrong type refused, naming device.mtu" \
 	refused_with "$E2E_TMP/wrong-type.yaml" ':2:[0-9]+: device\.mtu:'
+write_config "$E2E_TMP/nat64.yaml" <<'YAML'
+pool6: 2001:db8:64::/96
+nat64:
+  prefixes: [2001:db8:100::/48]
+  public_prefixes: [203.0.113.0/24]
+YAML
+expect "a valid nat64 section is refused, not silently ignored, until the daemon applies it" \
+	refused_with "$E2E_TMP/nat64.yaml" 'nat64: stateful NAT64 is validated but not yet applied'
 expect "a second daemon with a valid configuration refuses to start beside the first" \
 	refused_with "$E2E_TMP/xlat64.yaml" 'already running'
 kernel_snapshot >"$E2E_TMP/kernel-after-refusals.txt"

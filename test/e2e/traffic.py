@@ -8,9 +8,10 @@ Only the standard library, so it runs on any Debian system (and in the vmlab gue
       peer log, so a test can check which source address the translator gave the client.
   traffic.py wait-listening --bind ADDR --port P
       Waits (up to 10 s) until something listens on ADDR:P (TCP).
-  traffic.py tcp --to ADDR --port P --bytes N
+  traffic.py tcp --to ADDR --port P --bytes N [--rate BYTES_PER_S]
       Sends N bytes of seeded pseudo-random data and reads the echo back at the same time; exits
-      1 unless every byte came back in order (compared by SHA-256 and length).
+      1 unless every byte came back in order (compared by SHA-256 and length). --rate paces the
+      sending, so a flow lasts long enough to span something a test does meanwhile (a reload).
   traffic.py udp --to ADDR --port P --count N [--size S]
       Sends N numbered datagrams of S bytes, one at a time, and checks each echo.
 """
@@ -114,16 +115,26 @@ def cmd_tcp(args):
     sock.setblocking(False)
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+    writing = True
     while received < args.bytes:
         if time.monotonic() > deadline:
             print(f"tcp: timed out after {received} of {args.bytes} bytes echoed", file=sys.stderr)
             return 1
-        for _, events in sel.select(timeout=1):
-            if events & selectors.EVENT_WRITE and sent < args.bytes:
-                sent += sock.send(payload[sent : sent + (1 << 16)])
+        allowed = args.bytes
+        if args.rate:
+            # A small burst, then no faster than the rate; ahead of it, only read for a while.
+            allowed = min(args.bytes, int(args.rate * (time.monotonic() - start)) + 4096)
+        want_write = sent < allowed
+        if want_write != writing and sent < args.bytes:
+            writing = want_write
+            sel.modify(sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if writing else 0))
+        for _, events in sel.select(timeout=0.02 if args.rate else 1):
+            if events & selectors.EVENT_WRITE and sent < allowed:
+                sent += sock.send(payload[sent : min(sent + (1 << 16), allowed)])
                 if sent == args.bytes:
                     sock.shutdown(socket.SHUT_WR)
                     sel.modify(sock, selectors.EVENT_READ)
+                    writing = False
             if events & selectors.EVENT_READ:
                 data = sock.recv(1 << 16)
                 if not data:
@@ -180,6 +191,7 @@ def main():
     p.add_argument("--bytes", type=int, required=True)
     p.add_argument("--seed", type=int, default=6052)
     p.add_argument("--timeout", type=float, default=120)
+    p.add_argument("--rate", type=int, default=0, help="bytes per second (default: unpaced)")
     p = sub.add_parser("udp")
     p.add_argument("--to", required=True)
     p.add_argument("--port", type=int, required=True)

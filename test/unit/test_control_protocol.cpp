@@ -122,3 +122,28 @@ TEST_CASE("stats result: every counter, totals split by drop") {
                                        {"help", "no source"}});
     CHECK(stats["totals"] == json{{"translated", 15}, {"dropped", 3}});
 }
+
+TEST_CASE("a refused reload reaches the client with every issue line intact") {
+    const std::string issues =
+        "/etc/xlat64/xlat64.yaml is invalid; the running configuration is kept:\n"
+        "/etc/xlat64/xlat64.yaml:6:11: eamt[1].ipv6: use 2001:db8:2::/120\n"
+        "/etc/xlat64/xlat64.yaml:7:3: pool4: unknown key";
+    CommandTable table;
+    table["reload"] =
+        Command{Access::admin, [&](const Request&) -> json { throw std::runtime_error(issues); }};
+    Reply reply = dispatch(table, R"({"command":"reload"})", Access::admin);
+    CHECK_FALSE(reply.close);
+    // One line on the wire (the newlines are escaped), the same text after parsing.
+    CHECK(reply.line.find('\n') == reply.line.size() - 1);
+    Response response = parse_response(reply.line.substr(0, reply.line.size() - 1));
+    CHECK_FALSE(response.ok);
+    CHECK(response.error == issues);
+
+    table["reload"] = Command{Access::admin, [](const Request&) {
+                                  return json{{"config_file", "/x.yaml"}, {"changes", 2}};
+                              }};
+    Response applied =
+        parse_response(dispatch(table, R"({"command":"reload"})", Access::admin).line);
+    CHECK(applied.ok);
+    CHECK(applied.result["changes"] == 2);
+}
