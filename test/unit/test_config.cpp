@@ -6,23 +6,13 @@
 #include <fstream>
 
 #include "config/config.h"
+#include "config_issues.h"
 
 using namespace xlat64;
+using namespace xlat64::testing;
 using Catch::Matchers::Contains;
 
 namespace {
-
-// The issues parse_config reports for TEXT; fails the test when it accepts TEXT.
-std::vector<ConfigIssue> issues_of(const std::string& text) {
-    try {
-        parse_config(text, "test.yaml");
-    } catch (const ConfigError& e) {
-        CHECK(e.source() == "test.yaml");
-        return e.issues();
-    }
-    FAIL("accepted:\n" << text);
-    return {};
-}
 
 // Config::operator== is deleted: DeviceConfig in config/config.h declares no operator==.
 void check_same(const Config& a, const Config& b) {
@@ -32,12 +22,6 @@ void check_same(const Config& a, const Config& b) {
     CHECK(a.eamt == b.eamt);
     CHECK(a.control_socket == b.control_socket);
     CHECK(a.bpf_pin_dir == b.bpf_pin_dir);
-}
-
-ConfigIssue only_issue(const std::string& text) {
-    auto issues = issues_of(text);
-    REQUIRE(issues.size() == 1);
-    return issues.front();
 }
 
 }  // namespace

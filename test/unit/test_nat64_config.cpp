@@ -1,31 +1,13 @@
 #include <catch2/catch.hpp>
 
 #include "config/config.h"
+#include "config_issues.h"
 
 using namespace xlat64;
+using namespace xlat64::testing;
 using Catch::Matchers::Contains;
 
 namespace {
-
-std::vector<ConfigIssue> issues_of(const std::string& text) {
-    try {
-        parse_config(text, "test.yaml");
-    } catch (const ConfigError& e) {
-        return e.issues();
-    }
-    FAIL("accepted:\n" << text);
-    return {};
-}
-
-ConfigIssue only_issue(const std::string& text) {
-    auto issues = issues_of(text);
-    INFO(text);
-    for (const auto& issue : issues) {
-        UNSCOPED_INFO(issue.key << ": " << issue.message);
-    }
-    REQUIRE(issues.size() == 1);
-    return issues.front();
-}
 
 // A section with PREFIXES cut into /56 subscribers, PUBLICS, and EXTRA lines appended; valid as
 // given (64 subscribers, 256 x 31 blocks).
