@@ -5,181 +5,37 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstdio>
 #include <cstring>
-#include <initializer_list>
 #include <map>
 #include <memory>
 
+#include "config/yaml_reader.h"
 #include "daemon/rfc6052.h"
 
 namespace xlat64 {
 namespace {
 
-// The pseudo-key of problems with the file as a whole (unreadable, not YAML, not a map).
-constexpr const char* kFileKey = "(file)";
+using yaml_reader::describe;
+using yaml_reader::Field;
+using yaml_reader::find;
+using yaml_reader::Ipv4Family;
+using yaml_reader::Ipv6Family;
+using yaml_reader::IssueList;
+using yaml_reader::kFileKey;
+using yaml_reader::quote;
+using yaml_reader::read_bool;
+using yaml_reader::read_choice;
+using yaml_reader::read_map;
+using yaml_reader::read_prefix;
+using yaml_reader::read_scalar;
+using yaml_reader::read_uint;
 
 constexpr uint32_t kMinMtu = 1280;  // the IPv6 minimum link MTU (RFC 8200 section 5)
 constexpr uint32_t kMaxMtu = 65535;
 constexpr size_t kMaxInterfaceNameLength = 15;  // IFNAMSIZ - 1
 // A Unix socket path must fit sun_path with its terminating NUL.
 constexpr size_t kMaxSocketPathLength = sizeof(sockaddr_un::sun_path) - 1;
-
-// A value in the document, with what it takes to report a problem with it.
-struct Field {
-    std::string key;  // dotted path, e.g. "eamt[1].ipv6"
-    YAML::Node node;
-    // Where a problem is reported: the value itself, or its key when the value is empty (yaml-cpp
-    // marks an empty value at whatever token follows it, often on the next line).
-    YAML::Mark mark;
-};
-
-class IssueList {
-  public:
-    void add(const std::string& key, const YAML::Mark& mark, std::string message) {
-        // yaml-cpp counts from 0 and uses -1 for "no position".
-        int line = mark.line >= 0 ? mark.line + 1 : 0;
-        int column = line > 0 && mark.column >= 0 ? mark.column + 1 : 0;
-        issues_.push_back({key, line, column, std::move(message)});
-    }
-    void add(const Field& field, std::string message) {
-        add(field.key, field.mark, std::move(message));
-    }
-    bool empty() const { return issues_.empty(); }
-
-    // In file order, so the report reads top to bottom whatever order the checks ran in.
-    std::vector<ConfigIssue> take_sorted() {
-        std::stable_sort(issues_.begin(), issues_.end(), [](const auto& a, const auto& b) {
-            return std::pair(a.line, a.column) < std::pair(b.line, b.column);
-        });
-        return std::move(issues_);
-    }
-
-  private:
-    std::vector<ConfigIssue> issues_;
-};
-
-std::string child_key(const std::string& parent, const std::string& name) {
-    return parent.empty() ? name : parent + "." + name;
-}
-
-std::string join(std::initializer_list<const char*> names) {
-    std::string out;
-    for (const char* name : names) {
-        out += out.empty() ? "" : ", ";
-        out += name;
-    }
-    return out;
-}
-
-// TEXT in single quotes, control characters escaped: a value quoted in YAML may hold a newline,
-// which must not break the one-line-per-issue report.
-std::string quote(const std::string& text) {
-    std::string out = "'";
-    for (unsigned char c : text) {
-        if (c < 0x20 || c == 0x7f) {
-            char escaped[5];
-            std::snprintf(escaped, sizeof(escaped), "\\x%02x", c);
-            out += escaped;
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    return out + "'";
-}
-
-// What was found, for messages of the form "expected X, found Y".
-std::string describe(const YAML::Node& node) {
-    switch (node.Type()) {
-        case YAML::NodeType::Map:
-            return "a map";
-        case YAML::NodeType::Sequence:
-            return "a list";
-        case YAML::NodeType::Scalar:
-            return quote(node.Scalar());
-        default:
-            return "nothing";
-    }
-}
-
-Field value_field(std::string key, const YAML::Node& key_node, const YAML::Node& value) {
-    const YAML::Mark& mark = value.IsNull() ? key_node.Mark() : value.Mark();
-    return {std::move(key), value, mark};
-}
-
-// The values of a map by key name (first occurrence). Reports keys that are not names, unknown
-// keys and duplicate keys; yaml-cpp would otherwise let one duplicate win silently. An empty
-// value (`device:`) counts as an empty map, so every key inside takes its default.
-std::map<std::string, Field> read_map(const Field& map, std::initializer_list<const char*> valid,
-                                      IssueList& issues) {
-    std::map<std::string, Field> values;
-    std::map<std::string, int> key_lines;  // 1-based, for naming the first of a duplicate
-    if (map.node.IsNull()) {
-        return values;
-    }
-    if (!map.node.IsMap()) {
-        issues.add(map,
-                   "expected a map with keys " + join(valid) + ", found " + describe(map.node));
-        return values;
-    }
-    for (const auto& pair : map.node) {
-        const YAML::Node& key = pair.first;
-        if (!key.IsScalar()) {
-            issues.add(map.key.empty() ? kFileKey : map.key, key.Mark(),
-                       "expected a key name, found " + describe(key));
-            continue;
-        }
-        std::string name = key.Scalar();
-        std::string path = child_key(map.key, name);
-        if (std::none_of(valid.begin(), valid.end(), [&](const char* v) { return name == v; })) {
-            issues.add(path, key.Mark(),
-                       "unknown key '" + name + "'; valid keys here: " + join(valid));
-            continue;
-        }
-        auto [it, inserted] = key_lines.try_emplace(name, key.Mark().line + 1);
-        if (inserted) {
-            values.emplace(name, value_field(path, key, pair.second));
-        } else {
-            issues.add(path, key.Mark(),
-                       "duplicate key '" + name + "' (first on line " + std::to_string(it->second) +
-                           "); YAML keeps only one of them, so give it once");
-        }
-    }
-    return values;
-}
-
-const Field* find(const std::map<std::string, Field>& values, const std::string& name) {
-    auto it = values.find(name);
-    return it == values.end() ? nullptr : &it->second;
-}
-
-std::optional<std::string> read_scalar(const Field& field, const std::string& expected,
-                                       IssueList& issues) {
-    if (!field.node.IsScalar()) {
-        issues.add(field, "expected " + expected + ", found " + describe(field.node));
-        return std::nullopt;
-    }
-    return field.node.Scalar();
-}
-
-std::optional<uint32_t> read_mtu(const Field& field, IssueList& issues) {
-    std::string expected =
-        "an integer from " + std::to_string(kMinMtu) + " to " + std::to_string(kMaxMtu);
-    auto text = read_scalar(field, expected, issues);
-    if (!text) {
-        return std::nullopt;
-    }
-    // Decimal digits only: from_chars takes no sign, no hex, no fraction.
-    uint64_t value = 0;
-    auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
-    if (ec != std::errc{} || end != text->data() + text->size() || value < kMinMtu ||
-        value > kMaxMtu) {
-        issues.add(field, "expected " + expected + ", found " + describe(field.node));
-        return std::nullopt;
-    }
-    return static_cast<uint32_t>(value);
-}
 
 // The rules the kernel applies to interface names (dev_valid_name()).
 bool is_interface_name(const std::string& name) {
@@ -228,63 +84,6 @@ std::optional<std::filesystem::path> read_socket_path(const Field& field, IssueL
     return path;
 }
 
-// What read_prefix needs to know about each address family.
-struct Ipv4Family {
-    using Prefix = Ipv4Prefix;
-    static constexpr unsigned kBits = 32;
-    static constexpr const char* kWhat = "an IPv4 prefix";
-    static constexpr const char* kExample = "198.51.100.0/24";
-    static auto parse_address(std::string_view text) { return parse_ipv4_address(text); }
-    static auto parse_prefix(std::string_view text) { return parse_ipv4_prefix(text); }
-};
-
-struct Ipv6Family {
-    using Prefix = Ipv6Prefix;
-    static constexpr unsigned kBits = 128;
-    static constexpr const char* kWhat = "an IPv6 prefix";
-    static constexpr const char* kExample = "2001:db8:64::/96";
-    static auto parse_address(std::string_view text) { return parse_ipv6_address(text); }
-    static auto parse_prefix(std::string_view text) { return parse_ipv6_prefix(text); }
-};
-
-// TEXT read as ADDRESS/LENGTH with its host bits cleared, or nullopt when it is not even that.
-// Used only after the strict parser refused TEXT, to tell a typo in the length from garbage.
-template <typename Family>
-std::optional<typename Family::Prefix> masked_prefix(std::string_view text) {
-    auto slash = text.find('/');
-    if (slash == std::string_view::npos) {
-        return std::nullopt;
-    }
-    auto addr = Family::parse_address(text.substr(0, slash));
-    auto digits = text.substr(slash + 1);
-    unsigned len = 0;
-    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), len);
-    if (!addr || digits.empty() || ec != std::errc{} || end != digits.data() + digits.size() ||
-        len > Family::kBits) {
-        return std::nullopt;
-    }
-    return typename Family::Prefix{mask_address(*addr, len), static_cast<uint8_t>(len)};
-}
-
-template <typename Family>
-std::optional<typename Family::Prefix> read_prefix(const Field& field, IssueList& issues) {
-    std::string format = std::string("ADDRESS/LENGTH, e.g. ") + Family::kExample;
-    auto text = read_scalar(field, std::string(Family::kWhat) + " (" + format + ")", issues);
-    if (!text) {
-        return std::nullopt;
-    }
-    if (auto prefix = Family::parse_prefix(*text)) {
-        return prefix;
-    }
-    if (auto masked = masked_prefix<Family>(*text)) {
-        issues.add(field,
-                   quote(*text) + " has host bits set: did you mean " + to_string(*masked) + "?");
-    } else {
-        issues.add(field, quote(*text) + " is not " + Family::kWhat + " (expected " + format + ")");
-    }
-    return std::nullopt;
-}
-
 std::optional<Ipv6Prefix> read_pool6(const Field& field, IssueList& issues) {
     auto prefix = read_prefix<Ipv6Family>(field, issues);
     if (!prefix) {
@@ -316,7 +115,8 @@ void read_device(const Field& field, DeviceConfig& device, IssueList& issues) {
         device.name = read_interface_name(*name, issues).value_or(device.name);
     }
     if (const Field* mtu = find(values, "mtu")) {
-        device.mtu = read_mtu(*mtu, issues).value_or(device.mtu);
+        device.mtu =
+            static_cast<uint32_t>(read_uint(*mtu, kMinMtu, kMaxMtu, issues).value_or(device.mtu));
     }
 }
 
@@ -448,56 +248,6 @@ std::vector<EamEntry> read_eamt(const Field& field, const std::optional<Ipv6Pref
     return eamt;
 }
 
-// An integer from lo to hi (decimal digits only).
-std::optional<uint32_t> read_uint(const Field& field, uint32_t lo, uint32_t hi, IssueList& issues) {
-    std::string expected = "an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
-    auto text = read_scalar(field, expected, issues);
-    if (!text) {
-        return std::nullopt;
-    }
-    uint64_t value = 0;
-    auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
-    if (ec != std::errc{} || end != text->data() + text->size() || value < lo || value > hi) {
-        issues.add(field, "expected " + expected + ", found " + describe(field.node));
-        return std::nullopt;
-    }
-    return static_cast<uint32_t>(value);
-}
-
-std::optional<bool> read_bool(const Field& field, IssueList& issues) {
-    auto text = read_scalar(field, "true or false", issues);
-    if (!text) {
-        return std::nullopt;
-    }
-    if (*text == "true") {
-        return true;
-    }
-    if (*text == "false") {
-        return false;
-    }
-    issues.add(field, "expected true or false, found " + describe(field.node));
-    return std::nullopt;
-}
-
-// One of `choices`, returned as its index.
-std::optional<size_t> read_choice(const Field& field, std::initializer_list<const char*> choices,
-                                  IssueList& issues) {
-    std::string expected = "one of " + join(choices);
-    auto text = read_scalar(field, expected, issues);
-    if (!text) {
-        return std::nullopt;
-    }
-    size_t i = 0;
-    for (const char* choice : choices) {
-        if (*text == choice) {
-            return i;
-        }
-        ++i;
-    }
-    issues.add(field, "expected " + expected + ", found " + describe(field.node));
-    return std::nullopt;
-}
-
 // An address of either family; `what` names it with an example, e.g. "an IPv4 address, e.g. ...".
 template <typename Family>
 auto read_address(const Field& field, const std::string& what, IssueList& issues)
@@ -521,7 +271,8 @@ void read_translation(const Field& field, TranslationConfig& t, IssueList& issue
                   "ipv4_address", "ipv6_address", "rfc6791_pool4", "rfc6791_pool6"},
                  issues);
     if (const Field* f = find(values, "lowest_ipv6_mtu")) {
-        t.lowest_ipv6_mtu = read_uint(*f, kMinMtu, kMaxMtu, issues).value_or(t.lowest_ipv6_mtu);
+        t.lowest_ipv6_mtu = static_cast<uint32_t>(
+            read_uint(*f, kMinMtu, kMaxMtu, issues).value_or(t.lowest_ipv6_mtu));
     }
     if (const Field* f = find(values, "udp_zero_checksum")) {
         if (auto choice = read_choice(*f, {"compute", "drop"}, issues)) {
@@ -595,11 +346,7 @@ Config read_config(const YAML::Node& root, IssueList& issues) {
         read_translation(*translation, config.translation, issues);
     }
     if (const Field* nat64 = find(values, "nat64")) {
-        config.nat64 = read_nat64_config(
-            nat64->node, nat64->key, nat64->mark,
-            [&](const std::string& key, const YAML::Mark& mark, std::string message) {
-                issues.add(key, mark, std::move(message));
-            });
+        config.nat64 = read_nat64_config(nat64->node, nat64->key, nat64->mark, issues);
     }
     return config;
 }

@@ -4,12 +4,29 @@
 
 #include <algorithm>
 #include <bit>
-#include <charconv>
 #include <limits>
 #include <map>
+#include <type_traits>
+
+#include "config/yaml_reader.h"
 
 namespace xlat64 {
 namespace {
+
+using yaml_reader::IssueList;
+using yaml_reader::Quoting;
+using Value = yaml_reader::Field;
+
+// This section's messages show control characters as '?', unlike the rest of the file.
+constexpr Quoting kQuoting = Quoting::replace;
+
+std::string quote(const std::string& text) {
+    return yaml_reader::quote(text, kQuoting);
+}
+
+std::string describe(const YAML::Node& node) {
+    return yaml_reader::describe(node, kQuoting);
+}
 
 constexpr uint64_t kSaturated = std::numeric_limits<uint64_t>::max();
 constexpr uint32_t kMaxIdleTimeout = 7 * 24 * 3600;
@@ -35,159 +52,55 @@ const std::vector<std::pair<Ipv4Prefix, const char*>> kInternalRanges = {
     {{{192, 168, 0, 0}, 16}, "RFC 1918"},
 };
 
-struct Value {
-    std::string key;
-    YAML::Node node;
-    YAML::Mark mark;
-};
-
-// The reader's state: where problems go, and whether any was found.
-class Reader {
-  public:
-    explicit Reader(const Nat64IssueSink& report) : report_(report) {}
-    void issue(const Value& value, std::string message) {
-        failed_ = true;
-        report_(value.key, value.mark, std::move(message));
-    }
-    void issue(const std::string& key, const YAML::Mark& mark, std::string message) {
-        failed_ = true;
-        report_(key, mark, std::move(message));
-    }
-    bool failed() const { return failed_; }
-
-  private:
-    const Nat64IssueSink& report_;
-    bool failed_ = false;
-};
-
-std::string quote(const std::string& text) {
-    std::string out = "'";
-    for (unsigned char c : text) {
-        out += c < 0x20 || c == 0x7f ? '?' : static_cast<char>(c);
-    }
-    return out + "'";
-}
-
-std::string describe(const YAML::Node& node) {
-    if (node.IsMap()) {
-        return "a map";
-    }
-    if (node.IsSequence()) {
-        return "a list";
-    }
-    return node.IsScalar() ? quote(node.Scalar()) : "nothing";
-}
-
-std::string joined_keys() {
-    std::string out;
-    for (const auto& key : kKeys) {
-        out += (out.empty() ? "" : ", ") + key;
-    }
-    return out;
-}
-
-Value child(const std::string& parent, const std::string& name, const YAML::Node& key,
-            const YAML::Node& value) {
-    return {parent + "." + name, value, value.IsNull() ? key.Mark() : value.Mark()};
-}
-
 // The section's values by key; unknown and duplicate keys are reported, as everywhere else.
-std::map<std::string, Value> read_section(const Value& section, Reader& reader) {
-    std::map<std::string, Value> values;
-    if (!section.node.IsMap()) {
-        reader.issue(section, "expected a map with keys " + joined_keys() + ", found " +
-                                  describe(section.node));
-        return values;
-    }
-    for (const auto& pair : section.node) {
-        std::string name = pair.first.IsScalar() ? pair.first.Scalar() : "";
-        std::string key = section.key + "." + name;
-        if (std::find(kKeys.begin(), kKeys.end(), name) == kKeys.end()) {
-            reader.issue(key, pair.first.Mark(),
-                         "unknown key " + quote(name) + "; valid keys here: " + joined_keys());
-        } else if (values.count(name)) {
-            reader.issue(key, pair.first.Mark(),
-                         "duplicate key '" + name + "' (first on line " +
-                             std::to_string(values[name].mark.line + 1) +
-                             "); YAML keeps only one of them, so give it once");
-        } else {
-            values.emplace(name, child(section.key, name, pair.first, pair.second));
-        }
-    }
-    return values;
+std::map<std::string, Value> read_section(const Value& section, IssueList& issues) {
+    static const yaml_reader::MapRules rules{.null_is_empty = false,
+                                             .require_key_names = false,
+                                             .unknown_key_quoting = kQuoting,
+                                             .found_quoting = kQuoting,
+                                             .duplicate_line_of_value = true};
+    return yaml_reader::read_map(section, kKeys, issues, rules);
 }
 
-std::optional<std::string> scalar(const Value& value, const std::string& expected, Reader& reader) {
-    if (!value.node.IsScalar()) {
-        reader.issue(value, "expected " + expected + ", found " + describe(value.node));
-        return std::nullopt;
-    }
-    return value.node.Scalar();
+std::optional<std::string> scalar(const Value& value, const std::string& expected,
+                                  IssueList& issues) {
+    return yaml_reader::read_scalar(value, expected, issues, kQuoting);
 }
 
-std::optional<uint64_t> parse_uint(std::string_view text) {
-    uint64_t out = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-    if (ec != std::errc{} || end != text.data() + text.size() || text.empty()) {
-        return std::nullopt;
-    }
-    return out;
-}
-
-std::optional<uint64_t> integer(const Value& value, uint64_t min, uint64_t max, Reader& reader) {
-    std::string expected = "an integer from " + std::to_string(min) + " to " + std::to_string(max);
-    auto text = scalar(value, expected, reader);
-    if (!text) {
-        return std::nullopt;
-    }
-    auto number = parse_uint(*text);
-    if (!number || *number < min || *number > max) {
-        reader.issue(value, "expected " + expected + ", found " + describe(value.node));
-        return std::nullopt;
-    }
-    return number;
+std::optional<uint64_t> integer(const Value& value, uint64_t min, uint64_t max, IssueList& issues) {
+    return yaml_reader::read_uint(value, min, max, issues, kQuoting);
 }
 
 template <typename Prefix>
-std::optional<Prefix> prefix(const Value& value, Reader& reader) {
+std::optional<Prefix> prefix(const Value& value, IssueList& issues) {
     constexpr bool v4 = std::is_same_v<Prefix, Ipv4Prefix>;
-    const std::string what = v4 ? "an IPv4 prefix (ADDRESS/LENGTH, e.g. 203.0.113.0/24)"
-                                : "an IPv6 prefix (ADDRESS/LENGTH, e.g. 2001:db8:100::/40)";
-    auto text = scalar(value, what, reader);
-    if (!text) {
-        return std::nullopt;
-    }
-    std::optional<Prefix> parsed;
-    if constexpr (v4) {
-        parsed = parse_ipv4_prefix(*text);
-    } else {
-        parsed = parse_ipv6_prefix(*text);
-    }
-    if (!parsed) {
-        reader.issue(value, quote(*text) + " is not " + what + " with its host bits zero");
-    }
-    return parsed;
+    using Family = std::conditional_t<v4, yaml_reader::Ipv4Family, yaml_reader::Ipv6Family>;
+    static const yaml_reader::PrefixRules rules{
+        .example = v4 ? "203.0.113.0/24" : "2001:db8:100::/40",
+        .suggest_masked = false,
+        .quoting = kQuoting};
+    return yaml_reader::read_prefix<Family>(value, issues, rules);
 }
 
 // A list of prefixes, none overlapping another.
 template <typename Prefix>
-std::vector<std::pair<Prefix, Value>> prefix_list(const Value& value, Reader& reader) {
+std::vector<std::pair<Prefix, Value>> prefix_list(const Value& value, IssueList& issues) {
     std::vector<std::pair<Prefix, Value>> out;
     if (!value.node.IsSequence() || value.node.size() == 0) {
-        reader.issue(value, "expected a non-empty list of prefixes, found " + describe(value.node));
+        issues.add(value, "expected a non-empty list of prefixes, found " + describe(value.node));
         return out;
     }
     for (size_t i = 0; i < value.node.size(); ++i) {
         YAML::Node node = value.node[i];
         Value item{value.key + "[" + std::to_string(i) + "]", node, node.Mark()};
-        auto parsed = prefix<Prefix>(item, reader);
+        auto parsed = prefix<Prefix>(item, issues);
         if (!parsed) {
             continue;
         }
         for (const auto& [earlier, where] : out) {
             if (overlaps(earlier, *parsed)) {
-                reader.issue(item, to_string(*parsed) + " overlaps " + to_string(earlier) + " (" +
-                                       where.key + "); give each address once");
+                issues.add(item, to_string(*parsed) + " overlaps " + to_string(earlier) + " (" +
+                                     where.key + "); give each address once");
             }
         }
         out.emplace_back(*parsed, item);
@@ -195,24 +108,25 @@ std::vector<std::pair<Prefix, Value>> prefix_list(const Value& value, Reader& re
     return out;
 }
 
-std::optional<PortRange> port_range(const Value& value, Reader& reader) {
+std::optional<PortRange> port_range(const Value& value, IssueList& issues) {
     const std::string expected = "a port range FIRST-LAST within 1024-65535, e.g. 1024-65535";
-    auto text = scalar(value, expected, reader);
+    auto text = scalar(value, expected, issues);
     if (!text) {
         return std::nullopt;
     }
     auto dash = text->find('-');
-    auto first = parse_uint(std::string_view(*text).substr(0, dash));
-    auto last = dash == std::string::npos ? std::nullopt
-                                          : parse_uint(std::string_view(*text).substr(dash + 1));
+    auto first = yaml_reader::parse_uint(std::string_view(*text).substr(0, dash));
+    auto last = dash == std::string::npos
+                    ? std::nullopt
+                    : yaml_reader::parse_uint(std::string_view(*text).substr(dash + 1));
     if (!first || !last || *first > *last || *last > 65535) {
-        reader.issue(value, "expected " + expected + ", found " + describe(value.node));
+        issues.add(value, "expected " + expected + ", found " + describe(value.node));
         return std::nullopt;
     }
     if (*first < 1024) {
-        reader.issue(value,
-                     "ports 0-1023 are well-known ports, which a NAT never hands to "
-                     "subscribers; start the range at 1024 or above");
+        issues.add(value,
+                   "ports 0-1023 are well-known ports, which a NAT never hands to "
+                   "subscribers; start the range at 1024 or above");
         return std::nullopt;
     }
     return PortRange{static_cast<uint16_t>(*first), static_cast<uint16_t>(*last)};
@@ -252,168 +166,167 @@ const Value& where(const Located& located, const std::string& name) {
     return it != located.values.end() ? it->second : located.section;
 }
 
-void read_values(Located& in, Reader& reader) {
+void read_values(Located& in, IssueList& issues) {
     Nat64Config& c = in.config;
     auto& v = in.values;
     if (v.count("prefixes")) {
-        for (auto& [p, _] : prefix_list<Ipv6Prefix>(v["prefixes"], reader)) {
+        for (auto& [p, _] : prefix_list<Ipv6Prefix>(v["prefixes"], issues)) {
             c.prefixes.push_back(p);
         }
     } else {
-        reader.issue(in.section,
-                     "the section has no prefixes key; list the IPv6 prefixes whose "
-                     "hosts may use NAT64, e.g. [2001:db8:100::/40]");
+        issues.add(in.section,
+                   "the section has no prefixes key; list the IPv6 prefixes whose "
+                   "hosts may use NAT64, e.g. [2001:db8:100::/40]");
     }
     if (v.count("subscriber_length")) {
         c.subscriber_length = static_cast<uint8_t>(
-            integer(v["subscriber_length"], 1, 128, reader).value_or(c.subscriber_length));
+            integer(v["subscriber_length"], 1, 128, issues).value_or(c.subscriber_length));
     }
     if (v.count("hosts_per_subscriber")) {
         c.hosts_per_subscriber = static_cast<uint32_t>(
-            integer(v["hosts_per_subscriber"], 1, 65536, reader).value_or(c.hosts_per_subscriber));
+            integer(v["hosts_per_subscriber"], 1, 65536, issues).value_or(c.hosts_per_subscriber));
     }
     if (v.count("internal_pool")) {
-        c.internal_pool = prefix<Ipv4Prefix>(v["internal_pool"], reader).value_or(c.internal_pool);
+        c.internal_pool = prefix<Ipv4Prefix>(v["internal_pool"], issues).value_or(c.internal_pool);
     }
     if (v.count("public_prefixes")) {
-        for (auto& [p, _] : prefix_list<Ipv4Prefix>(v["public_prefixes"], reader)) {
+        for (auto& [p, _] : prefix_list<Ipv4Prefix>(v["public_prefixes"], issues)) {
             c.public_prefixes.push_back(p);
         }
     } else {
-        reader.issue(in.section,
-                     "the section has no public_prefixes key; list the public IPv4 "
-                     "prefixes the subscribers share, e.g. [203.0.113.0/24]");
+        issues.add(in.section,
+                   "the section has no public_prefixes key; list the public IPv4 "
+                   "prefixes the subscribers share, e.g. [203.0.113.0/24]");
     }
     if (v.count("ports")) {
-        c.ports = port_range(v["ports"], reader).value_or(c.ports);
+        c.ports = port_range(v["ports"], issues).value_or(c.ports);
     }
     if (v.count("block_size")) {
         c.block_size =
-            static_cast<uint32_t>(integer(v["block_size"], 1, 65536, reader).value_or(0));
+            static_cast<uint32_t>(integer(v["block_size"], 1, 65536, issues).value_or(0));
     }
     if (v.count("mode")) {
-        auto text = scalar(v["mode"], "deterministic or dynamic", reader);
+        auto text = scalar(v["mode"], "deterministic or dynamic", issues);
         if (text == "dynamic") {
             c.mode = Nat64Mode::dynamic;
         } else if (text && *text != "deterministic") {
-            reader.issue(v["mode"],
-                         "expected deterministic (RFC 7422, a fixed block per "
-                         "subscriber) or dynamic (a block on first use), found " +
-                             quote(*text));
+            issues.add(v["mode"],
+                       "expected deterministic (RFC 7422, a fixed block per "
+                       "subscriber) or dynamic (a block on first use), found " +
+                           quote(*text));
         }
     }
     if (v.count("idle_timeout")) {
         c.idle_timeout_seconds = static_cast<uint32_t>(
-            integer(v["idle_timeout"], 1, kMaxIdleTimeout, reader).value_or(0));
+            integer(v["idle_timeout"], 1, kMaxIdleTimeout, issues).value_or(0));
     }
     if (v.count("table")) {
-        auto text = scalar(v["table"], "an nftables table name, e.g. xlat64", reader);
+        auto text = scalar(v["table"], "an nftables table name, e.g. xlat64", issues);
         bool ok = text && !text->empty() && text->size() < 256 &&
                   std::all_of(text->begin(), text->end(), [](char ch) {
                       return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
                   });
         if (text && !ok) {
-            reader.issue(v["table"], quote(*text) +
-                                         " is not a table name (expected 1 to 255 "
-                                         "letters, digits, '_' or '-')");
+            issues.add(v["table"], quote(*text) +
+                                       " is not a table name (expected 1 to 255 "
+                                       "letters, digits, '_' or '-')");
         }
         c.table = ok ? *text : c.table;
     }
 }
 
-void check_subscriber_length(const Located& in, Reader& reader) {
+void check_subscriber_length(const Located& in, IssueList& issues) {
     for (size_t i = 0; i < in.config.prefixes.size(); ++i) {
         const Ipv6Prefix& p = in.config.prefixes[i];
         if (p.len > in.config.subscriber_length) {
-            reader.issue(where(in, "subscriber_length"),
-                         "/" + std::to_string(in.config.subscriber_length) +
-                             " is shorter than prefixes[" + std::to_string(i) + "] " +
-                             to_string(p) +
-                             "; a subscriber prefix must lie inside an admitted "
-                             "prefix, so use /" +
-                             std::to_string(p.len) + " or longer");
+            issues.add(where(in, "subscriber_length"),
+                       "/" + std::to_string(in.config.subscriber_length) +
+                           " is shorter than prefixes[" + std::to_string(i) + "] " + to_string(p) +
+                           "; a subscriber prefix must lie inside an admitted "
+                           "prefix, so use /" +
+                           std::to_string(p.len) + " or longer");
         }
     }
     uint64_t host_bits_max = 128 - in.config.subscriber_length;
     if (host_bits_max < 32 && in.config.hosts_per_subscriber > power_of_two(host_bits_max)) {
-        reader.issue(where(in, "hosts_per_subscriber"),
-                     "a /" + std::to_string(in.config.subscriber_length) + " subscriber has " +
-                         std::to_string(power_of_two(host_bits_max)) +
-                         " IPv6 address(es); hosts_per_subscriber can be at most that");
+        issues.add(where(in, "hosts_per_subscriber"),
+                   "a /" + std::to_string(in.config.subscriber_length) + " subscriber has " +
+                       std::to_string(power_of_two(host_bits_max)) +
+                       " IPv6 address(es); hosts_per_subscriber can be at most that");
     }
 }
 
-void check_internal_pool(const Located& in, Reader& reader) {
+void check_internal_pool(const Located& in, IssueList& issues) {
     const Nat64Config& c = in.config;
     if (!std::has_single_bit(c.hosts_per_subscriber)) {
-        reader.issue(where(in, "hosts_per_subscriber"),
-                     std::to_string(c.hosts_per_subscriber) +
-                         " is not a power of two; each subscriber's internal addresses form one "
-                         "prefix, so use 1, 2, 4, 8, ...");
+        issues.add(where(in, "hosts_per_subscriber"),
+                   std::to_string(c.hosts_per_subscriber) +
+                       " is not a power of two; each subscriber's internal addresses form one "
+                       "prefix, so use 1, 2, 4, 8, ...");
     }
     if (!in_internal_range(c.internal_pool)) {
-        reader.issue(where(in, "internal_pool"),
-                     to_string(c.internal_pool) +
-                         " is not inside 100.64.0.0/10 (RFC 6598) or RFC 1918 space "
-                         "(10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16); the internal pool "
-                         "never leaves the router and must not hide a real destination");
+        issues.add(where(in, "internal_pool"),
+                   to_string(c.internal_pool) +
+                       " is not inside 100.64.0.0/10 (RFC 6598) or RFC 1918 space "
+                       "(10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16); the internal pool "
+                       "never leaves the router and must not hide a real destination");
     }
     for (const Ipv4Prefix& p : c.public_prefixes) {
         if (overlaps(p, c.internal_pool)) {
-            reader.issue(where(in, "public_prefixes"),
-                         to_string(p) + " overlaps internal_pool " + to_string(c.internal_pool) +
-                             "; public and internal addresses must differ");
+            issues.add(where(in, "public_prefixes"),
+                       to_string(p) + " overlaps internal_pool " + to_string(c.internal_pool) +
+                           "; public and internal addresses must differ");
         }
     }
 }
 
-void check_block_size(const Located& in, Reader& reader) {
+void check_block_size(const Located& in, IssueList& issues) {
     const Nat64Config& c = in.config;
     // A power of two: a port's offset inside its block is its low bits, so the kernel's offset
     // mapping (public port = block start + internal port mod block size) keeps port parity and
     // the contiguity of port pairs (RFC 4787 sections 4.2.2 and 4.2.3, RTP/RTCP), and port -> block
     // is a shift.
     if (c.block_size < 2 || !std::has_single_bit(c.block_size) || c.block_size > c.ports.size()) {
-        reader.issue(where(in, "block_size"),
-                     "expected a power of two from 2 to " +
-                         std::to_string(std::bit_floor(c.ports.size())) + " (the size of ports " +
-                         std::to_string(c.ports.first) + "-" + std::to_string(c.ports.last) +
-                         "), found " + std::to_string(c.block_size));
+        issues.add(where(in, "block_size"),
+                   "expected a power of two from 2 to " +
+                       std::to_string(std::bit_floor(c.ports.size())) + " (the size of ports " +
+                       std::to_string(c.ports.first) + "-" + std::to_string(c.ports.last) +
+                       "), found " + std::to_string(c.block_size));
     }
 }
 
-void check_mode(const Located& in, Reader& reader) {
+void check_mode(const Located& in, IssueList& issues) {
     if (in.config.mode == Nat64Mode::deterministic && in.values.count("idle_timeout")) {
-        reader.issue(where(in, "idle_timeout"),
-                     "idle_timeout applies to mode dynamic only; deterministic blocks are never "
-                     "returned, so remove it or set mode: dynamic");
+        issues.add(where(in, "idle_timeout"),
+                   "idle_timeout applies to mode dynamic only; deterministic blocks are never "
+                   "returned, so remove it or set mode: dynamic");
     }
 }
 
-void check_capacity(const Located& in, Reader& reader) {
+void check_capacity(const Located& in, IssueList& issues) {
     const Nat64Config& c = in.config;
     uint64_t subscribers = nat64_subscriber_count(c);
     uint64_t blocks = nat64_block_count(c);
     if (c.mode == Nat64Mode::deterministic && subscribers > blocks) {
-        reader.issue(where(in, "public_prefixes"),
-                     count_text(subscribers) + " subscribers but " + std::to_string(blocks) +
-                         " port blocks (" + std::to_string(nat64_public_address_count(c)) +
-                         " public addresses x " + std::to_string(nat64_blocks_per_address(c)) +
-                         " blocks of " + std::to_string(c.block_size) +
-                         " ports): deterministic "
-                         "mode needs a block per subscriber, and subscribers outnumber blocks by " +
-                         (subscribers == kSaturated ? count_text(subscribers)
-                                                    : std::to_string(subscribers - blocks)) +
-                         "; add public addresses, use a smaller block_size or mode dynamic");
+        issues.add(where(in, "public_prefixes"),
+                   count_text(subscribers) + " subscribers but " + std::to_string(blocks) +
+                       " port blocks (" + std::to_string(nat64_public_address_count(c)) +
+                       " public addresses x " + std::to_string(nat64_blocks_per_address(c)) +
+                       " blocks of " + std::to_string(c.block_size) +
+                       " ports): deterministic "
+                       "mode needs a block per subscriber, and subscribers outnumber blocks by " +
+                       (subscribers == kSaturated ? count_text(subscribers)
+                                                  : std::to_string(subscribers - blocks)) +
+                       "; add public addresses, use a smaller block_size or mode dynamic");
     }
     uint64_t needed = saturating_mul(subscribers, c.hosts_per_subscriber);
     uint64_t pool = power_of_two(32 - c.internal_pool.len);
     if (needed > pool) {
-        reader.issue(where(in, "internal_pool"),
-                     to_string(c.internal_pool) + " has " + std::to_string(pool) +
-                         " addresses but " + count_text(subscribers) + " subscribers x " +
-                         std::to_string(c.hosts_per_subscriber) + " hosts_per_subscriber need " +
-                         count_text(needed) + "; use a larger pool or fewer hosts_per_subscriber");
+        issues.add(where(in, "internal_pool"),
+                   to_string(c.internal_pool) + " has " + std::to_string(pool) + " addresses but " +
+                       count_text(subscribers) + " subscribers x " +
+                       std::to_string(c.hosts_per_subscriber) + " hosts_per_subscriber need " +
+                       count_text(needed) + "; use a larger pool or fewer hosts_per_subscriber");
     }
 }
 
@@ -446,26 +359,29 @@ uint64_t nat64_block_count(const Nat64Config& config) {
 }
 
 std::optional<Nat64Config> read_nat64_config(const YAML::Node& node, const std::string& key,
-                                             const YAML::Mark& mark, const Nat64IssueSink& report) {
-    Reader reader(report);
+                                             const YAML::Mark& mark,
+                                             yaml_reader::IssueList& issues) {
+    // ISSUES may already hold problems of other sections; only this section's count here.
+    const size_t issues_before = issues.size();
+    auto failed = [&] { return issues.size() > issues_before; };
     Located in{{}, {}, {key, node, mark}};
-    in.values = read_section(in.section, reader);
-    if (reader.failed() && in.values.empty()) {
+    in.values = read_section(in.section, issues);
+    if (failed() && in.values.empty()) {
         return std::nullopt;
     }
-    read_values(in, reader);
-    if (reader.failed()) {
+    read_values(in, issues);
+    if (failed()) {
         // Later checks would repeat earlier problems in other words.
         return std::nullopt;
     }
-    check_subscriber_length(in, reader);
-    check_internal_pool(in, reader);
-    check_block_size(in, reader);
-    check_mode(in, reader);
-    if (!reader.failed()) {
-        check_capacity(in, reader);
+    check_subscriber_length(in, issues);
+    check_internal_pool(in, issues);
+    check_block_size(in, issues);
+    check_mode(in, issues);
+    if (!failed()) {
+        check_capacity(in, issues);
     }
-    return reader.failed() ? std::nullopt : std::optional(in.config);
+    return failed() ? std::nullopt : std::optional(in.config);
 }
 
 }  // namespace xlat64

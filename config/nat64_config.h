@@ -6,7 +6,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +18,10 @@ struct Mark;
 }  // namespace YAML
 
 namespace xlat64 {
+
+namespace yaml_reader {
+class IssueList;
+}  // namespace yaml_reader
 
 enum class Nat64Mode {
     // RFC 7422: a subscriber's block is a fixed function of its prefix and the configuration, so
@@ -67,13 +70,11 @@ uint64_t nat64_public_address_count(const Nat64Config& config);
 uint32_t nat64_blocks_per_address(const Nat64Config& config);
 uint64_t nat64_block_count(const Nat64Config& config);
 
-// Reports one problem: the dotted key, where it is, and a message saying what would be valid.
-using Nat64IssueSink =
-    std::function<void(const std::string& key, const YAML::Mark& mark, std::string message)>;
-
 // Reads and validates the `nat64:` section (NODE, at KEY/MARK). Returns nullopt when the section
-// is unusable; every problem goes to REPORT.
+// is unusable; every problem goes to ISSUES (config/yaml_reader.h), the list the rest of the file
+// reports to, so the section's problems sort in among the others.
 std::optional<Nat64Config> read_nat64_config(const YAML::Node& node, const std::string& key,
-                                             const YAML::Mark& mark, const Nat64IssueSink& report);
+                                             const YAML::Mark& mark,
+                                             yaml_reader::IssueList& issues);
 
 }  // namespace xlat64
