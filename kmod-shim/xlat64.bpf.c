@@ -400,47 +400,41 @@ static __always_inline bool ipv4_never_translated(__be32 addr)
 }
 
 /*
- * RFC 6052 section 2.2: the IPv4 address is embedded right after the prefix, skipping bits 64..71
- * (the "u" octet, byte 8), which must stay zero; the bytes after it (the suffix) are zero as well.
- * Every length is a multiple of 8, so a switch with constant byte offsets does it.
+ * RFC 6052 section 2.2: for each pool6 length, how many bytes the prefix has and which four bytes
+ * hold the IPv4 octets. They follow the prefix and skip bits 64..71 (the "u" octet, byte 8),
+ * which stays zero, as does the suffix after them. Embedding and extracting both expand this one
+ * table into switches with constant byte offsets, which the verifier checks cheaply.
  */
+#define XLAT_POOL6_LAYOUTS(X)          \
+	X(32, 4, 4, 5, 6, 7)           \
+	X(40, 5, 5, 6, 7, 9)           \
+	X(48, 6, 6, 7, 9, 10)          \
+	X(56, 7, 7, 9, 10, 11)         \
+	X(64, 8, 9, 10, 11, 12)        \
+	X(96, 12, 12, 13, 14, 15)
+
 static __always_inline int pool6_embed(const struct xlat_params *s, __be32 addr4,
 				       struct in6_addr *out)
 {
 	const __u8 *v4 = (const __u8 *)&addr4;
-	const __u8 *p = s->pool6;
 	__u8 *o = out->s6_addr;
 
 	__builtin_memset(out, 0, sizeof(*out));
-	/* Copy the whole prefix side; the bytes past it are overwritten or cleared below. */
-	__builtin_memcpy(o, p, 12);
+	/* Copy the whole prefix side; below /96, bytes 8..11 are the u octet or the suffix. */
+	__builtin_memcpy(o, s->pool6, 12);
+	if (s->pool6_len != 96) {
+		o[8] = 0; o[9] = 0; o[10] = 0; o[11] = 0;
+	}
 
 	switch (s->pool6_len) {
-	case 32:
-		o[4] = v4[0]; o[5] = v4[1]; o[6] = v4[2]; o[7] = v4[3];
-		o[8] = 0; o[9] = 0; o[10] = 0; o[11] = 0;
-		break;
-	case 40:
-		o[5] = v4[0]; o[6] = v4[1]; o[7] = v4[2]; o[8] = 0; o[9] = v4[3];
-		o[10] = 0; o[11] = 0;
-		break;
-	case 48:
-		o[6] = v4[0]; o[7] = v4[1]; o[8] = 0; o[9] = v4[2]; o[10] = v4[3];
-		o[11] = 0;
-		break;
-	case 56:
-		o[7] = v4[0]; o[8] = 0; o[9] = v4[1]; o[10] = v4[2]; o[11] = v4[3];
-		break;
-	case 64:
-		o[8] = 0; o[9] = v4[0]; o[10] = v4[1]; o[11] = v4[2]; o[12] = v4[3];
-		break;
-	case 96:
-		o[12] = v4[0]; o[13] = v4[1]; o[14] = v4[2]; o[15] = v4[3];
-		break;
-	default:
-		return -1;
+#define XLAT_POOL6_EMBED(len, prefix_bytes, i0, i1, i2, i3)                    \
+	case len:                                                              \
+		o[i0] = v4[0]; o[i1] = v4[1]; o[i2] = v4[2]; o[i3] = v4[3];    \
+		return 0;
+	XLAT_POOL6_LAYOUTS(XLAT_POOL6_EMBED)
+#undef XLAT_POOL6_EMBED
 	}
-	return 0;
+	return -1;
 }
 
 /*
@@ -451,45 +445,20 @@ static __always_inline int pool6_embed(const struct xlat_params *s, __be32 addr4
 static __always_inline int pool6_extract(const struct xlat_params *s, const struct in6_addr *a,
 					 __be32 *addr4)
 {
-	const __u8 *b = a->s6_addr;
-	const __u8 *p = s->pool6;
+	const __u8 *in = a->s6_addr;
 	__u8 *v4 = (__u8 *)addr4;
 
 	switch (s->pool6_len) {
-	case 32:
-		if (!bytes_equal(b, p, 4))
-			return -1;
-		v4[0] = b[4]; v4[1] = b[5]; v4[2] = b[6]; v4[3] = b[7];
-		break;
-	case 40:
-		if (!bytes_equal(b, p, 5))
-			return -1;
-		v4[0] = b[5]; v4[1] = b[6]; v4[2] = b[7]; v4[3] = b[9];
-		break;
-	case 48:
-		if (!bytes_equal(b, p, 6))
-			return -1;
-		v4[0] = b[6]; v4[1] = b[7]; v4[2] = b[9]; v4[3] = b[10];
-		break;
-	case 56:
-		if (!bytes_equal(b, p, 7))
-			return -1;
-		v4[0] = b[7]; v4[1] = b[9]; v4[2] = b[10]; v4[3] = b[11];
-		break;
-	case 64:
-		if (!bytes_equal(b, p, 8))
-			return -1;
-		v4[0] = b[9]; v4[1] = b[10]; v4[2] = b[11]; v4[3] = b[12];
-		break;
-	case 96:
-		if (!bytes_equal(b, p, 12))
-			return -1;
-		v4[0] = b[12]; v4[1] = b[13]; v4[2] = b[14]; v4[3] = b[15];
-		break;
-	default:
-		return -1;
+#define XLAT_POOL6_EXTRACT(len, prefix_bytes, i0, i1, i2, i3)                  \
+	case len:                                                              \
+		if (!bytes_equal(in, s->pool6, prefix_bytes))                  \
+			return -1;                                             \
+		v4[0] = in[i0]; v4[1] = in[i1]; v4[2] = in[i2]; v4[3] = in[i3]; \
+		return 0;
+	XLAT_POOL6_LAYOUTS(XLAT_POOL6_EXTRACT)
+#undef XLAT_POOL6_EXTRACT
 	}
-	return 0;
+	return -1;
 }
 
 /* Results of the address mappings. */
