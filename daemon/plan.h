@@ -76,8 +76,9 @@ struct RemoveEam {
     EamEntry entry;
 };
 // SetPool6 and SetTranslation both carry the whole desired settings (pool6 and translation),
-// which the backend writes as one unit (one atomic flip, see BpfTranslator::set_settings); when
-// both are planned, the second finds nothing left to change.
+// which the backend writes as one unit (one atomic flip, see BpfTranslator::set_settings). When
+// both differ, both are planned and the same settings are written twice: harmless, and the log
+// says which part changed. One SetSettings change would save the second write.
 struct SetPool6 {
     std::optional<Ipv6Prefix> from;
     std::optional<Ipv6Prefix> to;
