@@ -348,19 +348,24 @@ TranslatorSettings decode_settings(const xlat_params& p) {
 
 }  // namespace
 
-std::optional<TranslatorSettings> BpfTranslator::settings() const {
+xlat_settings BpfTranslator::read_settings_header(const std::string& context) const {
     uint32_t key = 0;
     xlat_settings header{};
     int err = bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xlat_settings), &key, &header);
     if (err) {
-        throw_error("reading " XLAT64_MAP_SETTINGS, -err);
+        throw_error(context + "reading " XLAT64_MAP_SETTINGS, -err);
     }
+    return header;
+}
+
+std::optional<TranslatorSettings> BpfTranslator::settings() const {
+    const xlat_settings header = read_settings_header("");
     if (header.abi_version == 0) {
         return std::nullopt;
     }
-    key = header.active_params & 1;
+    uint32_t key = header.active_params & 1;
     xlat_params params{};
-    err = bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xlat_params), &key, &params);
+    int err = bpf_map_lookup_elem(bpf_map__fd(skel_->maps.xlat_params), &key, &params);
     if (err) {
         throw_error("reading " XLAT64_MAP_PARAMS, -err);
     }
@@ -388,17 +393,11 @@ void BpfTranslator::set_settings(const TranslatorSettings& settings) {
         throw std::runtime_error(what + ": pool6 " + to_string(*settings.pool6) +
                                  ": RFC 6052 allows only /32, /40, /48, /56, /64 and /96");
     }
-    const int header_fd = bpf_map__fd(skel_->maps.xlat_settings);
-    uint32_t key = 0;
-    xlat_settings header{};
-    int err = bpf_map_lookup_elem(header_fd, &key, &header);
-    if (err) {
-        throw_error(what + " (reading " XLAT64_MAP_SETTINGS ")", -err);
-    }
+    xlat_settings header = read_settings_header(what + ": ");
     // A header that was never written has slot 0 "live" but invalid: write slot 1 then.
     uint32_t slot = (header.active_params & 1) ^ 1;
     xlat_params params = encode_settings(settings);
-    err = bpf_map_update_elem(bpf_map__fd(skel_->maps.xlat_params), &slot, &params, BPF_ANY);
+    int err = bpf_map_update_elem(bpf_map__fd(skel_->maps.xlat_params), &slot, &params, BPF_ANY);
     if (err) {
         throw_error(what + " (slot " + std::to_string(slot) + " of " XLAT64_MAP_PARAMS ")", -err);
     }
@@ -409,7 +408,8 @@ void BpfTranslator::set_settings(const TranslatorSettings& settings) {
     header.flags = (params.flags & XLAT_PARAM_POOL6) ? XLAT_SETTING_POOL6 : 0;
     // The program treats abi_version 0 as "never configured" and drops everything.
     header.abi_version = XLAT64_ABI_VERSION;
-    err = bpf_map_update_elem(header_fd, &key, &header, BPF_ANY);
+    const uint32_t key = 0;
+    err = bpf_map_update_elem(bpf_map__fd(skel_->maps.xlat_settings), &key, &header, BPF_ANY);
     if (err) {
         throw_error(what + " (" XLAT64_MAP_SETTINGS ")", -err);
     }

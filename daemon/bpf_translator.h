@@ -95,6 +95,9 @@ class BpfTranslator {
     static void remove_pins(const std::filesystem::path& pin_dir);
 
   private:
+    // The xlat_settings header (which params slot is live); `context` prefixes an error.
+    xlat_settings read_settings_header(const std::string& context) const;
+
     struct SkeletonDeleter {
         void operator()(xlat64_bpf* skel) const;
     };
