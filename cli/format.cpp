@@ -131,4 +131,71 @@ std::string format_stats(const json& stats, bool show_all) {
     return out;
 }
 
+std::string format_pool(const json& pool) {
+    std::string out;
+    std::string prefixes;
+    for (const json& p : pool.value("public_prefixes", json::array())) {
+        prefixes += (prefixes.empty() ? "" : ", ") + p.get<std::string>();
+    }
+    const json& blocks = pool.value("blocks", json::object());
+    const json& sessions = pool.value("sessions", json::object());
+    out += field("mode", text(pool, "mode"));
+    out += field("public", prefixes + " (" + text(pool, "public_addresses") + " addresses)");
+    out += field("ports", text(pool, "ports") + ", blocks of " + text(pool, "block_size") + " (" +
+                              text(pool, "blocks_per_address") + " per address)");
+    out += field("blocks", text(blocks, "total") + " total, " + text(blocks, "used") + " used, " +
+                               text(blocks, "free") + " free");
+    out += field("internal", text(pool, "internal_pool") + ", " + text(pool, "hosts") + " hosts");
+    out += field("sessions", "tcp " + text(sessions, "tcp") + ", udp " + text(sessions, "udp") +
+                                 ", icmp " + text(sessions, "icmp") + ", other " +
+                                 text(sessions, "other"));
+    for (const json& e : pool.value("exhausted", json::array())) {
+        out += field("exhausted", text(e, "internal") + " " + text(e, "protocol") + ": " +
+                                      text(e, "refused") + " refused");
+    }
+    out += field("drops", "unmapped internal " + text(pool, "unmapped_drops") +
+                              ", inbound to internal " + text(pool, "inbound_drops"));
+    return out;
+}
+
+std::string format_subscribers(const json& subscribers) {
+    char line[256];
+    std::string out;
+    std::snprintf(line, sizeof(line), "%-28s %-16s %-15s %-11s %-18s %5s %8s\n", "SUBSCRIBER",
+                  "BLOCK", "PUBLIC", "PORTS", "INTERNAL", "HOSTS", "SESSIONS");
+    out += line;
+    for (const json& s : subscribers) {
+        std::snprintf(line, sizeof(line), "%-28s %-16s %-15s %-11s %-18s %5s %8s\n",
+                      text(s, "subscriber").c_str(), text(s, "block").c_str(),
+                      text(s, "public_address").c_str(), text(s, "ports").c_str(),
+                      text(s, "internal").c_str(), text(s, "hosts").c_str(),
+                      text(s, "sessions").c_str());
+        out += line;
+    }
+    return out;
+}
+
+std::string format_subscriber(const json& s) {
+    std::string out = field("subscriber", text(s, "subscriber") + " (" + text(s, "mode") + ")");
+    if (!s.contains("block") || s["block"].is_null()) {
+        return out + field("block", "none: " + text(s, "note"));
+    }
+    out += field("block", text(s, "block"));
+    out += field("public", text(s, "public_address") + " ports " + text(s, "ports"));
+    out += field("internal", text(s, "internal"));
+    const json& sessions = s.value("sessions", json::object());
+    out += field("sessions", text(sessions, "total") + " in conntrack (tcp " +
+                                 text(sessions, "tcp") + ", udp " + text(sessions, "udp") +
+                                 ", icmp " + text(sessions, "icmp") + "), " +
+                                 text(s, "sessions_created") + " created");
+    for (const json& h : s.value("hosts", json::array())) {
+        out += field("host", text(h, "address") + " -> " + text(h, "internal") + ", idle " +
+                                 format_duration(h.value("idle_seconds", 0LL)));
+    }
+    for (const json& e : s.value("exhausted", json::array())) {
+        out += field("exhausted", text(e, "protocol") + ": " + text(e, "refused") + " refused");
+    }
+    return out;
+}
+
 }  // namespace xlat64

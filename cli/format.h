@@ -14,5 +14,9 @@ std::string format_stats(const nlohmann::json& stats, bool show_all);
 std::string format_duration(long long seconds);
 // The answer to a successful reload: the file and the number of kernel changes.
 std::string format_reload(const nlohmann::json& result);
+// Stateful NAT64: `xlat64ctl pool`, `subscriber list` and `subscriber show`.
+std::string format_pool(const nlohmann::json& pool);
+std::string format_subscribers(const nlohmann::json& subscribers);
+std::string format_subscriber(const nlohmann::json& subscriber);
 
 }  // namespace xlat64

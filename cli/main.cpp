@@ -23,17 +23,43 @@ struct Options {
     std::string socket = "/run/xlat64/control.sock";
     bool json = false;
     bool all = false;
+    std::string subscriber;  // subscriber show PREFIX
 };
 
-int run(const Options& options, const std::string& command) {
+// The daemon's command for the CLI's (sub)command, its arguments and how to print its answer.
+struct Call {
+    std::string command;
+    nlohmann::json arguments;
+    std::string (*format)(const nlohmann::json&);
+};
+
+Call call_for(const Options& options, const std::string& command, const std::string& sub) {
+    if (command == "status") {
+        return {"status", {}, format_status};
+    }
+    if (command == "reload") {
+        return {"reload", {}, format_reload};
+    }
+    if (command == "pool") {
+        return {"pool", {}, format_pool};
+    }
+    if (command == "subscriber" && sub == "show") {
+        return {"subscriber-show", {{"prefix", options.subscriber}}, format_subscriber};
+    }
+    if (command == "subscriber") {
+        return {"subscriber-list", {}, format_subscribers};
+    }
+    return {"stats", {}, nullptr};
+}
+
+int run(const Options& options, const std::string& command, const std::string& sub) {
+    const Call call = call_for(options, command, sub);
     ControlClient client(options.socket, command == "reload" ? kReloadTimeout : kTimeout);
-    nlohmann::json result = client.call(command);
+    nlohmann::json result = client.call(call.command, call.arguments);
     if (options.json) {
         std::cout << result.dump(2) << "\n";
-    } else if (command == "status") {
-        std::cout << format_status(result);
-    } else if (command == "reload") {
-        std::cout << format_reload(result);
+    } else if (call.format) {
+        std::cout << call.format(result);
     } else {
         std::cout << format_stats(result, options.all);
     }
@@ -45,7 +71,8 @@ int run(const Options& options, const std::string& command) {
 int main(int argc, char** argv) {
     CLI::App app{
         "xlat64ctl: query and reload the xlat64 translator daemon (xlat64d).\n"
-        "Reading (status, stats) needs root or membership in group xlat64; reload needs root.\n"
+        "Reading (status, stats, pool, subscriber) needs root or membership in group xlat64; "
+        "reload needs root.\n"
         "Exit status: 0 success, 1 the request failed (daemon not running, permission denied,\n"
         "reload refused), 2 usage error."};
     Options options;
@@ -59,6 +86,23 @@ int main(int argc, char** argv) {
     app.add_subcommand("status", "daemon, device, program and table summary");
     auto* stats = app.add_subcommand("stats", "translation and drop counters");
     stats->add_flag("-a,--all", options.all, "also list drop counters that are zero");
+    app.add_subcommand("pool",
+                       "stateful NAT64: public addresses, port blocks used and free, "
+                       "sessions per protocol");
+    auto* subscriber = app.add_subcommand("subscriber", "stateful NAT64 subscribers");
+    subscriber->require_subcommand(1);
+    subscriber->fallthrough();
+    subscriber->add_subcommand("list",
+                               "subscribers holding a block: block, public address, "
+                               "ports, hosts, sessions");
+    auto* show = subscriber->add_subcommand(
+        "show",
+        "one subscriber: its internal block, public address, port block, active hosts "
+        "and conntrack entries");
+    show->add_option("prefix", options.subscriber,
+                     "the subscriber's IPv6 prefix, or any address inside it")
+        ->required();
+    show->fallthrough();
     app.add_subcommand("reload",
                        "re-read and validate the daemon's configuration file and apply only the "
                        "difference; an invalid file changes nothing and is reported (root only)");
@@ -70,7 +114,9 @@ int main(int argc, char** argv) {
     }
 
     try {
-        return run(options, app.get_subcommands().front()->get_name());
+        CLI::App* command = app.get_subcommands().front();
+        const auto subs = command->get_subcommands();
+        return run(options, command->get_name(), subs.empty() ? "" : subs.front()->get_name());
     } catch (const std::exception& e) {
         std::cerr << "xlat64ctl: " << e.what() << "\n";
         return 1;

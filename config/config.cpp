@@ -311,6 +311,38 @@ void read_translation(const Field& field, TranslationConfig& t, IssueList& issue
     }
 }
 
+// The data path looks a source up in the EAMT, then pool6, then the NAT64 hosts: an address
+// claimed by two of them would silently belong to the first. The internal pool is routed into the
+// device and must not hide an EAM IPv4 prefix either.
+void check_nat64_against_siit(const Config& config, const Field& nat64, IssueList& issues) {
+    const Nat64Config& n = *config.nat64;
+    for (size_t i = 0; i < n.prefixes.size(); ++i) {
+        const std::string key = nat64.key + ".prefixes[" + std::to_string(i) + "]";
+        const Ipv6Prefix& p = n.prefixes[i];
+        if (config.pool6 && overlaps(*config.pool6, p)) {
+            issues.add(key, nat64.mark,
+                       to_string(p) + " overlaps pool6 " + to_string(*config.pool6) +
+                           "; subscribers' addresses and IPv4-embedded addresses must differ");
+        }
+        for (const EamEntry& e : config.eamt) {
+            if (overlaps(e.ipv6, p)) {
+                issues.add(key, nat64.mark,
+                           to_string(p) + " overlaps the EAM entry " + to_string(e.ipv4) + " <-> " +
+                               to_string(e.ipv6) +
+                               "; a host is either an EAM host or a NAT64 subscriber");
+            }
+        }
+    }
+    for (const EamEntry& e : config.eamt) {
+        if (overlaps(e.ipv4, n.internal_pool)) {
+            issues.add(nat64.key + ".internal_pool", nat64.mark,
+                       to_string(n.internal_pool) + " overlaps the EAM entry " + to_string(e.ipv4) +
+                           " <-> " + to_string(e.ipv6) +
+                           "; the internal pool must be used by nothing else");
+        }
+    }
+}
+
 Config read_config(const YAML::Node& root, IssueList& issues) {
     Config config;
     Field top{"", root, root.Mark()};
@@ -347,6 +379,9 @@ Config read_config(const YAML::Node& root, IssueList& issues) {
     }
     if (const Field* nat64 = find(values, "nat64")) {
         config.nat64 = read_nat64_config(nat64->node, nat64->key, nat64->mark, issues);
+        if (config.nat64) {
+            check_nat64_against_siit(config, *nat64, issues);
+        }
     }
     return config;
 }

@@ -295,11 +295,13 @@ void check_block_size(const Located& in, IssueList& issues) {
     }
 }
 
-void check_mode(const Located& in, IssueList& issues) {
-    if (in.config.mode == Nat64Mode::deterministic && in.values.count("idle_timeout")) {
-        issues.add(where(in, "idle_timeout"),
-                   "idle_timeout applies to mode dynamic only; deterministic blocks are never "
-                   "returned, so remove it or set mode: dynamic");
+// idle_timeout applies in both modes: hosts give their internal address back after it in both,
+// and in dynamic mode their subscriber's block goes back too.
+void check_limits(const Located& in, IssueList& issues) {
+    if (in.config.prefixes.size() > kMaxNat64Prefixes) {
+        issues.add(where(in, "prefixes"),
+                   std::to_string(in.config.prefixes.size()) + " prefixes; at most " +
+                       std::to_string(kMaxNat64Prefixes) + " are supported (aggregate them)");
     }
 }
 
@@ -319,12 +321,22 @@ void check_capacity(const Located& in, IssueList& issues) {
                                                   : std::to_string(subscribers - blocks)) +
                        "; add public addresses, use a smaller block_size or mode dynamic");
     }
-    uint64_t needed = saturating_mul(subscribers, c.hosts_per_subscriber);
+    if (c.mode == Nat64Mode::dynamic && blocks > kMaxDynamicBlocks) {
+        issues.add(where(in, "public_prefixes"),
+                   std::to_string(blocks) + " port blocks; mode dynamic supports at most " +
+                       std::to_string(kMaxDynamicBlocks) +
+                       " (the data path's free-block queue); use a larger block_size");
+    }
+    // Internal block k belongs to port block k: one internal block per subscriber in
+    // deterministic mode, one per port block in dynamic mode.
+    const bool dynamic = c.mode == Nat64Mode::dynamic;
+    uint64_t users = dynamic ? blocks : subscribers;
+    uint64_t needed = saturating_mul(users, c.hosts_per_subscriber);
     uint64_t pool = power_of_two(32 - c.internal_pool.len);
     if (needed > pool) {
         issues.add(where(in, "internal_pool"),
                    to_string(c.internal_pool) + " has " + std::to_string(pool) + " addresses but " +
-                       count_text(subscribers) + " subscribers x " +
+                       count_text(users) + (dynamic ? " port blocks" : " subscribers") + " x " +
                        std::to_string(c.hosts_per_subscriber) + " hosts_per_subscriber need " +
                        count_text(needed) + "; use a larger pool or fewer hosts_per_subscriber");
     }
@@ -377,7 +389,7 @@ std::optional<Nat64Config> read_nat64_config(const YAML::Node& node, const std::
     check_subscriber_length(in, issues);
     check_internal_pool(in, issues);
     check_block_size(in, issues);
-    check_mode(in, issues);
+    check_limits(in, issues);
     if (!failed()) {
         check_capacity(in, issues);
     }

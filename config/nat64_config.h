@@ -56,13 +56,19 @@ struct Nat64Config {
     // blocks, 64512-65535 unused).
     uint32_t block_size = 2048;
     Nat64Mode mode = Nat64Mode::deterministic;
-    // Dynamic mode: a block unused for this long goes back to the pool.
+    // A host unused for this long, with no flow left in conntrack, gives its internal address
+    // back; in dynamic mode its subscriber's block goes back to the pool the same way.
     uint32_t idle_timeout_seconds = 300;
     // xlat64's own nftables table (family ip).
     std::string table = "xlat64";
 
     bool operator==(const Nat64Config&) const = default;
 };
+
+// Limits of the data path's maps (kmod-shim/xlat64_abi.h: XLAT64_N64_PREFIXES_MAX and
+// XLAT64_N64_BLOCKS_MAX).
+inline constexpr size_t kMaxNat64Prefixes = 1024;
+inline constexpr uint64_t kMaxDynamicBlocks = uint64_t{1} << 20;
 
 // Capacity, saturating at UINT64_MAX (a /32 cut into /128s has 2^96 subscribers).
 uint64_t nat64_subscriber_count(const Nat64Config& config);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,18 +15,25 @@
 
 namespace xlat64 {
 
+class Nat64Runtime;
+
 class Backend {
   public:
     virtual ~Backend() = default;
 
-    // Reads the kernel state the reconciler compares with the desired one.
-    virtual ObservedState observe() = 0;
+    // Reads the kernel state the reconciler compares with WANT (which names the objects to look
+    // at, e.g. the nftables table).
+    virtual ObservedState observe(const DesiredState& want) = 0;
     // Carries out one planned change; throws with context on failure.
     virtual void apply(const Change& change) = 0;
 
     virtual std::vector<Counter> counters() = 0;
     // The backend's part of "xlat64ctl status": device, program, pool6, eamt_entries, routes...
     virtual nlohmann::json status() = 0;
+
+    // The run-time side of stateful NAT64 (allocation events, expiry, queries) for CONFIG, or
+    // nullptr when this backend has none.
+    virtual std::unique_ptr<Nat64Runtime> nat64_runtime(const Nat64Config& config) = 0;
 };
 
 }  // namespace xlat64

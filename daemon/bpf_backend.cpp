@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "daemon/log.h"
+#include "daemon/nat64_runtime.h"
 #include "netlink/bpffs.h"
 #include "netlink/device_routes.h"
 #include "netlink/tc_program.h"
@@ -34,7 +35,34 @@ BpfBackend::BpfBackend(std::string device_name, const std::filesystem::path& pin
     translator_ = load_translator(pin_dir);
 }
 
-ObservedState BpfBackend::observe() {
+// The table name when the configuration has no nat64 section: the default, so that removing the
+// section removes the table it made.
+static std::string nat_table_name(const std::optional<Nat64Config>& nat64) {
+    return nat64 ? nat64->table : Nat64Config{}.table;
+}
+
+static NftNatShape nat_shape_or_default(const std::optional<Nat64Config>& nat64) {
+    return nat64_nft_shape(nat64.value_or(Nat64Config{}));
+}
+
+NatTableState BpfBackend::observe_nat_table(const DesiredState& want) {
+    NftNatTable table(nft_sock_, nat_table_name(want.nat64), nat_shape_or_default(want.nat64));
+    switch (table.observe()) {
+        case NftNatTable::State::absent:
+            return NatTableState::absent;
+        case NftNatTable::State::foreign:
+            return NatTableState::foreign;
+        case NftNatTable::State::ours:
+            break;
+    }
+    return table.shape_matches() ? NatTableState::current : NatTableState::other_shape;
+}
+
+Nat64Maps BpfBackend::nat64_maps(uint8_t subscriber_len) const {
+    return Nat64Maps(translator_->nat64_map_fds(), subscriber_len);
+}
+
+ObservedState BpfBackend::observe(const DesiredState& want) {
     ObservedState have;
     have.device = device_.observe();
     if (have.device && have.device->managed) {
@@ -51,12 +79,15 @@ ObservedState BpfBackend::observe() {
     if (auto settings = translator_->settings()) {
         have.pool6 = settings->pool6;
         have.translation = settings->translation;
+        have.nat64 = settings->nat64;
     } else {
         have.pool6.reset();
         have.translation.reset();
     }
     have.eamt = translator_->eamt();
     std::sort(have.eamt.begin(), have.eamt.end());
+    have.nat64_prefixes = nat64_maps(0).prefixes();
+    have.nat_table = observe_nat_table(want);
     return have;
 }
 
@@ -80,18 +111,36 @@ void BpfBackend::apply(const Change& change) {
                 DeviceRoutes(sock_, device_ifindex(), device_.name()).remove(c.route);
             },
             [&](const change::RemoveEam& c) { translator_->remove_eam(c.entry); },
-            [&](const change::SetPool6& c) {
-                translator_->set_settings(TranslatorSettings{c.to, c.translation});
-            },
-            [&](const change::SetTranslation& c) {
-                translator_->set_settings(TranslatorSettings{c.pool6, c.to});
-            },
+            [&](const change::SetSettings& c) { translator_->set_settings(c.to); },
             [&](const change::AddEam& c) { translator_->add_eam(c.entry); },
             [&](const change::AttachProgram&) {
                 TcEgressProgram(device_ifindex(), device_.name()).attach(translator_->program_fd());
             },
             [&](const change::AddRoute& c) {
                 DeviceRoutes(sock_, device_ifindex(), device_.name()).add(c.route);
+            },
+            [&](const change::EnsureNatTable& c) {
+                NftNatTable(nft_sock_, c.table, c.shape).ensure();
+            },
+            [&](const change::SetNatBlocks& c) {
+                NftNatTable table(nft_sock_, c.config.table, nat64_nft_shape(c.config));
+                auto blocks = nat64_nat_blocks(c.config, c.first, c.last);
+                c.replace ? table.replace_blocks(blocks) : table.add_blocks(blocks);
+            },
+            [&](const change::SetNat64Prefixes& c) { nat64_maps(0).set_prefixes(c.to); },
+            [&](const change::ResetNat64State& c) {
+                Nat64Maps maps = nat64_maps(0);
+                maps.flush();
+                if (c.config && c.config->mode == Nat64Mode::dynamic) {
+                    maps.push_free_blocks(
+                        nat64_free_order(*c.config, 0, nat64_block_count(*c.config)));
+                }
+            },
+            [&](const change::QueueFreeBlocks& c) {
+                nat64_maps(0).push_free_blocks(nat64_free_order(c.config, c.first, c.last));
+            },
+            [&](const change::RemoveNatTable& c) {
+                NftNatTable(nft_sock_, c.table, nat_shape_or_default(std::nullopt)).remove();
             },
         },
         change);
@@ -143,6 +192,10 @@ nlohmann::json BpfBackend::status() {
     return result;
 }
 
+std::unique_ptr<Nat64Runtime> BpfBackend::nat64_runtime(const Nat64Config& config) {
+    return std::make_unique<Nat64Runtime>(config, nat64_maps(config.subscriber_length), nft_sock_);
+}
+
 void teardown_bpf_backend(const Config& config) {
     NlSocket sock;
     TunDevice device(sock, config.device.name);
@@ -156,6 +209,21 @@ void teardown_bpf_backend(const Config& config) {
         device.remove();
         log_info("teardown: removed device " + device.name() +
                  " (its routes and tc filter went with it)");
+    }
+    NftSocket nft;
+    NftNatTable table(nft, nat_table_name(config.nat64), nat_shape_or_default(config.nat64));
+    switch (table.observe()) {
+        case NftNatTable::State::absent:
+            log_info("teardown: no nftables table ip " + table.name());
+            break;
+        case NftNatTable::State::foreign:
+            log_warning("teardown: nftables table ip " + table.name() +
+                        " is not managed by xlat64d (no xlat64 comment); left in place");
+            break;
+        case NftNatTable::State::ours:
+            table.remove();
+            log_info("teardown: removed nftables table ip " + table.name());
+            break;
     }
     const bool had_pins = std::filesystem::exists(config.bpf_pin_dir);
     BpfTranslator::remove_pins(config.bpf_pin_dir);

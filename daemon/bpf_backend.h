@@ -8,6 +8,8 @@
 
 #include "daemon/backend.h"
 #include "daemon/bpf_translator.h"
+#include "daemon/nat64_maps.h"
+#include "netlink/nft_nat_table.h"
 #include "netlink/nl_socket.h"
 #include "netlink/tun_device.h"
 
@@ -19,22 +21,27 @@ class BpfBackend : public Backend {
     // are reused with their contents (adopting the running translator).
     BpfBackend(std::string device_name, const std::filesystem::path& pin_dir);
 
-    ObservedState observe() override;
+    ObservedState observe(const DesiredState& want) override;
     void apply(const Change& change) override;
     std::vector<Counter> counters() override;
     nlohmann::json status() override;
+    std::unique_ptr<Nat64Runtime> nat64_runtime(const Nat64Config& config) override;
 
   private:
     int device_ifindex();
     nlohmann::json program_status(int ifindex) const;
+    NatTableState observe_nat_table(const DesiredState& want);
+    Nat64Maps nat64_maps(uint8_t subscriber_len) const;
 
     NlSocket sock_;
+    NftSocket nft_sock_;
     TunDevice device_;
     std::unique_ptr<BpfTranslator> translator_;
 };
 
 // Removes what the BPF backend created for this configuration: the device if it carries our
-// alias (its routes and tc filter go with it) and the map pins. Idempotent.
+// alias (its routes and tc filter go with it), the map pins and xlat64's nftables table (if it
+// carries our comment). Idempotent.
 void teardown_bpf_backend(const Config& config);
 
 }  // namespace xlat64

@@ -302,6 +302,19 @@ xlat_params encode_settings(const TranslatorSettings& s) {
         copy_address(p.rfc6791_v6, mask_address(t.rfc6791_pool6->addr, t.rfc6791_pool6->len));
         p.rfc6791_v6_len = t.rfc6791_pool6->len;
     }
+    if (s.nat64) {
+        const Nat64Params& n = *s.nat64;
+        p.flags |= XLAT_PARAM_NAT64 | (n.dynamic ? XLAT_PARAM_NAT64_DYNAMIC : 0);
+        auto addr = mask_address(n.internal_pool.addr, n.internal_pool.len);
+        std::memcpy(&p.n64_internal, addr.data(), 4);
+        p.n64_internal_len = n.internal_pool.len;
+        p.n64_subscriber_len = n.subscriber_len;
+        p.n64_host_bits = n.host_bits;
+        p.n64_blocks = n.blocks;
+        p.n64_layout_hash = n.layout_hash;
+        p.n64_public_hash = n.public_hash;
+        p.n64_public_count = n.public_count;
+    }
     p.valid = 1;
     return p;
 }
@@ -342,6 +355,19 @@ TranslatorSettings decode_settings(const xlat_params& p) {
         std::memcpy(prefix.addr.data(), p.rfc6791_v6, prefix.addr.size());
         prefix.len = p.rfc6791_v6_len;
         t.rfc6791_pool6 = prefix;
+    }
+    if (p.flags & XLAT_PARAM_NAT64) {
+        Nat64Params n;
+        std::memcpy(n.internal_pool.addr.data(), &p.n64_internal, 4);
+        n.internal_pool.len = p.n64_internal_len;
+        n.subscriber_len = p.n64_subscriber_len;
+        n.host_bits = p.n64_host_bits;
+        n.blocks = p.n64_blocks;
+        n.dynamic = (p.flags & XLAT_PARAM_NAT64_DYNAMIC) != 0;
+        n.layout_hash = p.n64_layout_hash;
+        n.public_hash = p.n64_public_hash;
+        n.public_count = p.n64_public_count;
+        s.nat64 = n;
     }
     return s;
 }
@@ -548,9 +574,19 @@ StatsSnapshot BpfTranslator::read_stats() const {
     return stats;
 }
 
+Nat64MapFds BpfTranslator::nat64_map_fds() const {
+    const auto& m = skel_->maps;
+    return {bpf_map__fd(m.xlat_n64_pfx),   bpf_map__fd(m.xlat_n64_subs),
+            bpf_map__fd(m.xlat_n64_owner), bpf_map__fd(m.xlat_n64_free),
+            bpf_map__fd(m.xlat_n64_host6), bpf_map__fd(m.xlat_n64_host4),
+            bpf_map__fd(m.xlat_events)};
+}
+
 void BpfTranslator::remove_pins(const std::filesystem::path& pin_dir) {
-    static constexpr const char* kMaps[] = {XLAT64_MAP_SETTINGS, XLAT64_MAP_PARAMS,
-                                            XLAT64_MAP_EAMT4, XLAT64_MAP_EAMT6, XLAT64_MAP_STATS};
+    static constexpr const char* kMaps[] = {
+        XLAT64_MAP_SETTINGS, XLAT64_MAP_PARAMS,       XLAT64_MAP_EAMT4,      XLAT64_MAP_EAMT6,
+        XLAT64_MAP_STATS,    XLAT64_MAP_N64_PREFIXES, XLAT64_MAP_N64_SUBS,   XLAT64_MAP_N64_OWNERS,
+        XLAT64_MAP_N64_FREE, XLAT64_MAP_N64_HOSTS6,   XLAT64_MAP_N64_HOSTS4, XLAT64_MAP_EVENTS};
     for (const char* name : kMaps) {
         std::filesystem::path pin = pin_dir / name;
         if (unlink(pin.c_str()) != 0 && errno != ENOENT && errno != ENOTDIR) {

@@ -48,10 +48,35 @@ const std::array<StatInfo, XLAT_STAT_MAX>& stat_infos();
 // What the program reads for every packet besides the EAMT (struct xlat_params in the ABI header).
 // set_settings() writes it into the slot the program is not reading and then makes that slot live
 // with one store, so a reload reaches each packet whole, never half old and half new.
+// The NAT64 part of the settings (daemon/nat64_layout.h computes it from the configuration).
+struct Nat64Params {
+    Ipv4Prefix internal_pool;
+    uint8_t subscriber_len = 0;
+    uint8_t host_bits = 0;  // log2(hosts_per_subscriber)
+    uint32_t blocks = 0;
+    bool dynamic = false;
+    uint32_t layout_hash = 0;
+    uint32_t public_hash = 0;
+    uint32_t public_count = 0;
+    bool operator==(const Nat64Params&) const = default;
+};
+
 struct TranslatorSettings {
     std::optional<Ipv6Prefix> pool6;
     TranslationConfig translation;
+    std::optional<Nat64Params> nat64;
     bool operator==(const TranslatorSettings&) const = default;
+};
+
+// The stateful NAT64 maps, for Nat64Maps (daemon/nat64_maps.h), which owns what goes into them.
+struct Nat64MapFds {
+    int prefixes = -1;
+    int subscribers = -1;
+    int owners = -1;
+    int free_blocks = -1;
+    int hosts6 = -1;
+    int hosts4 = -1;
+    int events = -1;
 };
 
 class BpfTranslator {
@@ -89,6 +114,7 @@ class BpfTranslator {
     void remove_eam(const EamEntry& entry);
 
     StatsSnapshot read_stats() const;
+    Nat64MapFds nat64_map_fds() const;
 
     // Removes the pins this program's maps have under `pin_dir` (only the xlat64 map names), then
     // the directory if it is empty. Does nothing for a directory that does not exist.

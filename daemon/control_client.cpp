@@ -81,8 +81,10 @@ std::string ControlClient::read_line() {
     return line;
 }
 
-nlohmann::json ControlClient::call(std::string_view command) {
-    const std::string request = make_request(command);
+nlohmann::json ControlClient::call(std::string_view command, const nlohmann::json& arguments) {
+    nlohmann::json body = arguments.is_object() ? arguments : nlohmann::json::object();
+    body["command"] = std::string(command);
+    const std::string request = to_line(body);
     size_t sent = 0;
     while (sent < request.size()) {
         ssize_t n = send(fd_.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);

@@ -24,7 +24,8 @@ class ControlClient {
 
     // Sends one request and returns its result; the daemon's error is thrown as
     // ControlClientError.
-    nlohmann::json call(std::string_view command);
+    // ARGUMENTS (an object) become further keys of the request.
+    nlohmann::json call(std::string_view command, const nlohmann::json& arguments = {});
 
   private:
     std::string read_line();

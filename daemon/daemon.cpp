@@ -11,7 +11,7 @@
 
 #include "daemon/bpf_backend.h"
 #include "daemon/log.h"
-#include "daemon/unsupported.h"
+#include "daemon/nat64_runtime.h"
 
 #ifndef XLAT64_VERSION
 #define XLAT64_VERSION "unknown"
@@ -96,9 +96,11 @@ Daemon::Daemon(Config config, std::filesystem::path config_path)
     backend_ = std::make_unique<BpfBackend>(config_.device.name, config_.bpf_pin_dir);
     reconciler_ = std::make_unique<Reconciler>(*backend_);
     reconciler_->reconcile(config_);
+    start_nat64();
     control_ = std::make_unique<ControlServer>(loop_, config_.control_socket, commands());
     loop_.watch(signals_.get(), POLLIN, [this](short) { on_signal(); });
     start_watchdog();
+    loop_.every(std::chrono::seconds(1), [this] { nat64_tick(); });
 }
 
 Daemon::~Daemon() = default;
@@ -127,6 +129,45 @@ void Daemon::start_watchdog() {
     const auto period = std::chrono::milliseconds(usec / 2000);
     log_info("watchdog: pinging systemd every " + std::to_string(period.count()) + " ms");
     loop_.every(period, [] { sd_notify(0, "WATCHDOG=1"); });
+}
+
+// The NAT64 run-time for the running configuration (or none): on start-up and when a reload
+// changed the nat64 section.
+void Daemon::start_nat64() {
+    if (nat64_) {
+        loop_.unwatch(nat64_->events_fd());
+        nat64_.reset();
+    }
+    if (!config_.nat64) {
+        return;
+    }
+    nat64_ = backend_->nat64_runtime(*config_.nat64);
+    if (!nat64_) {
+        return;
+    }
+    loop_.watch(nat64_->events_fd(), POLLIN, [this](short) { nat64_->drain_events(); });
+    // Allocations made while no daemon ran are in the maps; their events may have been lost.
+    nat64_->drain_events();
+}
+
+void Daemon::nat64_tick() {
+    if (!nat64_) {
+        return;
+    }
+    try {
+        nat64_->drain_events();
+        nat64_->tick();
+    } catch (const std::exception& e) {
+        // Expiry retries on the next tick; translation does not depend on it.
+        log_warning(std::string("nat64: ") + e.what());
+    }
+}
+
+Nat64Runtime& Daemon::require_nat64() {
+    if (!nat64_) {
+        throw std::runtime_error("stateful NAT64 is not configured (no nat64: section)");
+    }
+    return *nat64_;
 }
 
 // READY=1 (after start-up or a reload, which systemd 252 then reports as finished) with the
@@ -181,7 +222,6 @@ Config Daemon::read_config_for_reload() const {
     Config next;
     try {
         next = load_config_file(config_path_);
-        refuse_unimplemented(next, config_path_.string());
     } catch (const ConfigError& e) {
         throw ReloadError(config_path_.string() +
                           " is invalid; the running configuration is kept:\n" + e.what());
@@ -201,7 +241,11 @@ size_t Daemon::reload(std::string_view requested_by) {
     try {
         Config next = read_config_for_reload();
         const size_t changes = apply_or_roll_back(next);
+        const bool nat64_changed = next.nat64 != config_.nat64;
         config_ = std::move(next);
+        if (nat64_changed) {
+            start_nat64();
+        }
         last_reload_error_.clear();
         log_info("reload: done, " + std::to_string(changes) +
                  (changes == 1 ? " change applied" : " changes applied"));
@@ -241,6 +285,18 @@ CommandTable Daemon::commands() {
                              [this](const Request&) { return stats_result(backend_->counters()); }};
     // A change to the kernel, so root only; the same path as SIGHUP, but the caller gets the
     // outcome (ExecReload= uses it, so `systemctl reload` fails when the file is invalid).
+    table["pool"] =
+        Command{Access::read, [this](const Request&) { return require_nat64().pool(); }};
+    table["subscriber-list"] =
+        Command{Access::read, [this](const Request&) { return require_nat64().subscribers(); }};
+    table["subscriber-show"] =
+        Command{Access::read, [this](const Request& r) {
+                    auto prefix = r.body.find("prefix");
+                    if (prefix == r.body.end() || !prefix->is_string()) {
+                        throw std::runtime_error("subscriber-show needs a \"prefix\" string");
+                    }
+                    return require_nat64().subscriber(prefix->get<std::string>());
+                }};
     table["reload"] = Command{Access::admin,
                               [this](const Request&) { return reload_result("xlat64ctl reload"); }};
     return table;

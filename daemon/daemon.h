@@ -20,6 +20,8 @@
 
 namespace xlat64 {
 
+class Nat64Runtime;
+
 class Daemon {
   public:
     // Loads the translator (reusing pinned maps), reconciles, opens the control socket.
@@ -41,6 +43,9 @@ class Daemon {
   private:
     void on_signal();
     void start_watchdog();
+    void start_nat64();
+    void nat64_tick();
+    Nat64Runtime& require_nat64();
     void notify_ready();
     Config read_config_for_reload() const;
     size_t apply_or_roll_back(const Config& next);
@@ -57,6 +62,7 @@ class Daemon {
     std::unique_ptr<Backend> backend_;
     std::unique_ptr<Reconciler> reconciler_;
     std::unique_ptr<ControlServer> control_;
+    std::unique_ptr<Nat64Runtime> nat64_;
     // Shown in `systemctl status` (STATUS=) and `xlat64ctl status` until the next good reload.
     std::string last_reload_error_;
 };

@@ -10,7 +10,6 @@
 #include "daemon/control_server.h"
 #include "daemon/daemon.h"
 #include "daemon/log.h"
-#include "daemon/unsupported.h"
 
 #ifndef XLAT64_VERSION
 #define XLAT64_VERSION "unknown"
@@ -42,7 +41,6 @@ std::optional<Config> load_runnable_config(const fs::path& path) {
         return std::nullopt;
     }
     try {
-        refuse_unimplemented(*config, path.string());
     } catch (const ConfigError& e) {
         log_error(e.what());
         return std::nullopt;

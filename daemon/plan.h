@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "config/config.h"
+#include "daemon/bpf_translator.h"
+#include "daemon/nat64_layout.h"
 #include "netlink/route_spec.h"
 #include "netlink/tun_device.h"
 
@@ -38,7 +40,16 @@ struct DesiredState {
     std::vector<EamEntry> eamt;     // sorted
     std::vector<RouteSpec> routes;  // sorted
     TranslationConfig translation;
+    std::optional<Nat64Config> nat64;
+
+    TranslatorSettings settings() const {
+        return {pool6, translation,
+                nat64 ? std::optional<Nat64Params>(nat64_params(*nat64)) : std::nullopt};
+    }
 };
+
+// xlat64's nftables table as the backend finds it.
+enum class NatTableState { absent, current, other_shape, foreign };
 
 struct ObservedState {
     std::optional<DeviceState> device;  // nullopt: no device of the configured name
@@ -48,6 +59,9 @@ struct ObservedState {
     // The translation options the program reads; nullopt: never written (the program drops
     // everything as not_configured until they are).
     std::optional<TranslationConfig> translation;
+    std::optional<Nat64Params> nat64;              // the NAT64 part of the live settings
+    std::vector<Nat64PrefixEntry> nat64_prefixes;  // sorted
+    NatTableState nat_table = NatTableState::absent;
     // The attached program is the one this daemon would attach (equal tags): keep it.
     bool program_current = false;
     std::optional<uint32_t> attached_program_id;
@@ -75,19 +89,11 @@ struct RemoveRoute {
 struct RemoveEam {
     EamEntry entry;
 };
-// SetPool6 and SetTranslation both carry the whole desired settings (pool6 and translation),
-// which the backend writes as one unit (one atomic flip, see BpfTranslator::set_settings). When
-// both differ, both are planned and the same settings are written twice: harmless, and the log
-// says which part changed. One SetSettings change would save the second write.
-struct SetPool6 {
-    std::optional<Ipv6Prefix> from;
-    std::optional<Ipv6Prefix> to;
-    TranslationConfig translation;
-};
-struct SetTranslation {
-    std::optional<TranslationConfig> from;
-    TranslationConfig to;
-    std::optional<Ipv6Prefix> pool6;
+// The whole settings the program reads (pool6, translation options, NAT64 parameters), written as
+// one unit with one atomic flip (BpfTranslator::set_settings).
+struct SetSettings {
+    std::optional<TranslatorSettings> from;
+    TranslatorSettings to;
 };
 struct AddEam {
     EamEntry entry;
@@ -98,12 +104,42 @@ struct AttachProgram {
 struct AddRoute {
     RouteSpec route;
 };
+// Stateful NAT64 (daemon/nat64_layout.h).
+struct EnsureNatTable {
+    std::string table;
+    NftNatShape shape;
+};
+// nftables elements for blocks first..last-1; REPLACE: they become the map's only elements.
+struct SetNatBlocks {
+    Nat64Config config;
+    uint64_t first = 0;
+    uint64_t last = 0;
+    bool replace = false;
+};
+struct SetNat64Prefixes {
+    std::vector<Nat64PrefixEntry> to;
+};
+// Every host and dynamic block is forgotten; in dynamic mode the free queue is refilled.
+struct ResetNat64State {
+    std::optional<Nat64Config> config;
+};
+// Dynamic mode: blocks first..last-1 join the free queue (the pool grew).
+struct QueueFreeBlocks {
+    Nat64Config config;
+    uint64_t first = 0;
+    uint64_t last = 0;
+};
+struct RemoveNatTable {
+    std::string table;
+};
 }  // namespace change
 
 using Change =
     std::variant<change::CreateDevice, change::SetDeviceMtu, change::DisableAddrGen,
-                 change::SetDeviceUp, change::RemoveRoute, change::RemoveEam, change::SetPool6,
-                 change::SetTranslation, change::AddEam, change::AttachProgram, change::AddRoute>;
+                 change::SetDeviceUp, change::RemoveRoute, change::RemoveEam, change::SetSettings,
+                 change::AddEam, change::AttachProgram, change::AddRoute, change::EnsureNatTable,
+                 change::SetNatBlocks, change::SetNat64Prefixes, change::ResetNat64State,
+                 change::QueueFreeBlocks, change::RemoveNatTable>;
 using Plan = std::vector<Change>;
 
 inline std::string to_string(const EamEntry& entry) {
@@ -117,6 +153,7 @@ inline DesiredState desired_state(const Config& config) {
     want.pool6 = config.pool6;
     want.eamt = config.eamt;
     want.translation = config.translation;
+    want.nat64 = config.nat64;
     std::sort(want.eamt.begin(), want.eamt.end());
     // Only destinations that need translation go into the device: pool6 and the EAM IPv4
     // prefixes. The EAM IPv6 prefixes are real IPv6 hosts, reached natively; routing them into
@@ -127,6 +164,12 @@ inline DesiredState desired_state(const Config& config) {
     const uint32_t ipv4_mtu = ipv4_route_mtu(want.mtu, want.translation.lowest_ipv6_mtu);
     for (const EamEntry& entry : want.eamt) {
         want.routes.push_back(RouteSpec{entry.ipv4, ipv4_mtu});
+    }
+    // The internal NAT64 pool: the NAT44's replies to subscribers' hosts go back through it.
+    if (want.nat64) {
+        const Ipv4Prefix& pool = want.nat64->internal_pool;
+        want.routes.push_back(
+            RouteSpec{Ipv4Prefix{mask_address(pool.addr, pool.len), pool.len}, ipv4_mtu});
     }
     std::sort(want.routes.begin(), want.routes.end());
     want.routes.erase(std::unique(want.routes.begin(), want.routes.end()), want.routes.end());
@@ -162,6 +205,70 @@ inline void plan_device(const DesiredState& want, const ObservedState& have, Pla
     }
 }
 
+inline std::optional<TranslatorSettings> observed_settings(const ObservedState& have) {
+    if (!have.translation) {
+        return std::nullopt;
+    }
+    return TranslatorSettings{have.pool6, *have.translation, have.nat64};
+}
+
+// The nftables half first, so that an internal block has its public block before any host can be
+// given an address in it; then the settings; then the data path's NAT64 state.
+inline void plan_nat64_table(const Nat64Config& want, const ObservedState& have,
+                             Nat64Transition transition, Plan& plan) {
+    if (have.nat_table == NatTableState::foreign) {
+        throw std::runtime_error("nftables table ip " + want.table +
+                                 " exists and is not managed by xlat64d; choose another "
+                                 "nat64.table");
+    }
+    const uint64_t mapped = nat64_mapped_blocks(want);
+    if (have.nat_table != NatTableState::current) {
+        plan.push_back(change::EnsureNatTable{want.table, nat64_nft_shape(want)});
+    }
+    if (have.nat_table == NatTableState::absent || transition == Nat64Transition::reset) {
+        plan.push_back(change::SetNatBlocks{want, 0, mapped, true});
+    } else if (transition == Nat64Transition::grow && have.nat64 &&
+               want.mode == Nat64Mode::dynamic && have.nat64->blocks < mapped) {
+        plan.push_back(change::SetNatBlocks{want, have.nat64->blocks, mapped, false});
+    }
+}
+
+inline void plan_settings_and_nat64(const DesiredState& want, const ObservedState& have,
+                                    Plan& plan) {
+    const auto transition =
+        want.nat64 ? nat64_transition(have.nat64, *want.nat64) : Nat64Transition::unchanged;
+    if (want.nat64) {
+        plan_nat64_table(*want.nat64, have, transition, plan);
+    }
+    const TranslatorSettings settings = want.settings();
+    const auto observed = observed_settings(have);
+    if (observed != settings) {
+        plan.push_back(change::SetSettings{observed, settings});
+    }
+    const auto prefixes =
+        want.nat64 ? nat64_prefix_entries(*want.nat64) : std::vector<Nat64PrefixEntry>{};
+    if (have.nat64_prefixes != prefixes) {
+        plan.push_back(change::SetNat64Prefixes{prefixes});
+    }
+    if (!want.nat64) {
+        if (have.nat64) {
+            plan.push_back(change::ResetNat64State{std::nullopt});
+        }
+        if (have.nat_table == NatTableState::current ||
+            have.nat_table == NatTableState::other_shape) {
+            plan.push_back(change::RemoveNatTable{Nat64Config{}.table});
+        }
+        return;
+    }
+    if (transition == Nat64Transition::reset) {
+        plan.push_back(change::ResetNat64State{want.nat64});
+    } else if (transition == Nat64Transition::grow && want.nat64->mode == Nat64Mode::dynamic &&
+               have.nat64->blocks < settings.nat64->blocks) {
+        plan.push_back(
+            change::QueueFreeBlocks{*want.nat64, have.nat64->blocks, settings.nat64->blocks});
+    }
+}
+
 }  // namespace plan_detail
 
 // The order is the safety argument: the device first; then removals, routes before map entries,
@@ -180,12 +287,7 @@ inline Plan compute_plan(const DesiredState& want, const ObservedState& have) {
     for (const EamEntry& entry : missing_from(have.eamt, want.eamt)) {
         plan.push_back(change::RemoveEam{entry});
     }
-    if (have.pool6 != want.pool6) {
-        plan.push_back(change::SetPool6{have.pool6, want.pool6, want.translation});
-    }
-    if (have.translation != want.translation) {
-        plan.push_back(change::SetTranslation{have.translation, want.translation, want.pool6});
-    }
+    plan_detail::plan_settings_and_nat64(want, have, plan);
     for (const EamEntry& entry : missing_from(want.eamt, have.eamt)) {
         plan.push_back(change::AddEam{entry});
     }
@@ -200,14 +302,25 @@ inline Plan compute_plan(const DesiredState& want, const ObservedState& have) {
 
 namespace plan_detail {
 
-inline std::string describe_pool6(const change::SetPool6& c) {
-    if (!c.to) {
-        return "clear pool6 (was " + to_string(*c.from) + ")";
+inline std::string describe_pool6(const std::optional<Ipv6Prefix>& from,
+                                  const std::optional<Ipv6Prefix>& to) {
+    if (!to) {
+        return "clear pool6 (was " + to_string(*from) + ")";
     }
-    if (!c.from) {
-        return "set pool6 " + to_string(*c.to);
+    if (!from) {
+        return "set pool6 " + to_string(*to);
     }
-    return "change pool6 " + to_string(*c.from) + " -> " + to_string(*c.to);
+    return "change pool6 " + to_string(*from) + " -> " + to_string(*to);
+}
+
+inline std::string describe_nat64(const std::optional<Nat64Params>& n) {
+    if (!n) {
+        return "NAT64 off";
+    }
+    return "NAT64 internal pool " + to_string(n->internal_pool) + ", " + std::to_string(n->blocks) +
+           " blocks, " + (n->dynamic ? "dynamic" : "deterministic") + ", subscribers /" +
+           std::to_string(n->subscriber_len) + " with " + std::to_string(1u << n->host_bits) +
+           " addresses each";
 }
 
 inline std::string describe_translation(const TranslationConfig& t) {
@@ -227,6 +340,27 @@ inline std::string describe_translation(const TranslationConfig& t) {
     }
     if (t.rfc6791_pool6) {
         out += ", rfc6791_pool6 " + to_string(*t.rfc6791_pool6);
+    }
+    return out;
+}
+
+inline std::string describe_settings(const change::SetSettings& c) {
+    std::vector<std::string> parts;
+    const auto from_pool6 = c.from ? c.from->pool6 : std::nullopt;
+    if (from_pool6 != c.to.pool6) {
+        parts.push_back(describe_pool6(from_pool6, c.to.pool6));
+    }
+    if (!c.from || c.from->translation != c.to.translation) {
+        parts.push_back("set translation options: " + describe_translation(c.to.translation));
+    }
+    if (!c.from || c.from->nat64 != c.to.nat64) {
+        if (c.to.nat64 || (c.from && c.from->nat64)) {
+            parts.push_back("set " + describe_nat64(c.to.nat64));
+        }
+    }
+    std::string out;
+    for (const std::string& part : parts) {
+        out += (out.empty() ? "" : "; ") + part;
     }
     return out;
 }
@@ -260,11 +394,8 @@ inline std::string describe(const Change& c) {
         std::string operator()(const change::RemoveEam& c) const {
             return "remove EAM " + to_string(c.entry);
         }
-        std::string operator()(const change::SetPool6& c) const {
-            return plan_detail::describe_pool6(c);
-        }
-        std::string operator()(const change::SetTranslation& c) const {
-            return "set translation options: " + plan_detail::describe_translation(c.to);
+        std::string operator()(const change::SetSettings& c) const {
+            return plan_detail::describe_settings(c);
         }
         std::string operator()(const change::AddEam& c) const {
             return "add EAM " + to_string(c.entry);
@@ -274,6 +405,35 @@ inline std::string describe(const Change& c) {
         }
         std::string operator()(const change::AddRoute& c) const {
             return "add route " + to_string(c.route);
+        }
+        std::string operator()(const change::EnsureNatTable& c) const {
+            return "create or rebuild nftables table ip " + c.table + " for internal pool " +
+                   to_string(c.shape.internal_pool) + " (blocks /" +
+                   std::to_string(c.shape.block_len) + ", " + std::to_string(c.shape.block_ports) +
+                   " ports)";
+        }
+        std::string operator()(const change::SetNatBlocks& c) const {
+            return std::string(c.replace ? "set" : "add") + " NAT44 blocks " +
+                   std::to_string(c.first) + ".." + std::to_string(c.last == 0 ? 0 : c.last - 1) +
+                   " in table ip " + c.config.table;
+        }
+        std::string operator()(const change::SetNat64Prefixes& c) const {
+            std::string out = "set NAT64 admitted prefixes:";
+            for (const auto& e : c.to) {
+                out += " " + to_string(e.prefix);
+            }
+            return c.to.empty() ? "clear NAT64 admitted prefixes" : out;
+        }
+        std::string operator()(const change::ResetNat64State& c) const {
+            return c.config ? "reset NAT64 hosts and blocks (the pool layout changed)"
+                            : "remove NAT64 hosts and blocks";
+        }
+        std::string operator()(const change::QueueFreeBlocks& c) const {
+            return "queue free NAT64 blocks " + std::to_string(c.first) + ".." +
+                   std::to_string(c.last - 1);
+        }
+        std::string operator()(const change::RemoveNatTable& c) const {
+            return "remove nftables table ip " + c.table;
         }
     };
     return std::visit(Describer{}, c);

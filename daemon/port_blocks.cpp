@@ -119,9 +119,10 @@ std::optional<uint64_t> BlockSpace::address_index(const Ipv4Address& address) co
 }
 
 PortBlock BlockSpace::block(uint64_t index) const {
-    uint64_t on_address = index / address_count_;
+    uint64_t on_address = index % blocks_per_address_;
     auto first = static_cast<uint16_t>(first_port_ + on_address * block_size_);
-    return {address(index % address_count_), first, static_cast<uint16_t>(first + block_size_ - 1)};
+    return {address(index / blocks_per_address_), first,
+            static_cast<uint16_t>(first + block_size_ - 1)};
 }
 
 std::optional<uint64_t> BlockSpace::index_of(const Ipv4Address& address, uint16_t port) const {
@@ -133,7 +134,7 @@ std::optional<uint64_t> BlockSpace::index_of(const Ipv4Address& address, uint16_
     if (on_address >= blocks_per_address_) {
         return std::nullopt;  // the ports left over above the last whole block
     }
-    return on_address * address_count_ + *a;
+    return *a * blocks_per_address_ + on_address;
 }
 
 DeterministicMap::DeterministicMap(const Nat64Config& config)

@@ -7,9 +7,10 @@
 // - subscriber index: the admitted prefixes in configuration order, each cut into prefixes of
 //   subscriber_length in address order; index i owns internal block
 //   internal_pool + i * hosts_per_subscriber (hosts_per_subscriber addresses).
-// - block index: k -> public address k mod A (A = all public addresses, in configuration order),
-//   port block k div A on it. Consecutive subscribers therefore land on different addresses, so a
-//   lightly used pool spreads its subscribers over all public addresses.
+// - block index: k -> public address k div B (the public addresses in configuration order, B
+//   blocks on each), port block k mod B on it. Address-major, so that appending a public prefix
+//   only adds blocks and every existing block keeps its meaning across a reload. (Dynamic mode
+//   hands blocks out round-robin over the addresses instead: see nat64_free_order.)
 // - deterministic mode (RFC 7422): subscriber i uses block i.
 #pragma once
 

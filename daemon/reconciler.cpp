@@ -26,7 +26,8 @@ void log_plan(const Plan& plan) {
 }  // namespace
 
 Plan Reconciler::plan(const Config& config) {
-    return compute_plan(desired_state(config), backend_.observe());
+    const DesiredState want = desired_state(config);
+    return compute_plan(want, backend_.observe(want));
 }
 
 void Reconciler::apply(const Plan& plan) {

@@ -99,6 +99,66 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlat_stats SEC(".maps");
 
+/* Stateful NAT64 host mapping (xlat64_abi.h, "NAT64 host mapping"). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, XLAT64_N64_PREFIXES_MAX);
+	__type(key, struct xlat_lpm6_key);
+	__type(value, struct xlat_n64_prefix);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlat_n64_pfx SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, XLAT64_N64_BLOCKS_MAX);
+	__type(key, struct in6_addr);
+	__type(value, struct xlat_n64_sub);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlat_n64_subs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, XLAT64_N64_BLOCKS_MAX);
+	__type(key, __u32);
+	__type(value, struct in6_addr);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlat_n64_owner SEC(".maps");
+
+/* Preallocated by the kernel (4 bytes per block): the price of an O(1) pop in the data path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, XLAT64_N64_BLOCKS_MAX);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlat_n64_free SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, XLAT64_N64_HOSTS_MAX);
+	__type(key, struct in6_addr);
+	__type(value, struct xlat_n64_host);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlat_n64_host6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, XLAT64_N64_HOSTS_MAX);
+	__type(key, __be32);
+	__type(value, struct in6_addr);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlat_n64_host4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlat_events SEC(".maps");
+
 /* Not in the uapi headers (they live in include/net/ip.h). */
 #define XLAT_IP_MF 0x2000
 #define XLAT_IP_DF 0x4000
@@ -467,6 +527,11 @@ enum xlat_map_result {
 	XLAT_MAP_NONE = 1,       /* in neither the EAMT nor pool6 */
 	XLAT_MAP_WKP = 2,        /* RFC 6052 section 3.1 forbids it */
 	XLAT_MAP_OK_POOL6 = 3,   /* mapped through pool6 (not the EAMT) */
+	XLAT_MAP_OK_NAT64 = 4,   /* a NAT64 host and its internal address */
+	XLAT_MAP_NOT_ADMITTED = 5, /* NAT64 is on, and the source is in no admitted prefix */
+	XLAT_MAP_NO_BLOCK = 6,   /* a new subscriber, and every block is leased */
+	XLAT_MAP_NO_HOST_SLOT = 7, /* a new host, and its subscriber's addresses are all taken */
+	XLAT_MAP_NO_HOST = 8,    /* an internal address no host holds */
 };
 
 /*
@@ -475,9 +540,39 @@ enum xlat_map_result {
  * ICMP error.
  */
 
-/* IPv6 -> IPv4 address: the EAMT first (longest match, RFC 7757 section 3.2), then pool6. */
+static __always_inline bool n64_on(const struct xlat_params *s)
+{
+	return s->flags & XLAT_PARAM_NAT64;
+}
+
+static __always_inline bool n64_internal(const struct xlat_params *s, __be32 addr4)
+{
+	return n64_on(s) && in_prefix4(bpf_ntohl(addr4), bpf_ntohl(s->n64_internal),
+				       s->n64_internal_len & 31);
+}
+
+/* The internal address of a known NAT64 host; an outgoing packet (REFRESH) marks it as used. */
+static __always_inline int n64_host_lookup(const struct in6_addr *a, __be32 *addr4, bool refresh)
+{
+	struct xlat_n64_host *h = bpf_map_lookup_elem(&xlat_n64_host6, a);
+	__u64 now;
+
+	if (!h)
+		return XLAT_MAP_NONE;
+	*addr4 = h->internal;
+	if (refresh) {
+		/* At most one write a second: a write per packet would bounce the line between CPUs. */
+		now = bpf_ktime_get_coarse_ns();
+		if (now - h->last_seen_ns > 1000000000ULL)
+			h->last_seen_ns = now;
+	}
+	return XLAT_MAP_OK_NAT64;
+}
+
+/* IPv6 -> IPv4 address: the EAMT first (longest match, RFC 7757 section 3.2), then pool6, then the
+ * NAT64 hosts. */
 static __always_inline int map_6to4_inline(const struct xlat_params *s, const struct in6_addr *a,
-					   __be32 *addr4)
+					   __be32 *addr4, bool refresh)
 {
 	struct xlat_lpm6_key key = { .prefixlen = 128 };
 	const struct xlat_eam6_value *eam;
@@ -489,13 +584,18 @@ static __always_inline int map_6to4_inline(const struct xlat_params *s, const st
 		*addr4 = eam->prefix4 | (a->s6_addr32[3] & eam->host_mask);
 		return XLAT_MAP_OK;
 	}
-	if (!(s->flags & XLAT_PARAM_POOL6))
-		return XLAT_MAP_NONE;
-	if (pool6_extract(s, a, addr4) || ipv4_never_translated(*addr4))
-		return XLAT_MAP_NONE;
-	if (pool6_is_wkp(s) && !ipv4_is_global(*addr4))
-		return XLAT_MAP_WKP;
-	return XLAT_MAP_OK_POOL6;
+	if ((s->flags & XLAT_PARAM_POOL6) && !pool6_extract(s, a, addr4)) {
+		/* The internal pool is reached only through the NAT44, never named directly: a
+		 * subscriber must not address another subscriber's host by its internal address. */
+		if (ipv4_never_translated(*addr4) || n64_internal(s, *addr4))
+			return XLAT_MAP_NONE;
+		if (pool6_is_wkp(s) && !ipv4_is_global(*addr4))
+			return XLAT_MAP_WKP;
+		return XLAT_MAP_OK_POOL6;
+	}
+	if (n64_on(s))
+		return n64_host_lookup(a, addr4, refresh);
+	return XLAT_MAP_NONE;
 }
 
 __attribute__((noinline)) int xlat_map_6to4(const struct in6_addr *a, __be32 *addr4)
@@ -504,7 +604,190 @@ __attribute__((noinline)) int xlat_map_6to4(const struct in6_addr *a, __be32 *ad
 
 	if (!a || !addr4 || !s)
 		return XLAT_MAP_NONE;
-	return map_6to4_inline(s, a, addr4);
+	return map_6to4_inline(s, a, addr4, false);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Stateful NAT64: admitting a new host (xlat64_abi.h, "NAT64 host mapping").
+ */
+
+/* Bits FROM..TO-1 (counted from the most significant) of an IPv6 address; TO - FROM <= 32. */
+static __always_inline __u32 addr6_bits(const struct in6_addr *a, __u32 from, __u32 to)
+{
+	__u64 hi = (__u64)bpf_ntohl(a->s6_addr32[0]) << 32 | bpf_ntohl(a->s6_addr32[1]);
+	__u64 lo = (__u64)bpf_ntohl(a->s6_addr32[2]) << 32 | bpf_ntohl(a->s6_addr32[3]);
+	__u32 width = to - from;
+	__u64 v;
+
+	if (to == 0 || to > 128 || width == 0 || width > 32)
+		return 0;
+	if (to <= 64)
+		v = hi >> (64 - to);
+	else if (to == 128)
+		v = lo;
+	else
+		v = lo >> (128 - to) | hi << (to - 64);
+	return v & ((1ULL << width) - 1);
+}
+
+/* A subscriber's prefix: the address with the bits after LEN cleared. */
+static __always_inline void addr6_prefix(const struct in6_addr *a, __u32 len, struct in6_addr *out)
+{
+	*out = *a;
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		int keep = (int)len - i * 32;
+
+		if (keep <= 0)
+			out->s6_addr32[i] = 0;
+		else if (keep < 32)
+			out->s6_addr32[i] &= bpf_htonl(0xffffffffU << (32 - keep));
+	}
+}
+
+static __always_inline void n64_event(__u32 type, __u32 block, const struct in6_addr *who)
+{
+	struct xlat_event *e = bpf_ringbuf_reserve(&xlat_events, sizeof(*e), 0);
+
+	/* A full ring only costs the daemon a log line; the maps stay the truth. */
+	if (!e)
+		return;
+	e->type = type;
+	e->block = block;
+	__builtin_memcpy(e->subscriber, who, sizeof(e->subscriber));
+	e->time_ns = bpf_ktime_get_ns();
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Dynamic mode: the subscriber's block, or on its first packet a free one from the queue. */
+static __always_inline int n64_dynamic_block(const struct xlat_params *s,
+					     const struct in6_addr *sub, __u32 *block)
+{
+	struct xlat_n64_sub fresh = {};
+	struct xlat_n64_sub *have;
+	__u32 k;
+
+	have = bpf_map_lookup_elem(&xlat_n64_subs, sub);
+	if (have) {
+		*block = have->block;
+		return 0;
+	}
+	/* A few tries: a popped block may be stale (beyond a shrunk pool) or already owned (the
+	 * daemon may have queued it twice); the owner map, not the queue, decides. */
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		if (bpf_map_pop_elem(&xlat_n64_free, &k))
+			break;
+		if (k >= s->n64_blocks)
+			continue;
+		if (bpf_map_update_elem(&xlat_n64_owner, &k, sub, BPF_NOEXIST))
+			continue;
+		fresh.block = k;
+		fresh.allocated_ns = bpf_ktime_get_ns();
+		if (bpf_map_update_elem(&xlat_n64_subs, sub, &fresh, BPF_NOEXIST)) {
+			/* Another CPU gave this subscriber a block first: use it, return ours. */
+			bpf_map_delete_elem(&xlat_n64_owner, &k);
+			bpf_map_push_elem(&xlat_n64_free, &k, 0);
+			have = bpf_map_lookup_elem(&xlat_n64_subs, sub);
+			if (!have)
+				return -1;
+			*block = have->block;
+			return 0;
+		}
+		count(XLAT_STAT_N64_BLOCK_ALLOCATED, 0);
+		n64_event(XLAT_EVENT_BLOCK_ALLOCATED, k, sub);
+		*block = k;
+		return 0;
+	}
+	n64_event(XLAT_EVENT_NO_BLOCK, 0, sub);
+	return -1;
+}
+
+struct n64_claim_ctx {
+	struct in6_addr host;
+	__u32 base;  /* host order: the block's first internal address */
+	__u32 start; /* the first slot tried */
+	__u32 mask;  /* slots - 1 */
+	__be32 got;
+};
+
+static long n64_claim_step(__u32 i, void *data)
+{
+	struct n64_claim_ctx *c = data;
+	__be32 addr = bpf_htonl(c->base + ((c->start + i) & c->mask));
+
+	if (bpf_map_update_elem(&xlat_n64_host4, &addr, &c->host, BPF_NOEXIST))
+		return 0;
+	c->got = addr;
+	return 1;
+}
+
+/*
+ * A new host: a free internal address of its subscriber's block, claimed in xlat_n64_host4 (the
+ * claim is atomic, so two CPUs never get one address), tried from a slot chosen by the host's
+ * address so that a host that comes back usually gets its old address again.
+ */
+static __always_inline int n64_add_host(const struct xlat_params *s, const struct in6_addr *a,
+					__u32 block, __be32 *addr4)
+{
+	struct n64_claim_ctx c = { .host = *a };
+	struct xlat_n64_host h = {};
+	__u32 slots = 1U << (s->n64_host_bits & 31);
+	__u32 hash = (a->s6_addr32[0] ^ a->s6_addr32[1] ^ a->s6_addr32[2] ^ a->s6_addr32[3]) *
+		     0x9e3779b1U;
+
+	c.base = bpf_ntohl(s->n64_internal) + (block << (s->n64_host_bits & 31));
+	c.mask = slots - 1;
+	c.start = (hash ^ hash >> 16) & c.mask;
+	bpf_loop(slots > 256 ? 256 : slots, n64_claim_step, &c, 0);
+	if (!c.got) {
+		n64_event(XLAT_EVENT_NO_HOST_SLOT, block, a);
+		return XLAT_MAP_NO_HOST_SLOT;
+	}
+	h.internal = c.got;
+	h.block = block;
+	h.last_seen_ns = bpf_ktime_get_coarse_ns();
+	if (bpf_map_update_elem(&xlat_n64_host6, a, &h, BPF_NOEXIST)) {
+		/* The same host's packet on another CPU won: keep its address, free ours. */
+		bpf_map_delete_elem(&xlat_n64_host4, &c.got);
+		return n64_host_lookup(a, addr4, false);
+	}
+	count(XLAT_STAT_N64_HOST_ADDED, 0);
+	*addr4 = c.got;
+	return XLAT_MAP_OK_NAT64;
+}
+
+/* The source of an outgoing packet: a known mapping, or a new NAT64 host of an admitted prefix. */
+__attribute__((noinline)) int xlat_map_6to4_source(const struct in6_addr *a, __be32 *addr4)
+{
+	const struct xlat_params *s = params();
+	struct xlat_lpm6_key key = { .prefixlen = 128 };
+	const struct xlat_n64_prefix *pfx;
+	struct in6_addr sub;
+	__u32 block;
+	int r;
+
+	if (!a || !addr4 || !s)
+		return XLAT_MAP_NONE;
+	r = map_6to4_inline(s, a, addr4, true);
+	if (r != XLAT_MAP_NONE || !n64_on(s))
+		return r;
+	__builtin_memcpy(key.addr, a, sizeof(key.addr));
+	pfx = bpf_map_lookup_elem(&xlat_n64_pfx, &key);
+	if (!pfx)
+		return XLAT_MAP_NOT_ADMITTED;
+	if (s->flags & XLAT_PARAM_NAT64_DYNAMIC) {
+		addr6_prefix(a, s->n64_subscriber_len, &sub);
+		if (n64_dynamic_block(s, &sub, &block))
+			return XLAT_MAP_NO_BLOCK;
+	} else {
+		/* RFC 7422: the block is a function of the subscriber's prefix. */
+		block = pfx->first_subscriber +
+			addr6_bits(a, pfx->prefix_len, s->n64_subscriber_len);
+		if (block >= s->n64_blocks)
+			return XLAT_MAP_NOT_ADMITTED;
+	}
+	return n64_add_host(s, a, block, addr4);
 }
 
 /* The EAMT entry covering an IPv4 address, written into out. */
@@ -531,6 +814,14 @@ __attribute__((noinline)) int xlat_map_4to6(__be32 addr4, struct in6_addr *out)
 		return XLAT_MAP_NONE;
 	if (eam_4to6(addr4, out))
 		return XLAT_MAP_OK;
+	if (n64_internal(s, addr4)) {
+		const struct in6_addr *host = bpf_map_lookup_elem(&xlat_n64_host4, &addr4);
+
+		if (!host)
+			return XLAT_MAP_NO_HOST;
+		*out = *host;
+		return XLAT_MAP_OK_NAT64;
+	}
 	if (!(s->flags & XLAT_PARAM_POOL6))
 		return XLAT_MAP_NONE;
 	if (ipv4_never_translated(addr4))
@@ -542,12 +833,24 @@ __attribute__((noinline)) int xlat_map_4to6(__be32 addr4, struct in6_addr *out)
 
 static __always_inline bool mapped(int r)
 {
-	return r == XLAT_MAP_OK || r == XLAT_MAP_OK_POOL6;
+	return r == XLAT_MAP_OK || r == XLAT_MAP_OK_POOL6 || r == XLAT_MAP_OK_NAT64;
 }
 
 static __always_inline enum xlat_stat map_error(int r, enum xlat_stat none)
 {
-	return r == XLAT_MAP_WKP ? XLAT_STAT_WKP_NON_GLOBAL : none;
+	switch (r) {
+	case XLAT_MAP_WKP:
+		return XLAT_STAT_WKP_NON_GLOBAL;
+	case XLAT_MAP_NOT_ADMITTED:
+		return XLAT_STAT_N64_NOT_ADMITTED;
+	case XLAT_MAP_NO_BLOCK:
+		return XLAT_STAT_N64_NO_BLOCK;
+	case XLAT_MAP_NO_HOST_SLOT:
+		return XLAT_STAT_N64_NO_HOST_SLOT;
+	case XLAT_MAP_NO_HOST:
+		return XLAT_STAT_N64_NO_HOST;
+	}
+	return none;
 }
 
 /*
@@ -1354,6 +1657,7 @@ __attribute__((noinline)) int xlat_6to4(struct __sk_buff *skb, __u32 len)
 	const struct xlat_params *s;
 	struct xlat_ip6_info info = {};
 	struct in6_addr hairpin_dst;
+	bool dst_pool6;
 	struct iphdr ip4 = {};
 	struct ipv6hdr ip6;
 	struct xlat_l4 l4 = {};
@@ -1429,14 +1733,17 @@ __attribute__((noinline)) int xlat_6to4(struct __sk_buff *skb, __u32 len)
 	s = params();
 	if (!s)
 		return drop(XLAT_STAT_NO_SETTINGS, len);
-	r = xlat_map_6to4(&ip6.saddr, &ip4.saddr);
-	if (!mapped(r))
-		return drop(map_error(r, XLAT_STAT_NO_SRC_MAPPING), len);
 	r = xlat_map_6to4(&ip6.daddr, &ip4.daddr);
 	if (!mapped(r))
 		return drop(map_error(r, XLAT_STAT_NO_DST_MAPPING), len);
-	if (r == XLAT_MAP_OK_POOL6 &&
-	    eam_4to6(ip4.daddr, &hairpin_dst))
+	dst_pool6 = r == XLAT_MAP_OK_POOL6;
+	/* The source last: a NAT64 host is admitted (given an address) only for a packet that can go. */
+	r = xlat_map_6to4_source(&ip6.saddr, &ip4.saddr);
+	if (!mapped(r))
+		return drop(map_error(r, XLAT_STAT_NO_SRC_MAPPING), len);
+	/* A NAT64 host reaches EAM hosts through the NAT44 (with its public address), never with
+	 * its internal one. */
+	if (dst_pool6 && r != XLAT_MAP_OK_NAT64 && eam_4to6(ip4.daddr, &hairpin_dst))
 		return hairpin(skb, len, s, &ip6, ip4.saddr, &hairpin_dst, &info, first);
 
 	ip4.version = 4;

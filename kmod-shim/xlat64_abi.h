@@ -24,6 +24,14 @@
 #define XLAT64_MAP_EAMT6 "xlat_eamt6"
 #define XLAT64_MAP_STATS "xlat_stats"
 #define XLAT64_MAP_PARAMS "xlat_params"
+/* Stateful NAT64 (issue 4): see "NAT64 host mapping" below. */
+#define XLAT64_MAP_N64_PREFIXES "xlat_n64_pfx"
+#define XLAT64_MAP_N64_SUBS "xlat_n64_subs"
+#define XLAT64_MAP_N64_OWNERS "xlat_n64_owner"
+#define XLAT64_MAP_N64_FREE "xlat_n64_free"
+#define XLAT64_MAP_N64_HOSTS6 "xlat_n64_host6"
+#define XLAT64_MAP_N64_HOSTS4 "xlat_n64_host4"
+#define XLAT64_MAP_EVENTS "xlat_events"
 
 /* Upper bound of EAMT entries per direction. The tries are not preallocated, so the bound costs
  * nothing until it is used; it is fixed because a pinned map's max_entries cannot change. */
@@ -65,6 +73,8 @@ enum xlat_param_flags {
 	XLAT_PARAM_OWN_ADDR6 = 1U << 5,             /* own_addr6 is set */
 	XLAT_PARAM_RFC6791_V4 = 1U << 6,            /* rfc6791_v4 pool is set */
 	XLAT_PARAM_RFC6791_V6 = 1U << 7,            /* rfc6791_v6 pool is set */
+	XLAT_PARAM_NAT64 = 1U << 8,                 /* stateful NAT64 host mapping is on */
+	XLAT_PARAM_NAT64_DYNAMIC = 1U << 9,         /* blocks from xlat_n64_free, else deterministic */
 };
 
 struct xlat_params {
@@ -88,7 +98,20 @@ struct xlat_params {
 	__u8 rfc6791_v6_len;
 	__u8 reserved1[2];
 	__u8 rfc6791_v6[16];   /* IPv6 pool, host bits zero */
-	__u8 reserved[64];     /* room for later settings */
+	/* Stateful NAT64 (appended in issue 4, in what was reserved space). */
+	__be32 n64_internal;   /* internal pool, host bits zero */
+	__u8 n64_internal_len;
+	__u8 n64_subscriber_len; /* subscriber prefix length (1..128) */
+	__u8 n64_host_bits;    /* log2(hosts_per_subscriber): internal addresses per block */
+	__u8 reserved2;
+	__u32 n64_blocks;      /* port blocks; block k owns internal block n64_internal + k << host_bits */
+	/* For the daemon only: fingerprints of what the blocks mean (prefixes, ports, block size,
+	 * mode...) and of the public prefixes, so that a restarted daemon can tell an unchanged or
+	 * merely grown pool (hosts and blocks kept) from a changed one (mappings reset). */
+	__u32 n64_layout_hash;
+	__u32 n64_public_hash;
+	__u32 n64_public_count; /* public prefixes covered by n64_public_hash */
+	__u8 reserved[40];     /* room for later settings */
 };
 
 /* xlat_eamt4: LPM trie keyed by IPv4 prefix; the value is the IPv6 side of the entry.
@@ -119,6 +142,68 @@ struct xlat_eam6_value {
 	__u8 prefix4_len;
 	__u8 prefix6_len;
 	__u8 reserved[2];
+};
+
+/*
+ * NAT64 host mapping (stateful NAT64 = this translation + kernel NAT44, DESIGN.md).
+ *
+ * Port block k (numbered as daemon/port_blocks.h does) owns internal block k: the addresses
+ * n64_internal + (k << n64_host_bits) .. + (1 << n64_host_bits) - 1. xlat64's nftables table
+ * maps internal block k to public block k statically, so choosing a block is entirely the
+ * program's business and the first packet of a new subscriber or host never waits for userspace:
+ * - deterministic (RFC 7422): k = first_subscriber of the admitted prefix + the subscriber bits
+ *   of the source address;
+ * - dynamic: k comes from xlat_n64_subs, or on a subscriber's first packet is popped from the
+ *   xlat_n64_free queue (filled by the daemon) and claimed in xlat_n64_owner with BPF_NOEXIST,
+ *   so a block in the queue twice is still handed out once. The daemon learns of it from an
+ *   xlat_events record.
+ * Each IPv6 host of the subscriber then claims a free internal address of the block in
+ * xlat_n64_host4 (BPF_NOEXIST) and records it in xlat_n64_host6. The daemon expires idle hosts
+ * and blocks (daemon/nat64_expiry.cpp).
+ */
+#define XLAT64_N64_PREFIXES_MAX 1024
+#define XLAT64_N64_BLOCKS_MAX (1U << 20)
+#define XLAT64_N64_HOSTS_MAX (1U << 22)
+
+/* xlat_n64_pfx: LPM trie keyed by xlat_lpm6_key: the admitted prefixes. */
+struct xlat_n64_prefix {
+	__u64 first_subscriber; /* deterministic index of the prefix's first subscriber */
+	__u8 prefix_len;
+	__u8 reserved[7];
+};
+
+/* xlat_n64_subs (dynamic mode): hash, key = subscriber prefix (16 bytes, host bits zero). */
+struct xlat_n64_sub {
+	__u32 block;
+	__u32 reserved;
+	__u64 allocated_ns; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
+};
+
+/* xlat_n64_owner (dynamic mode): hash, key = __u32 block, value = subscriber prefix (16 bytes). */
+
+/* xlat_n64_host6: hash, key = IPv6 host address (16 bytes). */
+struct xlat_n64_host {
+	__be32 internal;    /* its internal IPv4 address */
+	__u32 block;
+	__u64 last_seen_ns; /* CLOCK_MONOTONIC, refreshed by outgoing packets at most once a second */
+};
+
+/* xlat_n64_host4: hash, key = __be32 internal address, value = IPv6 host address (16 bytes). */
+
+/* xlat_n64_free (dynamic mode): a queue of __u32 block numbers. */
+
+/* xlat_events: a ring buffer of struct xlat_event. */
+enum xlat_event_type {
+	XLAT_EVENT_BLOCK_ALLOCATED = 1, /* a dynamic block was handed to a subscriber */
+	XLAT_EVENT_NO_BLOCK = 2,        /* a new subscriber found every block leased */
+	XLAT_EVENT_NO_HOST_SLOT = 3,    /* a new host found its subscriber's addresses all used */
+};
+
+struct xlat_event {
+	__u32 type;          /* enum xlat_event_type */
+	__u32 block;
+	__u8 subscriber[16]; /* subscriber prefix (or the host address for NO_HOST_SLOT) */
+	__u64 time_ns;       /* CLOCK_MONOTONIC */
 };
 
 /* xlat_stats: a per-CPU array indexed by enum xlat_stat. Each X(name, label, is_drop, help) below
@@ -182,7 +267,20 @@ struct xlat_eam6_value {
 	X(XLAT_STAT_HAIRPIN, "hairpinned", 0,                                                        \
 	  "IPv6 packets to an EAM host through pool6, translated back to IPv6 (RFC 7757 4.2)")     \
 	X(XLAT_STAT_TOO_BIG, "too_big", 1,                                                           \
-	  "translated packet longer than IPv4/IPv6 can carry (65535) or than lowest_ipv6_mtu allows")
+	  "translated packet longer than IPv4/IPv6 can carry (65535) or than lowest_ipv6_mtu allows") \
+	/* Appended in issue 4 (stateful NAT64). */                                                \
+	X(XLAT_STAT_N64_NOT_ADMITTED, "nat64_not_admitted", 1,                                       \
+	  "IPv6 source in neither the EAMT nor an admitted NAT64 prefix (nat64.prefixes)")          \
+	X(XLAT_STAT_N64_NO_BLOCK, "nat64_no_free_block", 1,                                          \
+	  "new subscriber while every port block is leased (dynamic mode)")                         \
+	X(XLAT_STAT_N64_NO_HOST_SLOT, "nat64_no_host_address", 1,                                    \
+	  "new host while its subscriber's internal addresses are all in use (hosts_per_subscriber)") \
+	X(XLAT_STAT_N64_NO_HOST, "nat64_unknown_internal", 1,                                        \
+	  "IPv4 packet to an internal address that no host holds (expired, or never handed out)")   \
+	X(XLAT_STAT_N64_BLOCK_ALLOCATED, "nat64_blocks_allocated", 0,                                \
+	  "port blocks handed to subscribers by the data path (dynamic mode)")                      \
+	X(XLAT_STAT_N64_HOST_ADDED, "nat64_hosts_added", 0,                                          \
+	  "IPv6 hosts given an internal address by the data path")
 
 #define XLAT64_STAT_ENUM_ENTRY(id, label, is_drop, help) id,
 enum xlat_stat { XLAT64_STATS(XLAT64_STAT_ENUM_ENTRY) XLAT_STAT_MAX };

@@ -10,9 +10,13 @@
 #include <libnftnl/table.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_conntrack_tuple_common.h>
 #include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter_ipv4.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -21,22 +25,57 @@
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <optional>
 
 namespace xlat64 {
 namespace {
 
 constexpr const char* kBlocksSet = "blocks";
-constexpr const char* kChain = "postrouting";
+constexpr const char* kSessionsSet = "sessions";
+constexpr const char* kExhaustedSet = "exhausted";
+constexpr const char* kHairpinMap = "hairpin";
+// The anonymous set { tcp, udp } of the track rule. A fixed name (not nft's "__set%d") so that a
+// dumped rule compares equal to the one built here.
+constexpr const char* kHairpinProtocols = "__set0";
+constexpr const char* kPrerouting = "prerouting";
+constexpr const char* kPostrouting = "postrouting";
+constexpr const char* kTrack = "track";
+constexpr const char* kForward = "forward";
+// Set ids tie a rule to a set created in the same batch.
 constexpr uint32_t kBlocksSetId = 1;
-// nft's datatype numbers (ipv4_addr = 7, inet_service = 13; a concatenation packs them 6 bits
-// apart), so `nft list` shows the map in its own words. The kernel only checks the lengths.
+constexpr uint32_t kSessionsSetId = 2;
+constexpr uint32_t kExhaustedSetId = 3;
+constexpr uint32_t kHairpinMapId = 4;
+constexpr uint32_t kHairpinProtocolsId = 5;
+// nft's datatype numbers (ipv4_addr = 7, inet_proto = 12, inet_service = 13; a concatenation
+// packs them 6 bits apart), so `nft list` shows the sets in its own words. The kernel only checks
+// the lengths.
 constexpr uint32_t kTypeIpv4Addr = 7;
+constexpr uint32_t kTypeInetProto = 12;
 constexpr uint32_t kTypeInetService = 13;
 constexpr uint32_t kTypeConcatAddrService = kTypeIpv4Addr << 6 | kTypeInetService;
+constexpr uint32_t kTypeConcatAddrProto = kTypeIpv4Addr << 6 | kTypeInetProto;
+constexpr uint32_t kTypeConcatAddrProtoService =
+    (kTypeIpv4Addr << 12) | (kTypeInetProto << 6) | kTypeInetService;
 // Map data: address . port, then address . port again for the top of the range, each field in
 // its own 32-bit register (see nat_expr).
 constexpr uint32_t kBlockDataLen = 16;
+// Concatenations take a 32-bit register per field: address . protocol is 8 bytes, address .
+// protocol . port 12, address . port 8.
+constexpr uint32_t kAddrProtoLen = 8;
+constexpr uint32_t kAddrProtoPortLen = 12;
+constexpr uint32_t kAddrPortLen = 8;
+// Sizes and timeouts of the dynamic sets. sessions: one element per (internal block, protocol)
+// with live connections, removed by the kernel when its count drops to zero. exhausted: one per
+// (block, protocol) refused in the last hour, so the daemon can log an exhaustion once and count
+// refusals per subscriber. hairpin: one per public address . protocol . port in use, refreshed
+// by every packet of its flow.
+constexpr uint32_t kSessionsSize = 1048576;
+constexpr uint32_t kExhaustedSize = 65536;
+constexpr uint64_t kExhaustedTimeoutMs = 3600 * 1000;
+constexpr uint32_t kHairpinSize = 1048576;
+constexpr uint64_t kHairpinTimeoutMs = 120 * 1000;
 // An element nest must fit the u16 length of its NFTA_SET_ELEM_LIST_ELEMENTS attribute.
 constexpr uint32_t kMaxElementsMessage = 48 * 1024;
 constexpr size_t kScratchSize = 64 * 1024;
@@ -305,22 +344,65 @@ TablePtr table_object(const std::string& name, bool with_comment) {
     return t;
 }
 
-SetPtr blocks_set_object(const std::string& table) {
+SetPtr set_object(const std::string& table, const char* name) {
     auto s = checked<SetPtr>(nftnl_set_alloc());
     nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, table.c_str());
-    nftnl_set_set_str(s.get(), NFTNL_SET_NAME, kBlocksSet);
+    nftnl_set_set_str(s.get(), NFTNL_SET_NAME, name);
     nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, NFPROTO_IPV4);
     return s;
 }
 
+SetPtr blocks_set_object(const std::string& table) {
+    return set_object(table, kBlocksSet);
+}
+
+struct SetSpec {
+    const char* name;
+    uint32_t id;
+    uint32_t flags;
+    uint32_t key_type;
+    uint32_t key_len;
+    uint32_t data_type = 0;
+    uint32_t data_len = 0;
+    uint32_t size = 0;
+    uint64_t timeout_ms = 0;
+    bool counter = false;
+};
+
+SetPtr set_definition(const std::string& table, const SetSpec& spec) {
+    SetPtr s = set_object(table, spec.name);
+    nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, spec.flags);
+    nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, spec.key_type);
+    nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, spec.key_len);
+    if (spec.flags & NFT_SET_MAP) {
+        nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_TYPE, spec.data_type);
+        nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_LEN, spec.data_len);
+    }
+    nftnl_set_set_u32(s.get(), NFTNL_SET_ID, spec.id);
+    if (spec.size != 0) {
+        nftnl_set_set_u32(s.get(), NFTNL_SET_DESC_SIZE, spec.size);
+    }
+    if (spec.timeout_ms != 0) {
+        nftnl_set_set_u64(s.get(), NFTNL_SET_TIMEOUT, spec.timeout_ms);
+    }
+    if (spec.counter) {
+        // A counter in every element: the kernel gives each new element a copy of it, also to
+        // elements a rule adds from the packet path (dynset clones the set's expressions when
+        // it has none of its own, since Linux 5.11).
+        nftnl_set_add_expr(s.get(), checked<ExprPtr>(nftnl_expr_alloc("counter")).release());
+    }
+    return s;
+}
+
 SetPtr blocks_set_definition(const std::string& table) {
-    SetPtr s = blocks_set_object(table);
-    nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, NFT_SET_INTERVAL | NFT_SET_MAP);
-    nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, kTypeIpv4Addr);
-    nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, 4);
-    nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_TYPE, kTypeConcatAddrService);
-    nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_LEN, kBlockDataLen);
-    nftnl_set_set_u32(s.get(), NFTNL_SET_ID, kBlocksSetId);
+    SetPtr s = set_definition(table, {.name = kBlocksSet,
+                                      .id = kBlocksSetId,
+                                      .flags = NFT_SET_INTERVAL | NFT_SET_MAP,
+                                      .key_type = kTypeIpv4Addr,
+                                      .key_len = 4,
+                                      .data_type = kTypeConcatAddrService,
+                                      .data_len = kBlockDataLen,
+                                      .counter = true});
     // How nft describes such a map, so `nft list` prints "interval ipv4_addr . inet_service"
     // rather than raw bytes: key in network byte order, data an interval.
     auto udata = checked<UdataPtr>(nftnl_udata_buf_alloc(64));
@@ -329,44 +411,245 @@ SetPtr blocks_set_definition(const std::string& table) {
     nftnl_udata_put_u32(udata.get(), NFTNL_UDATA_SET_DATA_INTERVAL, 1);
     nftnl_set_set_data(s.get(), NFTNL_SET_USERDATA, nftnl_udata_buf_data(udata.get()),
                        nftnl_udata_buf_len(udata.get()));
-    // A counter in every element: the kernel gives each new element a copy of it.
-    nftnl_set_add_expr(s.get(), checked<ExprPtr>(nftnl_expr_alloc("counter")).release());
     return s;
 }
 
-ChainPtr chain_object(const std::string& table) {
+// All the table's sets, in creation order. The anonymous { tcp, udp } comes with its elements.
+std::vector<SetPtr> set_definitions(const std::string& table) {
+    std::vector<SetPtr> sets;
+    sets.push_back(blocks_set_definition(table));
+    sets.push_back(set_definition(table, {.name = kSessionsSet,
+                                          .id = kSessionsSetId,
+                                          .flags = NFT_SET_EVAL,
+                                          .key_type = kTypeConcatAddrProto,
+                                          .key_len = kAddrProtoLen,
+                                          .size = kSessionsSize}));
+    sets.push_back(set_definition(table, {.name = kExhaustedSet,
+                                          .id = kExhaustedSetId,
+                                          .flags = NFT_SET_EVAL | NFT_SET_TIMEOUT,
+                                          .key_type = kTypeConcatAddrProto,
+                                          .key_len = kAddrProtoLen,
+                                          .size = kExhaustedSize,
+                                          .timeout_ms = kExhaustedTimeoutMs,
+                                          .counter = true}));
+    sets.push_back(set_definition(table, {.name = kHairpinMap,
+                                          .id = kHairpinMapId,
+                                          .flags = NFT_SET_MAP | NFT_SET_EVAL | NFT_SET_TIMEOUT,
+                                          .key_type = kTypeConcatAddrProtoService,
+                                          .key_len = kAddrProtoPortLen,
+                                          .data_type = kTypeConcatAddrService,
+                                          .data_len = kAddrPortLen,
+                                          .size = kHairpinSize,
+                                          .timeout_ms = kHairpinTimeoutMs}));
+    SetPtr protocols = set_definition(table, {.name = kHairpinProtocols,
+                                              .id = kHairpinProtocolsId,
+                                              .flags = NFT_SET_ANONYMOUS | NFT_SET_CONSTANT,
+                                              .key_type = kTypeInetProto,
+                                              .key_len = 1,
+                                              .size = 2});
+    for (uint8_t proto : {uint8_t{IPPROTO_TCP}, uint8_t{IPPROTO_UDP}}) {
+        auto e = checked<ElemPtr>(nftnl_set_elem_alloc());
+        nftnl_set_elem_set(e.get(), NFTNL_SET_ELEM_KEY, &proto, 1);
+        nftnl_set_elem_add(protocols.get(), e.release());
+    }
+    sets.push_back(std::move(protocols));
+    return sets;
+}
+
+ChainPtr chain_definition(const std::string& table, const char* name, const char* type,
+                          uint32_t hook, int32_t priority) {
     auto c = checked<ChainPtr>(nftnl_chain_alloc());
     nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, table.c_str());
-    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, kChain);
+    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, name);
     nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_FAMILY, NFPROTO_IPV4);
-    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, NF_INET_POST_ROUTING);
-    nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, 100);  // srcnat
-    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, "nat");
+    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, hook);
+    nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, priority);
+    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, type);
     nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, NF_ACCEPT);
     return c;
 }
 
-void add_expr(nftnl_rule* rule, const char* name,
+std::vector<ChainPtr> chain_definitions(const std::string& table) {
+    std::vector<ChainPtr> chains;
+    chains.push_back(
+        chain_definition(table, kPrerouting, "nat", NF_INET_PRE_ROUTING, NF_IP_PRI_NAT_DST));
+    chains.push_back(
+        chain_definition(table, kPostrouting, "nat", NF_INET_POST_ROUTING, NF_IP_PRI_NAT_SRC));
+    // After SNAT, so the connection's reply tuple holds the public address and port it got.
+    chains.push_back(
+        chain_definition(table, kTrack, "filter", NF_INET_POST_ROUTING, NF_IP_PRI_NAT_SRC + 1));
+    chains.push_back(
+        chain_definition(table, kForward, "filter", NF_INET_FORWARD, NF_IP_PRI_FILTER));
+    return chains;
+}
+
+// ---- rules ---------------------------------------------------------------------------------
+
+void add_expr(nftnl_expr* parent, nftnl_rule* rule, const char* name,
               const std::function<void(nftnl_expr*)>& configure) {
     auto e = checked<ExprPtr>(nftnl_expr_alloc(name));
     configure(e.get());
-    nftnl_rule_add_expr(rule, e.release());
+    if (parent != nullptr) {
+        nftnl_expr_add_expr(parent, NFTNL_EXPR_DYNSET_EXPRESSIONS, e.release());
+    } else {
+        nftnl_rule_add_expr(rule, e.release());
+    }
 }
 
-void load_saddr(nftnl_rule* r) {
-    add_expr(r, "payload", [](nftnl_expr* e) {
-        nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_NETWORK_HEADER);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, 12);  // struct iphdr, saddr
-        nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, 4);
+void add_expr(nftnl_rule* rule, const char* name,
+              const std::function<void(nftnl_expr*)>& configure) {
+    add_expr(nullptr, rule, name, configure);
+}
+
+constexpr uint32_t kIphdrSaddr = 12;  // struct iphdr
+constexpr uint32_t kIphdrDaddr = 16;
+
+void load_payload(nftnl_rule* r, uint32_t base, uint32_t offset, uint32_t len, uint32_t reg) {
+    add_expr(r, "payload", [&](nftnl_expr* e) {
+        nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, reg);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
     });
 }
 
-RulePtr rule_object(const std::string& table) {
+void load_saddr(nftnl_rule* r, uint32_t reg = NFT_REG32_00) {
+    load_payload(r, NFT_PAYLOAD_NETWORK_HEADER, kIphdrSaddr, 4, reg);
+}
+
+void load_meta_l4proto(nftnl_rule* r, uint32_t reg) {
+    add_expr(r, "meta", [&](nftnl_expr* e) {
+        nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_L4PROTO);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, reg);
+    });
+}
+
+void load_ct(nftnl_rule* r, uint32_t key, std::optional<uint8_t> direction, uint32_t reg) {
+    add_expr(r, "ct", [&](nftnl_expr* e) {
+        nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
+        if (direction) {
+            nftnl_expr_set_u8(e, NFTNL_EXPR_CT_DIR, *direction);
+        }
+        nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, reg);
+    });
+}
+
+uint32_t prefix_mask(uint8_t len) {
+    return len == 0 ? 0 : ~uint32_t{0} << (32 - len);
+}
+
+// reg = reg & MASK (an IPv4 address in network order).
+void mask_register(nftnl_rule* r, uint32_t reg, uint8_t len) {
+    uint32_t mask = htonl(prefix_mask(len));
+    uint32_t zero = 0;
+    add_expr(r, "bitwise", [&](nftnl_expr* e) {
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, reg);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, reg);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 4);
+        nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
+        nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
+    });
+}
+
+void compare_eq(nftnl_rule* r, uint32_t reg, const void* data, uint32_t len) {
+    add_expr(r, "cmp", [&](nftnl_expr* e) {
+        nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, reg);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
+        nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+    });
+}
+
+// The address in REG (already loaded) lies in POOL.
+void match_pool(nftnl_rule* r, uint32_t reg, const Ipv4Prefix& pool) {
+    mask_register(r, reg, pool.len);
+    uint32_t net = htonl(to_u32(pool.addr) & prefix_mask(pool.len));
+    compare_eq(r, reg, &net, 4);
+}
+
+void counter_verdict(nftnl_rule* r, bool counted, uint32_t verdict) {
+    if (counted) {
+        add_expr(r, "counter", [](nftnl_expr*) {});
+    }
+    add_expr(r, "immediate", [&](nftnl_expr* e) {
+        nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, verdict);
+    });
+}
+
+RulePtr rule_object(const std::string& table, const char* chain) {
     auto r = checked<RulePtr>(nftnl_rule_alloc());
     nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, table.c_str());
-    nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, kChain);
+    nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, chain);
     nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, NFPROTO_IPV4);
+    return r;
+}
+
+// prerouting: ip saddr POOL dnat ip to ip daddr . meta l4proto . th dport map @hairpin
+//
+// Hairpinning (RFC 6146 section 3.8, RFC 4787 REQ-9): a subscriber reaching another one through
+// the other's public address and port is sent to that one's internal address and port; the
+// postrouting chain then SNATs it like any other flow, so the receiver sees the sender's public
+// address and port, and the replies go back through conntrack. The key is the destination
+// address . protocol . port in three registers, the data internal address . port in two.
+RulePtr hairpin_dnat_rule(const std::string& table, const NftNatShape& shape) {
+    RulePtr r = rule_object(table, kPrerouting);
+    load_saddr(r.get());
+    match_pool(r.get(), NFT_REG32_00, shape.internal_pool);
+    load_payload(r.get(), NFT_PAYLOAD_NETWORK_HEADER, kIphdrDaddr, 4, NFT_REG32_00);
+    load_meta_l4proto(r.get(), NFT_REG32_01);
+    load_payload(r.get(), NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_02);  // th dport
+    add_expr(r.get(), "lookup", [](nftnl_expr* e) {
+        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG32_00);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, NFT_REG32_00);
+        nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, kHairpinMap);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, kHairpinMapId);
+    });
+    // The maxima equal the minima (one address, one port): stated here because the kernel
+    // reports them so, which keeps a dumped rule equal to this one.
+    add_expr(r.get(), "nat", [](nftnl_expr* e) {
+        nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG32_00);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, NFT_REG32_00);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, NFT_REG32_01);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MAX, NFT_REG32_01);
+    });
+    return r;
+}
+
+// postrouting: ip saddr POOL add @sessions { ip saddr & BLOCK_MASK . meta l4proto ct count over
+// BLOCK_PORTS } update @exhausted { ip saddr & BLOCK_MASK . meta l4proto } drop
+//
+// Port exhaustion, per subscriber and protocol: the nat chain sees each connection's first
+// packet only, so the connlimit in each (internal block, protocol) element counts the block's
+// live connections of that protocol (conntrack forgets closed ones), and connection BLOCK_PORTS
+// + 1 is refused before it is NATed. The exhausted set remembers who was refused, with a counter
+// of refused packets per element. TCP, UDP and ICMP are counted apart: each has its own ports.
+RulePtr sessions_rule(const std::string& table, const NftNatShape& shape) {
+    RulePtr r = rule_object(table, kPostrouting);
+    load_saddr(r.get());
+    match_pool(r.get(), NFT_REG32_00, shape.internal_pool);
+    load_saddr(r.get());
+    mask_register(r.get(), NFT_REG32_00, shape.block_len);
+    load_meta_l4proto(r.get(), NFT_REG32_01);
+    add_expr(r.get(), "dynset", [&](nftnl_expr* e) {
+        nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_ADD);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG32_00);
+        nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, kSessionsSet);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SET_ID, kSessionsSetId);
+        add_expr(e, nullptr, "connlimit", [&](nftnl_expr* limit) {
+            nftnl_expr_set_u32(limit, NFTNL_EXPR_CONNLIMIT_COUNT, shape.block_ports);
+            nftnl_expr_set_u32(limit, NFTNL_EXPR_CONNLIMIT_FLAGS, NFT_CONNLIMIT_F_INV);
+        });
+    });
+    // The key is still in its registers: a dynset only reads them.
+    add_expr(r.get(), "dynset", [](nftnl_expr* e) {
+        nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG32_00);
+        nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, kExhaustedSet);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SET_ID, kExhaustedSetId);
+    });
+    counter_verdict(r.get(), false, NF_DROP);
     return r;
 }
 
@@ -379,8 +662,8 @@ RulePtr rule_object(const std::string& table) {
 // mapping, RFC 4787 REQ-1, RFC 5382 REQ-1), and with power-of-two blocks port parity and pairs
 // survive (RFC 4787 sections 4.2.2, 4.2.3). ICMP echo identifiers are mapped like ports.
 RulePtr snat_rule(const std::string& table) {
-    RulePtr r = rule_object(table);
-    load_saddr(r.get());
+    RulePtr r = rule_object(table, kPostrouting);
+    load_saddr(r.get(), NFT_REG_1);
     add_expr(r.get(), "lookup", [](nftnl_expr* e) {
         nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
         nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, NFT_REG_1);
@@ -400,69 +683,253 @@ RulePtr snat_rule(const std::string& table) {
 }
 
 // ip saddr INTERNAL_POOL counter drop: reached only by internal sources without a block.
-RulePtr drop_rule(const std::string& table, const Ipv4Prefix& pool) {
-    RulePtr r = rule_object(table);
+RulePtr unmapped_drop_rule(const std::string& table, const NftNatShape& shape) {
+    RulePtr r = rule_object(table, kPostrouting);
     load_saddr(r.get());
-    uint32_t mask = htonl(pool.len == 0 ? 0 : ~uint32_t{0} << (32 - pool.len));
-    uint32_t zero = 0;
-    uint32_t net = htonl(to_u32(pool.addr));
-    add_expr(r.get(), "bitwise", [&](nftnl_expr* e) {
-        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 4);
-        nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
-        nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
+    match_pool(r.get(), NFT_REG32_00, shape.internal_pool);
+    counter_verdict(r.get(), true, NF_DROP);
+    return r;
+}
+
+// track: ct original ip saddr POOL meta l4proto { tcp, udp } update @hairpin { ct reply ip daddr
+// . meta l4proto . ct reply proto-dst : ct original ip saddr . ct original proto-src }
+//
+// Learns the hairpin map from the connections themselves: after SNAT the reply tuple's
+// destination is the public address and port the flow got. The reply tuple (not the packet's
+// header) makes the key the same for packets in both directions, so every packet of the flow
+// refreshes the element's timeout, whichever way it goes.
+RulePtr track_rule(const std::string& table, const NftNatShape& shape) {
+    RulePtr r = rule_object(table, kTrack);
+    load_ct(r.get(), NFT_CT_SRC_IP, IP_CT_DIR_ORIGINAL, NFT_REG32_00);
+    match_pool(r.get(), NFT_REG32_00, shape.internal_pool);
+    load_meta_l4proto(r.get(), NFT_REG32_00);
+    add_expr(r.get(), "lookup", [](nftnl_expr* e) {
+        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG32_00);
+        nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, kHairpinProtocols);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, kHairpinProtocolsId);
     });
-    add_expr(r.get(), "cmp", [&](nftnl_expr* e) {
-        nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
-        nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, &net, 4);
-    });
-    add_expr(r.get(), "counter", [](nftnl_expr*) {});
-    add_expr(r.get(), "immediate", [](nftnl_expr* e) {
-        nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, NF_DROP);
+    load_ct(r.get(), NFT_CT_DST_IP, IP_CT_DIR_REPLY, NFT_REG32_00);
+    load_meta_l4proto(r.get(), NFT_REG32_01);
+    load_ct(r.get(), NFT_CT_PROTO_DST, IP_CT_DIR_REPLY, NFT_REG32_02);
+    load_ct(r.get(), NFT_CT_SRC_IP, IP_CT_DIR_ORIGINAL, NFT_REG32_04);
+    load_ct(r.get(), NFT_CT_PROTO_SRC, IP_CT_DIR_ORIGINAL, NFT_REG32_05);
+    add_expr(r.get(), "dynset", [](nftnl_expr* e) {
+        nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG32_00);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_DATA, NFT_REG32_04);
+        nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, kHairpinMap);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SET_ID, kHairpinMapId);
     });
     return r;
 }
 
-// What identifies a rule's behaviour (expression kinds and the values that matter), to tell
-// whether an adopted table still has the rules this version builds.
+// forward: ip daddr POOL ct direction original ct status & dnat == 0 counter drop
+//
+// Internal addresses are reachable only as replies (conntrack de-NATs them in prerouting, so
+// they travel in the reply direction) or as hairpin DNATs. Anything else towards the pool, such
+// as someone outside sending to 100.64.x.y, is dropped and counted.
+RulePtr forward_drop_rule(const std::string& table, const NftNatShape& shape) {
+    RulePtr r = rule_object(table, kForward);
+    load_payload(r.get(), NFT_PAYLOAD_NETWORK_HEADER, kIphdrDaddr, 4, NFT_REG32_00);
+    match_pool(r.get(), NFT_REG32_00, shape.internal_pool);
+    load_ct(r.get(), NFT_CT_DIRECTION, std::nullopt, NFT_REG32_00);
+    uint8_t original = IP_CT_DIR_ORIGINAL;
+    compare_eq(r.get(), NFT_REG32_00, &original, 1);
+    load_ct(r.get(), NFT_CT_STATUS, std::nullopt, NFT_REG32_00);
+    uint32_t dnat = IPS_DST_NAT;  // ct status is in host byte order
+    uint32_t zero = 0;
+    add_expr(r.get(), "bitwise", [&](nftnl_expr* e) {
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG32_00);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG32_00);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 4);
+        nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &dnat, 4);
+        nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
+    });
+    compare_eq(r.get(), NFT_REG32_00, &zero, 4);
+    counter_verdict(r.get(), true, NF_DROP);
+    return r;
+}
+
+std::vector<RulePtr> rule_definitions(const std::string& table, const NftNatShape& shape) {
+    std::vector<RulePtr> rules;
+    rules.push_back(hairpin_dnat_rule(table, shape));
+    rules.push_back(sessions_rule(table, shape));
+    rules.push_back(snat_rule(table));
+    rules.push_back(unmapped_drop_rule(table, shape));
+    rules.push_back(track_rule(table, shape));
+    rules.push_back(forward_drop_rule(table, shape));
+    return rules;
+}
+
+// ---- comparing what the kernel holds with what this version builds -------------------------
+
+// The kernel reports registers in its own numbering: the first 32-bit register of a 128-bit one
+// as the 128-bit one (NFT_REG32_00 as NFT_REG_1). Both name the same bytes.
+uint32_t register_offset(uint32_t reg) {
+    return reg < NFT_REG32_00 ? reg * 4 : reg - NFT_REG32_00 + 4;
+}
+
+enum class FieldKind { u8, u32, u64, reg, bytes, str };
+struct Field {
+    uint16_t attr;
+    FieldKind kind;
+};
+
+// What identifies an expression's behaviour: the attributes that matter, with counters' values,
+// set ids and the flags the kernel adds itself left out. An absent number counts as 0 (the
+// kernel reports some zero attributes we never send).
+const std::map<std::string, std::vector<Field>>& signature_fields() {
+    using enum FieldKind;
+    static const std::map<std::string, std::vector<Field>> fields = {
+        {"payload",
+         {{NFTNL_EXPR_PAYLOAD_DREG, reg},
+          {NFTNL_EXPR_PAYLOAD_BASE, u32},
+          {NFTNL_EXPR_PAYLOAD_OFFSET, u32},
+          {NFTNL_EXPR_PAYLOAD_LEN, u32}}},
+        {"bitwise",
+         {{NFTNL_EXPR_BITWISE_SREG, reg},
+          {NFTNL_EXPR_BITWISE_DREG, reg},
+          {NFTNL_EXPR_BITWISE_LEN, u32},
+          {NFTNL_EXPR_BITWISE_MASK, bytes},
+          {NFTNL_EXPR_BITWISE_XOR, bytes}}},
+        {"cmp",
+         {{NFTNL_EXPR_CMP_SREG, reg}, {NFTNL_EXPR_CMP_OP, u32}, {NFTNL_EXPR_CMP_DATA, bytes}}},
+        {"meta", {{NFTNL_EXPR_META_KEY, u32}, {NFTNL_EXPR_META_DREG, reg}}},
+        {"ct", {{NFTNL_EXPR_CT_KEY, u32}, {NFTNL_EXPR_CT_DREG, reg}, {NFTNL_EXPR_CT_DIR, u8}}},
+        {"lookup",
+         {{NFTNL_EXPR_LOOKUP_SREG, reg},
+          {NFTNL_EXPR_LOOKUP_DREG, reg},
+          {NFTNL_EXPR_LOOKUP_SET, str},
+          {NFTNL_EXPR_LOOKUP_FLAGS, u32}}},
+        {"dynset",
+         {{NFTNL_EXPR_DYNSET_SREG_KEY, reg},
+          {NFTNL_EXPR_DYNSET_SREG_DATA, reg},
+          {NFTNL_EXPR_DYNSET_OP, u32},
+          {NFTNL_EXPR_DYNSET_SET_NAME, str},
+          {NFTNL_EXPR_DYNSET_TIMEOUT, u64},
+          {NFTNL_EXPR_DYNSET_FLAGS, u32}}},
+        {"nat",
+         {{NFTNL_EXPR_NAT_TYPE, u32},
+          {NFTNL_EXPR_NAT_FAMILY, u32},
+          {NFTNL_EXPR_NAT_REG_ADDR_MIN, reg},
+          {NFTNL_EXPR_NAT_REG_ADDR_MAX, reg},
+          {NFTNL_EXPR_NAT_REG_PROTO_MIN, reg},
+          {NFTNL_EXPR_NAT_REG_PROTO_MAX, reg}}},
+        {"immediate", {{NFTNL_EXPR_IMM_DREG, reg}, {NFTNL_EXPR_IMM_VERDICT, u32}}},
+        {"connlimit", {{NFTNL_EXPR_CONNLIMIT_COUNT, u32}, {NFTNL_EXPR_CONNLIMIT_FLAGS, u32}}},
+        {"counter", {}},
+    };
+    return fields;
+}
+
+void append_signature(std::string& out, const nftnl_expr* e);
+
+int append_nested(nftnl_expr* e, void* data) {
+    auto* out = static_cast<std::string*>(data);
+    *out += "[";
+    append_signature(*out, e);
+    *out += "]";
+    return 0;
+}
+
+void append_signature(std::string& out, const nftnl_expr* e) {
+    std::string name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+    out += name;
+    auto known = signature_fields().find(name);
+    if (known == signature_fields().end()) {
+        out += "?;";  // never built here: no adopted rule may contain it
+        return;
+    }
+    for (const Field& f : known->second) {
+        bool set = nftnl_expr_is_set(e, f.attr);
+        out += ":";
+        switch (f.kind) {
+            case FieldKind::u8:
+                out += std::to_string(set ? nftnl_expr_get_u8(e, f.attr) : 0);
+                break;
+            case FieldKind::u32:
+                out += std::to_string(set ? nftnl_expr_get_u32(e, f.attr) : 0);
+                break;
+            case FieldKind::u64:
+                out += std::to_string(set ? nftnl_expr_get_u64(e, f.attr) : 0);
+                break;
+            case FieldKind::reg:
+                out += std::to_string(set ? register_offset(nftnl_expr_get_u32(e, f.attr)) : 0);
+                break;
+            case FieldKind::str:
+                out += set ? nftnl_expr_get_str(e, f.attr) : "";
+                break;
+            case FieldKind::bytes: {
+                uint32_t len = 0;
+                auto* bytes =
+                    static_cast<const uint8_t*>(set ? nftnl_expr_get(e, f.attr, &len) : nullptr);
+                for (uint32_t i = 0; i < len; ++i) {
+                    out += std::to_string(bytes[i]) + ".";
+                }
+                break;
+            }
+        }
+    }
+    if (name == "nat") {
+        // The kernel adds the map-address and proto-specified bits itself.
+        uint32_t flags = nftnl_expr_is_set(e, NFTNL_EXPR_NAT_FLAGS)
+                             ? nftnl_expr_get_u32(e, NFTNL_EXPR_NAT_FLAGS)
+                             : 0;
+        out += ":" + std::to_string(flags & NF_NAT_RANGE_PROTO_OFFSET);
+    } else if (name == "dynset") {
+        // A dynset's own expressions (the connlimit); the kernel does not report those it
+        // cloned from the set's definition.
+        nftnl_expr_expr_foreach(e, append_nested, &out);
+    }
+    out += ";";
+}
+
 std::string rule_signature(nftnl_rule* rule) {
-    std::string sig;
+    std::string sig = std::string(nftnl_rule_get_str(rule, NFTNL_RULE_CHAIN)) + ":";
     nftnl_expr_foreach(
         rule,
         [](nftnl_expr* e, void* data) {
-            auto* out = static_cast<std::string*>(data);
-            std::string name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
-            *out += name;
-            uint32_t len = 0;
-            if (name == "cmp") {
-                auto* bytes =
-                    static_cast<const uint8_t*>(nftnl_expr_get(e, NFTNL_EXPR_CMP_DATA, &len));
-                for (uint32_t i = 0; i < len; ++i) {
-                    *out += ":" + std::to_string(bytes[i]);
-                }
-            } else if (name == "bitwise") {
-                auto* bytes =
-                    static_cast<const uint8_t*>(nftnl_expr_get(e, NFTNL_EXPR_BITWISE_MASK, &len));
-                for (uint32_t i = 0; i < len; ++i) {
-                    *out += ":" + std::to_string(bytes[i]);
-                }
-            } else if (name == "nat") {
-                // The kernel adds the map-address and proto-specified bits itself.
-                uint32_t flags = nftnl_expr_get_u32(e, NFTNL_EXPR_NAT_FLAGS);
-                *out += ":" + std::to_string(flags & NF_NAT_RANGE_PROTO_OFFSET);
-            } else if (name == "lookup") {
-                *out += std::string(":") + nftnl_expr_get_str(e, NFTNL_EXPR_LOOKUP_SET);
-            }
-            *out += ";";
+            append_signature(*static_cast<std::string*>(data), e);
             return 0;
         },
         &sig);
     return sig;
 }
 
+std::string set_signature(nftnl_set* s) {
+    auto u32 = [&](uint16_t attr) {
+        return std::to_string(nftnl_set_is_set(s, attr) ? nftnl_set_get_u32(s, attr) : 0);
+    };
+    std::string sig = std::string(nftnl_set_get_str(s, NFTNL_SET_NAME)) + ":" +
+                      u32(NFTNL_SET_FLAGS) + ":" + u32(NFTNL_SET_KEY_LEN) + ":" +
+                      u32(NFTNL_SET_DATA_LEN) + ":" + u32(NFTNL_SET_DESC_SIZE) + ":" +
+                      std::to_string(nftnl_set_is_set(s, NFTNL_SET_TIMEOUT)
+                                         ? nftnl_set_get_u64(s, NFTNL_SET_TIMEOUT)
+                                         : 0);
+    nftnl_set_expr_foreach(
+        s,
+        [](nftnl_expr* e, void* data) {
+            *static_cast<std::string*>(data) +=
+                std::string(":") + nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+            return 0;
+        },
+        &sig);
+    return sig;
+}
+
+std::string chain_signature(nftnl_chain* c) {
+    auto u32 = [&](uint16_t attr) {
+        return std::to_string(nftnl_chain_is_set(c, attr) ? nftnl_chain_get_u32(c, attr) : 0);
+    };
+    auto str = [&](uint16_t attr) {
+        return std::string(nftnl_chain_is_set(c, attr) ? nftnl_chain_get_str(c, attr) : "");
+    };
+    std::string prio = nftnl_chain_is_set(c, NFTNL_CHAIN_PRIO)
+                           ? std::to_string(nftnl_chain_get_s32(c, NFTNL_CHAIN_PRIO))
+                           : "";
+    return str(NFTNL_CHAIN_NAME) + ":" + str(NFTNL_CHAIN_TYPE) + ":" + u32(NFTNL_CHAIN_HOOKNUM) +
+           ":" + prio + ":" + u32(NFTNL_CHAIN_POLICY);
+}
 // ---- elements ------------------------------------------------------------------------------
 
 struct ElementSpec {
@@ -539,24 +1006,38 @@ void add_object_message(Batch& batch, uint16_t type, uint16_t flags, Object* obj
     batch.commit(std::move(context));
 }
 
-void add_create_messages(Batch& batch, const std::string& name, const Ipv4Prefix& pool) {
+void add_create_messages(Batch& batch, const std::string& name, const NftNatShape& shape) {
     TablePtr table = table_object(name, true);
     add_object_message(batch, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL, table.get(),
                        nftnl_table_nlmsg_build_payload, "creating table ip " + name);
-    SetPtr set = blocks_set_definition(name);
-    add_object_message(batch, NFT_MSG_NEWSET, NLM_F_CREATE | NLM_F_EXCL, set.get(),
-                       nftnl_set_nlmsg_build_payload, "creating map " + name + "/" + kBlocksSet);
-    ChainPtr chain = chain_object(name);
-    add_object_message(batch, NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL, chain.get(),
-                       nftnl_chain_nlmsg_build_payload, "creating chain " + name + "/" + kChain);
-    RulePtr snat = snat_rule(name);
-    add_object_message(batch, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, snat.get(),
-                       nftnl_rule_nlmsg_build_payload,
-                       "adding the snat rule to " + name + "/" + kChain);
-    RulePtr drop = drop_rule(name, pool);
-    add_object_message(batch, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, drop.get(),
-                       nftnl_rule_nlmsg_build_payload,
-                       "adding the drop rule to " + name + "/" + kChain);
+    for (SetPtr& set : set_definitions(name)) {
+        const char* set_name = nftnl_set_get_str(set.get(), NFTNL_SET_NAME);
+        std::string what =
+            std::string(nftnl_set_get_u32(set.get(), NFTNL_SET_FLAGS) & NFT_SET_MAP ? "map "
+                                                                                    : "set ") +
+            set_name;
+        add_object_message(batch, NFT_MSG_NEWSET, NLM_F_CREATE | NLM_F_EXCL, set.get(),
+                           nftnl_set_nlmsg_build_payload,
+                           "adding " + what + " to table ip " + name);
+        if (nftnl_set_get_u32(set.get(), NFTNL_SET_FLAGS) & NFT_SET_CONSTANT) {
+            nlmsghdr* nlh = batch.start(NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL);
+            nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
+            batch.commit("adding the elements of " + what + " to table ip " + name);
+        }
+    }
+    for (ChainPtr& chain : chain_definitions(name)) {
+        add_object_message(batch, NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL, chain.get(),
+                           nftnl_chain_nlmsg_build_payload,
+                           std::string("adding chain ") +
+                               nftnl_chain_get_str(chain.get(), NFTNL_CHAIN_NAME) +
+                               " to table ip " + name);
+    }
+    for (RulePtr& rule : rule_definitions(name, shape)) {
+        add_object_message(batch, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, rule.get(),
+                           nftnl_rule_nlmsg_build_payload,
+                           std::string("adding a rule to ") + name + "/" +
+                               nftnl_rule_get_str(rule.get(), NFTNL_RULE_CHAIN));
+    }
 }
 
 void add_delete_table_message(Batch& batch, const std::string& name) {
@@ -638,19 +1119,136 @@ std::vector<NatBlockCounter> to_blocks(std::vector<DumpedElement> elements) {
 }
 
 std::vector<RulePtr> dump_rules(NftSocket& sock, const std::string& table) {
-    RulePtr filter = rule_object(table);
+    auto filter = checked<RulePtr>(nftnl_rule_alloc());
+    nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, table.c_str());
+    nftnl_rule_set_u32(filter.get(), NFTNL_RULE_FAMILY, NFPROTO_IPV4);
     auto message = build_request(sock, NFT_MSG_GETRULE, NLM_F_DUMP, [&](nlmsghdr* nlh) {
         nftnl_rule_nlmsg_build_payload(nlh, filter.get());
     });
     std::vector<RulePtr> rules;
-    request(sock, message, "listing the rules of " + table + "/" + kChain,
-            [&](const nlmsghdr* nlh) {
-                auto r = checked<RulePtr>(nftnl_rule_alloc());
-                if (nftnl_rule_nlmsg_parse(nlh, r.get()) == 0) {
-                    rules.push_back(std::move(r));
-                }
-            });
+    request(sock, message, "listing the rules of table ip " + table, [&](const nlmsghdr* nlh) {
+        auto r = checked<RulePtr>(nftnl_rule_alloc());
+        if (nftnl_rule_nlmsg_parse(nlh, r.get()) == 0) {
+            rules.push_back(std::move(r));
+        }
+    });
     return rules;
+}
+
+// The sets of TABLE (a dump of all sets of the family, filtered: the kernel dumps per family).
+std::vector<SetPtr> dump_sets(NftSocket& sock, const std::string& table) {
+    SetPtr filter = set_object(table, "");
+    nftnl_set_unset(filter.get(), NFTNL_SET_NAME);
+    auto message = build_request(sock, NFT_MSG_GETSET, NLM_F_DUMP, [&](nlmsghdr* nlh) {
+        nftnl_set_nlmsg_build_payload(nlh, filter.get());
+    });
+    std::vector<SetPtr> sets;
+    request(sock, message, "listing the sets of table ip " + table, [&](const nlmsghdr* nlh) {
+        auto s = checked<SetPtr>(nftnl_set_alloc());
+        if (nftnl_set_nlmsg_parse(nlh, s.get()) == 0 &&
+            table == nftnl_set_get_str(s.get(), NFTNL_SET_TABLE)) {
+            sets.push_back(std::move(s));
+        }
+    });
+    return sets;
+}
+
+std::vector<ChainPtr> dump_chains(NftSocket& sock, const std::string& table) {
+    auto filter = checked<ChainPtr>(nftnl_chain_alloc());
+    nftnl_chain_set_str(filter.get(), NFTNL_CHAIN_TABLE, table.c_str());
+    auto message = build_request(sock, NFT_MSG_GETCHAIN, NLM_F_DUMP, [&](nlmsghdr* nlh) {
+        nftnl_chain_nlmsg_build_payload(nlh, filter.get());
+    });
+    std::vector<ChainPtr> chains;
+    request(sock, message, "listing the chains of table ip " + table, [&](const nlmsghdr* nlh) {
+        auto c = checked<ChainPtr>(nftnl_chain_alloc());
+        if (nftnl_chain_nlmsg_parse(nlh, c.get()) == 0 &&
+            table == nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TABLE)) {
+            chains.push_back(std::move(c));
+        }
+    });
+    return chains;
+}
+
+// Every element of one set, handed to VISIT.
+void dump_elements(NftSocket& sock, const std::string& table, const char* set,
+                   const std::function<void(nftnl_set_elem*)>& visit) {
+    SetPtr query = set_object(table, set);
+    auto message = build_request(sock, NFT_MSG_GETSETELEM, NLM_F_DUMP, [&](nlmsghdr* nlh) {
+        nftnl_set_elems_nlmsg_build_payload(nlh, query.get());
+    });
+    std::string context = "listing " + table + "/" + set;
+    int rc = request(sock, message, context, [&](const nlmsghdr* nlh) {
+        SetPtr part = set_object(table, set);
+        if (nftnl_set_elems_nlmsg_parse(nlh, part.get()) == 0) {
+            nftnl_set_elem_foreach(
+                part.get(),
+                [](nftnl_set_elem* e, void* data) {
+                    (*static_cast<const std::function<void(nftnl_set_elem*)>*>(data))(e);
+                    return 0;
+                },
+                const_cast<std::function<void(nftnl_set_elem*)>*>(&visit));
+        }
+    });
+    if (rc == ENOENT) {
+        throw NftError(context + ": " + std::strerror(ENOENT));
+    }
+}
+
+// The packets of an element's counter (0 without one).
+uint64_t element_packets(nftnl_set_elem* e) {
+    uint64_t packets = 0;
+    nftnl_set_elem_expr_foreach(
+        e,
+        [](nftnl_expr* expr, void* data) {
+            if (std::strcmp(nftnl_expr_get_str(expr, NFTNL_EXPR_NAME), "counter") == 0) {
+                *static_cast<uint64_t*>(data) = nftnl_expr_get_u64(expr, NFTNL_EXPR_CTR_PACKETS);
+            }
+            return 0;
+        },
+        &packets);
+    return packets;
+}
+
+// The packets counted by the counted drop rules of one chain.
+uint64_t counted_drops(NftSocket& sock, const std::string& table, const char* chain) {
+    uint64_t packets = 0;
+    for (RulePtr& rule : dump_rules(sock, table)) {
+        if (std::strcmp(nftnl_rule_get_str(rule.get(), NFTNL_RULE_CHAIN), chain) != 0) {
+            continue;
+        }
+        bool drops = false;
+        std::optional<uint64_t> counted;
+        auto visit = [&](nftnl_expr* e) {
+            std::string name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+            if (name == "counter") {
+                counted = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+            } else if (name == "immediate" &&
+                       nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT) == NF_DROP) {
+                drops = true;
+            }
+        };
+        nftnl_expr_foreach(
+            rule.get(),
+            [](nftnl_expr* e, void* data) {
+                (*static_cast<decltype(visit)*>(data))(e);
+                return 0;
+            },
+            &visit);
+        packets += drops && counted ? *counted : 0;
+    }
+    return packets;
+}
+
+template <typename T>
+std::vector<std::string> signatures(std::vector<T>& objects,
+                                    std::string (*sign)(decltype(objects[0].get()))) {
+    std::vector<std::string> out;
+    for (auto& o : objects) {
+        out.push_back(sign(o.get()));
+    }
+    std::sort(out.begin(), out.end());
+    return out;
 }
 
 }  // namespace
@@ -684,8 +1282,28 @@ NftSocket::~NftSocket() = default;
 
 // ---- NftNatTable ---------------------------------------------------------------------------
 
-NftNatTable::NftNatTable(NftSocket& sock, std::string name, Ipv4Prefix internal_pool)
-    : sock_(sock), name_(std::move(name)), internal_pool_(internal_pool) {}
+namespace {
+
+NftNatShape checked_shape(const NftNatShape& shape) {
+    const Ipv4Prefix& pool = shape.internal_pool;
+    if (pool.len > 32 || mask_address(pool.addr, pool.len) != pool.addr) {
+        throw NftError("NAT64 table: the internal pool " + to_string(pool) + " is not a prefix");
+    }
+    if (shape.block_len < pool.len || shape.block_len > 32) {
+        throw NftError("NAT64 table: internal blocks of /" + std::to_string(shape.block_len) +
+                       " do not fit the internal pool " + to_string(pool));
+    }
+    if (shape.block_ports == 0 || shape.block_ports > 65536) {
+        throw NftError("NAT64 table: " + std::to_string(shape.block_ports) +
+                       " ports per block is outside 1-65536");
+    }
+    return shape;
+}
+
+}  // namespace
+
+NftNatTable::NftNatTable(NftSocket& sock, std::string name, const NftNatShape& shape)
+    : sock_(sock), name_(std::move(name)), shape_(checked_shape(shape)) {}
 
 NftNatTable::State NftNatTable::observe() {
     TablePtr query = table_object(name_, false);
@@ -718,19 +1336,29 @@ void NftNatTable::require_ours(const char* action) {
 }
 
 bool NftNatTable::shape_matches() {
-    std::vector<RulePtr> rules = dump_rules(sock_, name_);
-    std::vector<RulePtr> expected;
-    expected.push_back(snat_rule(name_));
-    expected.push_back(drop_rule(name_, internal_pool_));
-    if (rules.size() != expected.size()) {
+    std::vector<SetPtr> sets = dump_sets(sock_, name_);
+    std::vector<SetPtr> expected_sets = set_definitions(name_);
+    if (signatures(sets, set_signature) != signatures(expected_sets, set_signature)) {
         return false;
     }
-    for (size_t i = 0; i < rules.size(); ++i) {
-        if (rule_signature(rules[i].get()) != rule_signature(expected[i].get())) {
-            return false;
-        }
+    std::vector<ChainPtr> chains = dump_chains(sock_, name_);
+    std::vector<ChainPtr> expected_chains = chain_definitions(name_);
+    if (signatures(chains, chain_signature) != signatures(expected_chains, chain_signature)) {
+        return false;
     }
-    return true;
+    // Rules in their order within each chain (the signature starts with the chain's name).
+    auto rule_signatures = [](std::vector<RulePtr> rules) {
+        std::vector<std::string> out;
+        for (RulePtr& rule : rules) {
+            out.push_back(rule_signature(rule.get()));
+        }
+        std::stable_sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) {
+            return a.substr(0, a.find(':')) < b.substr(0, b.find(':'));
+        });
+        return out;
+    };
+    return rule_signatures(dump_rules(sock_, name_)) ==
+           rule_signatures(rule_definitions(name_, shape_));
 }
 
 bool NftNatTable::ensure() {
@@ -742,6 +1370,9 @@ bool NftNatTable::ensure() {
     if (state == State::ours && shape_matches()) {
         return false;  // adopted as it is
     }
+    // Rebuilt in one batch: deleting and re-creating the table keeps the blocks, and the
+    // dynamic sets start empty (the hairpin map refills from the next packets; the session
+    // counts from the next connections, so a block may briefly hold more than its limit).
     std::vector<NatBlock> kept;
     Batch batch(sock_);
     if (state == State::ours) {
@@ -750,7 +1381,7 @@ bool NftNatTable::ensure() {
         }
         add_delete_table_message(batch, name_);
     }
-    add_create_messages(batch, name_, internal_pool_);
+    add_create_messages(batch, name_, shape_);
     add_element_messages(batch, name_, NFT_MSG_NEWSETELEM, kept);
     batch.send();
     return true;
@@ -787,21 +1418,9 @@ void NftNatTable::remove_blocks(const std::vector<NatBlock>& blocks) {
 }
 
 std::vector<NatBlockCounter> NftNatTable::read_blocks() {
-    SetPtr set = blocks_set_object(name_);
-    auto message = build_request(sock_, NFT_MSG_GETSETELEM, NLM_F_DUMP, [&](nlmsghdr* nlh) {
-        nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
-    });
     std::vector<DumpedElement> elements;
-    int rc =
-        request(sock_, message, "listing " + name_ + "/" + kBlocksSet, [&](const nlmsghdr* nlh) {
-            SetPtr part = blocks_set_object(name_);
-            if (nftnl_set_elems_nlmsg_parse(nlh, part.get()) == 0) {
-                nftnl_set_elem_foreach(part.get(), collect_element, &elements);
-            }
-        });
-    if (rc == ENOENT) {
-        throw NftError("listing " + name_ + "/" + kBlocksSet + ": " + std::strerror(ENOENT));
-    }
+    dump_elements(sock_, name_, kBlocksSet,
+                  [&](nftnl_set_elem* e) { collect_element(e, &elements); });
     return to_blocks(std::move(elements));
 }
 
@@ -832,29 +1451,58 @@ std::optional<NatBlockCounter> NftNatTable::read_block(const Ipv4Prefix& interna
 }
 
 uint64_t NftNatTable::unmapped_drops() {
-    uint64_t packets = 0;
-    for (RulePtr& rule : dump_rules(sock_, name_)) {
-        bool drops = false;
-        uint64_t counted = 0;
-        auto visit = [&](nftnl_expr* e) {
-            std::string name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
-            if (name == "counter") {
-                counted = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
-            } else if (name == "immediate" &&
-                       nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT) == NF_DROP) {
-                drops = true;
-            }
-        };
-        nftnl_expr_foreach(
-            rule.get(),
-            [](nftnl_expr* e, void* data) {
-                (*static_cast<decltype(visit)*>(data))(e);
-                return 0;
-            },
-            &visit);
-        packets += drops ? counted : 0;
-    }
-    return packets;
+    return counted_drops(sock_, name_, kPostrouting);
+}
+
+uint64_t NftNatTable::forward_drops() {
+    return counted_drops(sock_, name_, kForward);
+}
+
+std::vector<NatExhaustion> NftNatTable::read_exhausted() {
+    std::vector<NatExhaustion> out;
+    dump_elements(sock_, name_, kExhaustedSet, [&](nftnl_set_elem* e) {
+        uint32_t len = 0;
+        auto* key = static_cast<const uint8_t*>(nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len));
+        if (key == nullptr || len < kAddrProtoLen) {
+            return;
+        }
+        NatExhaustion x;
+        std::memcpy(x.internal_block.addr.data(), key, 4);
+        x.internal_block.len = shape_.block_len;
+        x.l4proto = key[4];
+        x.refused = element_packets(e);
+        out.push_back(x);
+    });
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::vector<NatHairpin> NftNatTable::read_hairpins() {
+    std::vector<NatHairpin> out;
+    dump_elements(sock_, name_, kHairpinMap, [&](nftnl_set_elem* e) {
+        uint32_t key_len = 0;
+        uint32_t data_len = 0;
+        auto* key =
+            static_cast<const uint8_t*>(nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &key_len));
+        auto* data =
+            static_cast<const uint8_t*>(nftnl_set_elem_get(e, NFTNL_SET_ELEM_DATA, &data_len));
+        if (key == nullptr || data == nullptr || key_len < kAddrProtoPortLen ||
+            data_len < kAddrPortLen) {
+            return;
+        }
+        NatHairpin h;
+        uint16_t port = 0;
+        std::memcpy(h.public_address.data(), key, 4);
+        h.l4proto = key[4];
+        std::memcpy(&port, key + 8, 2);
+        h.public_port = ntohs(port);
+        std::memcpy(h.internal_address.data(), data, 4);
+        std::memcpy(&port, data + 4, 2);
+        h.internal_port = ntohs(port);
+        out.push_back(h);
+    });
+    std::sort(out.begin(), out.end());
+    return out;
 }
 
 bool NftNatTable::remove() {

@@ -1,6 +1,8 @@
 // xlat64's own nftables table: the NAT44 half of stateful NAT64 (DESIGN.md, "Stateful NAT64 =
 // stateless translation + kernel NAT44"). Built with libnftnl, sent with libmnl, every change one
 // atomic nfnetlink batch; the nft binary is never run and no other table is ever read or touched.
+// With the shape {internal pool 100.64.0.0/10, blocks of /30, 16 ports per block}, `nft list
+// table ip xlat64` prints:
 //
 //   table ip xlat64 {
 //       comment "managed by xlat64d; remove with xlat64d --teardown"
@@ -8,12 +10,48 @@
 //           type ipv4_addr : interval ipv4_addr . inet_service
 //           flags interval
 //           counter
-//           elements = { 100.64.0.0/30 : 203.0.113.1 . 1024-3071, ... }
+//           elements = { 100.64.0.0/30 counter packets 0 bytes 0 : 203.0.113.1 . 1024-1039, ... }
+//       }
+//       set sessions {
+//           type ipv4_addr . inet_proto
+//           size 1048576
+//           flags dynamic
+//       }
+//       set exhausted {
+//           type ipv4_addr . inet_proto
+//           size 65536
+//           flags dynamic,timeout
+//           counter
+//           timeout 1h
+//       }
+//       map hairpin {
+//           type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service
+//           size 1048576
+//           flags dynamic,timeout
+//           timeout 2m
+//       }
+//       chain prerouting {
+//           type nat hook prerouting priority dstnat; policy accept;
+//           ip saddr 100.64.0.0/10 dnat ip to ip daddr . meta l4proto . th dport map @hairpin
 //       }
 //       chain postrouting {
 //           type nat hook postrouting priority srcnat; policy accept;
+//           ip saddr 100.64.0.0/10 add @sessions { ip saddr & 255.255.255.252 . meta l4proto
+//               ct count over 16 } update @exhausted { ip saddr & 255.255.255.252 . meta l4proto }
+//               drop
 //           snat ip to ip saddr map @blocks     (with the kernel's port-offset flag, see .cpp)
-//           ip saddr 100.64.0.0/10 counter drop
+//           ip saddr 100.64.0.0/10 counter packets 0 bytes 0 drop
+//       }
+//       chain track {
+//           type filter hook postrouting priority srcnat + 1; policy accept;
+//           ct original ip saddr 100.64.0.0/10 meta l4proto { tcp, udp } update @hairpin {
+//               ct reply ip daddr . meta l4proto . ct reply proto-dst : ct original ip saddr .
+//               ct original proto-src }
+//       }
+//       chain forward {
+//           type filter hook forward priority filter; policy accept;
+//           ip daddr 100.64.0.0/10 ct direction original ct status ! dnat counter packets 0
+//               bytes 0 drop
 //       }
 //   }
 //
@@ -29,16 +67,22 @@
 // - filtering: conntrack's address-and-port-dependent filtering: only the remote address and
 //   port a flow was opened to can answer. RFC 4787 REQ-8 recommends endpoint-independent
 //   filtering where application transparency matters most and address-dependent filtering where
-//   stricter filtering does; the kernel's is stricter still. Endpoint-independent filtering would
-//   need an inbound DNAT of public address:port back to the mapping, which is not built yet.
-// - exhaustion: when a block has no free port for a new flow, the kernel drops that flow's
-//   packets (conntrack insert clash); other subscribers' blocks are unaffected.
-// - hairpinning (RFC 6146 section 3.8) is not done by this table yet.
+//   stricter filtering does; the kernel's is stricter still. The forward chain drops anything
+//   else addressed to the internal pool, and counts it.
+// - exhaustion: a subscriber has at most block_ports live connections per protocol (TCP, UDP,
+//   ICMP apart): the connlimit in the sessions set refuses the next one before it is NATed, and
+//   the exhausted set records (internal block, protocol) with a counter of refused packets for
+//   an hour. Other subscribers are unaffected.
+// - hairpinning (RFC 6146 section 3.8): the track chain learns public address . protocol . port
+//   -> internal address . port of every TCP and UDP flow; a packet from the pool to such a
+//   public address and port is DNATed to the internal one in prerouting and then SNATed like any
+//   other, so the receiver sees the sender's public address and port. When two hosts of one
+//   block use the same public port towards different destinations, the first one keeps the entry.
 //
 // Kernel: 5.13 or newer, for the table comment that marks ownership (NFTA_TABLE_USERDATA); the
 // rest is older (interval maps with 16-byte data in four registers, NAT from register ranges with
-// NF_NAT_RANGE_PROTO_OFFSET, a set-level counter copied into each new element). Tested on 6.18
-// and on Debian 12's 6.1 (vmlab).
+// NF_NAT_RANGE_PROTO_OFFSET, connlimit in dynamic set elements, a set-level counter copied into
+// each new element, also into those added from the packet path, since 5.11). Tested on 6.18.
 //
 // Cost: adding or replacing 10^5 blocks is one batch of about 1-4 s; dumping them takes about
 // 10 s on 6.18 (the kernel walks the interval tree from the start for each 32 KB dump message),
@@ -75,6 +119,36 @@ struct NatBlock {
     auto operator<=>(const NatBlock&) const = default;
 };
 
+// The shape of the table: what its rules are built from. Two tables of the same shape are equal
+// but for their elements.
+struct NftNatShape {
+    Ipv4Prefix internal_pool;
+    // Each subscriber's internal block is a /block_len inside the pool (32 - log2 of the hosts
+    // per subscriber).
+    uint8_t block_len = 32;
+    // Ports per block: a subscriber's limit of live connections per protocol.
+    uint32_t block_ports = 1;
+    bool operator==(const NftNatShape&) const = default;
+};
+
+// A subscriber refused connections of one protocol for want of ports, in the last hour.
+struct NatExhaustion {
+    Ipv4Prefix internal_block;
+    uint8_t l4proto = 0;   // IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP
+    uint64_t refused = 0;  // packets refused (each a new connection's attempt)
+    auto operator<=>(const NatExhaustion&) const = default;
+};
+
+// One learnt hairpin mapping: a flow's public address and port and the internal ones behind it.
+struct NatHairpin {
+    Ipv4Address public_address{};
+    uint8_t l4proto = 0;
+    uint16_t public_port = 0;
+    Ipv4Address internal_address{};
+    uint16_t internal_port = 0;
+    auto operator<=>(const NatHairpin&) const = default;
+};
+
 struct NatBlockCounter {
     NatBlock block;
     uint64_t sessions = 0;  // connections NATed through this block (packets of the counter)
@@ -106,12 +180,18 @@ class NftNatTable {
   public:
     enum class State { absent, ours, foreign };
 
-    NftNatTable(NftSocket& sock, std::string name, Ipv4Prefix internal_pool);
+    // Throws NftError for a shape that cannot be built (blocks larger than the pool, no ports).
+    NftNatTable(NftSocket& sock, std::string name, const NftNatShape& shape);
 
     const std::string& name() const { return name_; }
+    const NftNatShape& shape() const { return shape_; }
     State observe();
-    // Creates the table (one batch) or adopts ours when its sets and rules are as built here;
-    // an older shape is rebuilt in one batch that keeps its blocks. Throws for a foreign table.
+    // Our table's sets, chains and rules are exactly those of this shape (ensure() would adopt
+    // it unchanged).
+    bool shape_matches();
+    // Creates the table (one batch) or adopts ours when its sets, chains and rules are exactly
+    // those of this shape; any other (older version, other pool, block length or ports) is
+    // rebuilt in one batch that keeps its blocks. Throws for a foreign table.
     // Returns true when it changed something.
     bool ensure();
     // The elements of the blocks map become exactly BLOCKS, in one batch (flush + add).
@@ -125,16 +205,23 @@ class NftNatTable {
     std::optional<NatBlockCounter> read_block(const Ipv4Prefix& internal);
     // Dropped packets from internal addresses without a block (the drop rule's counter).
     uint64_t unmapped_drops();
+    // Dropped packets towards the internal pool that were neither replies nor hairpin DNATs.
+    uint64_t forward_drops();
+    // The (internal block, protocol) pairs refused for exhaustion within the last hour, with
+    // their counts, in address order.
+    std::vector<NatExhaustion> read_exhausted();
+    // The hairpin map (one entry per public address . protocol . port of a live TCP or UDP flow
+    // from the pool), in public address order. A dump: for counts and tests, not per packet.
+    std::vector<NatHairpin> read_hairpins();
     // Deletes the table (and only it). False when there is none; throws for a foreign one.
     bool remove();
 
   private:
     void require_ours(const char* action);
-    bool shape_matches();
 
     NftSocket& sock_;
     std::string name_;
-    Ipv4Prefix internal_pool_;
+    NftNatShape shape_;
 };
 
 }  // namespace xlat64

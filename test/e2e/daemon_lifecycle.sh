@@ -87,11 +87,12 @@ expect "a wrong type refused, naming device.mtu" \
 write_config "$E2E_TMP/nat64.yaml" <<'YAML'
 pool6: 2001:db8:64::/96
 nat64:
-  prefixes: [2001:db8:100::/48]
+  prefixes: [2001:db8:64::/56]
+  subscriber_length: 64
   public_prefixes: [203.0.113.0/24]
 YAML
-expect "a valid nat64 section is refused, not silently ignored, until the daemon applies it" \
-	refused_with "$E2E_TMP/nat64.yaml" 'nat64: stateful NAT64 is validated but not yet applied'
+expect "a nat64 prefix overlapping pool6 refused, naming nat64.prefixes[0]" \
+	refused_with "$E2E_TMP/nat64.yaml" 'nat64\.prefixes\[0\]: 2001:db8:64::/56 overlaps pool6'
 expect "a second daemon with a valid configuration refuses to start beside the first" \
 	refused_with "$E2E_TMP/xlat64.yaml" 'already running'
 kernel_snapshot >"$E2E_TMP/kernel-after-refusals.txt"

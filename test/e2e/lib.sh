@@ -320,3 +320,147 @@ except OSError as e:
 sys.exit(0 if reply == payload else 1)
 PY
 }
+
+# nat44_parallel_udp COUNT SRC[,SRC...] DST[,DST...]: COUNT UDP flows at once from the client
+# namespace, from ephemeral ports of the sources in turn to the echo servers (port 8080) in turn;
+# every socket sends one datagram before any answer is awaited. Prints how many were echoed
+# within 2 s.
+nat44_parallel_udp() {
+	in_ns "$CLIENT" "$PYTHON" - "$@" <<'PY'
+import selectors, socket, sys, time
+count, srcs, dsts = int(sys.argv[1]), sys.argv[2].split(","), sys.argv[3].split(",")
+sel = selectors.DefaultSelector()
+for i in range(count):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((srcs[i % len(srcs)], 0))
+    payload = f"parallel {i}".encode()
+    s.sendto(payload, (dsts[i % len(dsts)], 8080))
+    sel.register(s, selectors.EVENT_READ, payload)
+answered = 0
+deadline = time.monotonic() + 2
+while answered < count and time.monotonic() < deadline:
+    for key, _ in sel.select(timeout=max(0, deadline - time.monotonic())):
+        if key.fileobj.recv(1024) == key.data:
+            answered += 1
+        sel.unregister(key.fileobj)
+print(answered)
+PY
+}
+
+# nat44_udp_listener SRC PORT SERVER LOG: a long-lived UDP socket on SRC:PORT in the client
+# namespace (a subscriber's application). It first exchanges one datagram with the echo server on
+# SERVER port 8080 (so it gets a public address and port), then echoes whatever arrives and
+# appends "udp ADDRESS PORT" of each new sender to LOG. Returns once the first exchange is done.
+nat44_udp_listener() {
+	local ready=$E2E_TMP/listener-$1-$2.ready
+	ip netns exec "$CLIENT" "$PYTHON" -c '
+import socket, sys
+src, port, server, log, ready = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((src, port))
+s.settimeout(2)
+for attempt in range(3):
+    s.sendto(b"hello", (server, 8080))
+    try:
+        if s.recvfrom(1024)[0] == b"hello":
+            break
+    except socket.timeout:
+        pass
+else:
+    sys.exit("no answer from the echo server")
+open(ready, "w").close()
+s.settimeout(None)
+seen = set()
+while True:
+    data, peer = s.recvfrom(65536)
+    if peer not in seen:
+        seen.add(peer)
+        with open(log, "a") as f:
+            f.write(f"udp {peer[0]} {peer[1]}\n")
+    s.sendto(data, peer)
+' "$1" "$2" "$3" "$4" "$ready" >"$E2E_TMP/listener-$1-$2.log" 2>&1 &
+	E2E_PIDS+=("$!")
+	local i
+	for i in $(seq 50); do
+		[[ -e $ready ]] && return 0
+		sleep 0.1
+	done
+	fail "the UDP listener on $1:$2 did not get an answer from $3: $(cat "$E2E_TMP/listener-$1-$2.log")"
+}
+
+# nat44_hairpin_flow SRC SPORT PUBLIC:PORT: one UDP datagram from SRC:SPORT in the client
+# namespace to a public address and port; fails unless it is echoed from exactly that address
+# and port.
+nat44_hairpin_flow() {
+	in_ns "$CLIENT" "$PYTHON" - "$@" <<'PY'
+import socket, sys
+src, sport = sys.argv[1], int(sys.argv[2])
+address, port = sys.argv[3].split(":")
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((src, sport))
+s.settimeout(2)
+payload = f"hairpin from {src}:{sport}".encode()
+s.sendto(payload, (address, int(port)))
+try:
+    data, peer = s.recvfrom(1024)
+except OSError as e:
+    sys.exit(f"no answer from {address}:{port}: {e}")
+if data != payload or peer != (address, int(port)):
+    sys.exit(f"answer {data!r} from {peer}, expected the payload from {address}:{port}")
+PY
+}
+
+# --- Stateful NAT64 (test/e2e/nat64_*.sh) -------------------------------------------------------
+
+# nat64_lab: client — router — server; sets CLIENT, E2E_ROUTER, SERVER.
+#   client 2001:db8:1::2/64 + subscriber hosts 2001:db8:100:N::{a,b}/128 (N = 0..2) and
+#   2001:db8:200::a (not admitted) ── veth ── router 2001:db8:1::1/64 (routes to them via the
+#   client)   198.51.100.1/24 ── veth ── server 198.51.100.10/24 and .11/24 (default via the
+#   router, which the public pool 203.0.113.0/24 reaches: conntrack de-NATs it in prerouting).
+nat64_lab() {
+	lab_namespaces
+	ip -n "$CLIENT" addr add 2001:db8:1::2/64 dev eth0 nodad
+	local n h
+	for n in 0 1 2; do
+		for h in a b; do
+			ip -n "$CLIENT" addr add "2001:db8:100:$n::$h/128" dev eth0 nodad
+		done
+	done
+	ip -n "$CLIENT" addr add 2001:db8:200::a/128 dev eth0 nodad
+	ip -n "$CLIENT" route add default via 2001:db8:1::1
+	ip -n "$E2E_ROUTER" addr add 2001:db8:1::1/64 dev to-client nodad
+	ip -n "$E2E_ROUTER" route add 2001:db8:100::/56 via 2001:db8:1::2
+	ip -n "$E2E_ROUTER" route add 2001:db8:200::/64 via 2001:db8:1::2
+	ip -n "$E2E_ROUTER" addr add 198.51.100.1/24 dev to-server
+	ip -n "$SERVER" addr add 198.51.100.10/24 dev eth0
+	ip -n "$SERVER" addr add 198.51.100.11/24 dev eth0
+	ip -n "$SERVER" route add default via 198.51.100.1
+}
+
+# nat64_flow PROTO SRC SPORT DST: one UDP datagram or one TCP exchange from the IPv6 host SRC
+# (port SPORT, 0: any) in the client namespace to the echo server at DST port 8080; fails unless
+# it is echoed.
+nat64_flow() {
+	in_ns "$CLIENT" "$PYTHON" - "$@" <<'PY'
+import socket, sys
+proto, src, sport, dst = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+s = socket.socket(socket.AF_INET6, kind)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.settimeout(3)
+s.bind((src, sport))
+payload = f"{src}:{sport} -> {dst}".encode()
+try:
+    if proto == "udp":
+        s.sendto(payload, (dst, 8080))
+        reply = s.recv(1024)
+    else:
+        s.connect((dst, 8080))
+        s.sendall(payload)
+        reply = s.recv(1024)
+except OSError as e:
+    print(f"{proto} [{src}]:{sport} -> {dst}: {e}", file=sys.stderr)
+    sys.exit(1)
+sys.exit(0 if reply == payload else 1)
+PY
+}

@@ -1,11 +1,18 @@
 // Test driver for the NAT44 table (not the daemon): programs xlat64's nftables table in the
 // network namespace it runs in, so the e2e tests can check the kernel's NAT without BPF.
 //
-//   nat44_driver [--table NAME] [--internal-pool PREFIX] ensure
-//   nat44_driver ... replace INTERNAL=PUBLIC:FIRST-LAST...   e.g.
-//   100.64.0.0/30=203.0.113.1:1024-2047 nat44_driver ... list        one line per block: INTERNAL
-//   PUBLIC FIRST-LAST SESSIONS BYTES nat44_driver ... drops       packets dropped from internal
-//   sources without a block nat44_driver ... delete
+//   nat44_driver [--table NAME] [--internal-pool PREFIX] [--block-len N] [--block-ports N] CMD
+//
+//   ensure                             "created" or "adopted"
+//   replace INTERNAL=PUBLIC:FIRST-LAST...  e.g. 100.64.0.0/30=203.0.113.1:1024-2047
+//   list                               one line per block: INTERNAL PUBLIC FIRST-LAST SESSIONS
+//   BYTES drops                              packets dropped from internal sources without a block
+//   forward-drops                      packets dropped towards the pool (not replies, not hairpin)
+//   exhausted                          one line per refused block and protocol: BLOCK PROTO COUNT
+//   hairpins                           one line per entry: PROTO PUBLIC:PORT INTERNAL:PORT
+//   delete                             "deleted" or "absent"
+#include <netinet/in.h>
+
 #include <charconv>
 #include <cstdio>
 #include <iostream>
@@ -35,24 +42,43 @@ NatBlock parse_block(const std::string& text) {
     return {*internal, *address, static_cast<uint16_t>(first), static_cast<uint16_t>(last)};
 }
 
+std::string proto_name(uint8_t proto) {
+    switch (proto) {
+        case IPPROTO_TCP:
+            return "tcp";
+        case IPPROTO_UDP:
+            return "udp";
+        case IPPROTO_ICMP:
+            return "icmp";
+        default:
+            return std::to_string(proto);
+    }
+}
+
 int run(std::vector<std::string> args) {
     std::string table = "xlat64";
-    Ipv4Prefix pool{{100, 64, 0, 0}, 10};
+    NftNatShape shape{{{100, 64, 0, 0}, 10}, 30, 1024};
     while (args.size() >= 2 && args[0].rfind("--", 0) == 0) {
         if (args[0] == "--table") {
             table = args[1];
         } else if (args[0] == "--internal-pool") {
-            pool = parse_ipv4_prefix(args[1]).value();
+            shape.internal_pool = parse_ipv4_prefix(args[1]).value();
+        } else if (args[0] == "--block-len") {
+            shape.block_len = static_cast<uint8_t>(std::stoul(args[1]));
+        } else if (args[0] == "--block-ports") {
+            shape.block_ports = static_cast<uint32_t>(std::stoul(args[1]));
         } else {
             throw std::invalid_argument("unknown option " + args[0]);
         }
         args.erase(args.begin(), args.begin() + 2);
     }
     if (args.empty()) {
-        throw std::invalid_argument("expected a command: ensure, replace, list, drops, delete");
+        throw std::invalid_argument(
+            "expected a command: ensure, replace, list, drops, "
+            "forward-drops, exhausted, hairpins, delete");
     }
     NftSocket sock;
-    NftNatTable nat(sock, table, pool);
+    NftNatTable nat(sock, table, shape);
     const std::string& command = args[0];
     if (command == "ensure") {
         std::cout << (nat.ensure() ? "created" : "adopted") << "\n";
@@ -70,6 +96,19 @@ int run(std::vector<std::string> args) {
         }
     } else if (command == "drops") {
         std::cout << nat.unmapped_drops() << "\n";
+    } else if (command == "forward-drops") {
+        std::cout << nat.forward_drops() << "\n";
+    } else if (command == "exhausted") {
+        for (const NatExhaustion& x : nat.read_exhausted()) {
+            std::cout << to_string(x.internal_block) << " " << proto_name(x.l4proto) << " "
+                      << x.refused << "\n";
+        }
+    } else if (command == "hairpins") {
+        for (const NatHairpin& h : nat.read_hairpins()) {
+            std::cout << proto_name(h.l4proto) << " " << to_string(h.public_address) << ":"
+                      << h.public_port << " " << to_string(h.internal_address) << ":"
+                      << h.internal_port << "\n";
+        }
     } else if (command == "delete") {
         std::cout << (nat.remove() ? "deleted" : "absent") << "\n";
     } else {

@@ -2,24 +2,30 @@
 // before any test runs, so every table here lives and dies with that namespace: nothing is ever
 // created in the namespace that started the test. nft(8) is run only to look at the result.
 #define CATCH_CONFIG_RUNNER
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
+#include "netlink/conntrack.h"
 #include "netlink/nft_nat_table.h"
 
 using namespace xlat64;
 using Catch::Matchers::Contains;
-using json = nlohmann::json;
 
 namespace {
 
 const Ipv4Prefix kPool{{100, 64, 0, 0}, 10};
+// Subscribers of 4 hosts (/30) with 16 ports each.
+const NftNatShape kShape{kPool, 30, 16};
 
 // Output (stdout and stderr) of a shell command; fails the test unless it exits 0.
 std::string run(const std::string& command, bool must_succeed = true) {
@@ -77,49 +83,61 @@ std::vector<NatBlock> listed(NftNatTable& nat) {
     return out;
 }
 
-// nft -j output without what changes from run to run (handles, nft's version).
-json table_json(const std::string& name) {
-    json doc = json::parse(run("nft -j list table ip " + name));
-    json out = json::array();
-    for (json item : doc["nftables"]) {
-        if (item.contains("metainfo")) {
-            continue;
-        }
-        for (auto& [kind, body] : item.items()) {
-            body.erase("handle");
-        }
-        out.push_back(item);
-    }
-    return out;
-}
+// `nft list table ip xlat64` of kShape with kBlocks, as nft 1.0.6 prints it (handles off).
+const char* kExpectedTable = R"(table ip xlat64 {
+	comment "managed by xlat64d; remove with xlat64d --teardown"
+	map blocks {
+		type ipv4_addr : interval ipv4_addr . inet_service
+		flags interval
+		counter
+		elements = { 100.64.0.0/30 counter packets 0 bytes 0 : 203.0.113.1 . 1024-2047, 100.64.0.4/30 counter packets 0 bytes 0 : 203.0.113.2 . 1024-2047,
+			     100.64.0.8/29 counter packets 0 bytes 0 : 203.0.113.1 . 2048-3071 }
+	}
 
-const json kExpectedTable = json::parse(R"([
-  {"table": {"family": "ip", "name": "xlat64"}},
-  {"map": {"family": "ip", "name": "blocks", "table": "xlat64", "type": "ipv4_addr",
-           "map": "ipv4_addr . inet_service", "flags": ["interval"],
-           "elem": [
-             [{"elem": {"val": {"prefix": {"addr": "100.64.0.0", "len": 30}},
-                        "counter": {"packets": 0, "bytes": 0}}},
-              {"concat": ["203.0.113.1", {"range": [1024, 2047]}]}],
-             [{"elem": {"val": {"prefix": {"addr": "100.64.0.4", "len": 30}},
-                        "counter": {"packets": 0, "bytes": 0}}},
-              {"concat": ["203.0.113.2", {"range": [1024, 2047]}]}],
-             [{"elem": {"val": {"prefix": {"addr": "100.64.0.8", "len": 29}},
-                        "counter": {"packets": 0, "bytes": 0}}},
-              {"concat": ["203.0.113.1", {"range": [2048, 3071]}]}]],
-           "stmt": [{"counter": null}]}},
-  {"chain": {"family": "ip", "table": "xlat64", "name": "postrouting", "type": "nat",
-             "hook": "postrouting", "prio": 100, "policy": "accept"}},
-  {"rule": {"family": "ip", "table": "xlat64", "chain": "postrouting",
-            "expr": [{"snat": {"family": "ip", "addr": {"map": {
-                "key": {"payload": {"protocol": "ip", "field": "saddr"}},
-                "data": "@blocks"}}}}]}},
-  {"rule": {"family": "ip", "table": "xlat64", "chain": "postrouting",
-            "expr": [{"match": {"op": "==",
-                                "left": {"payload": {"protocol": "ip", "field": "saddr"}},
-                                "right": {"prefix": {"addr": "100.64.0.0", "len": 10}}}},
-                     {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}}
-])");
+	set sessions {
+		type ipv4_addr . inet_proto
+		size 1048576
+		flags dynamic
+	}
+
+	set exhausted {
+		type ipv4_addr . inet_proto
+		size 65536
+		flags dynamic,timeout
+		counter
+		timeout 1h
+	}
+
+	map hairpin {
+		type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service
+		size 1048576
+		flags dynamic,timeout
+		timeout 2m
+	}
+
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip saddr 100.64.0.0/10 dnat ip to ip daddr . meta l4proto . th dport map @hairpin
+	}
+
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		ip saddr 100.64.0.0/10 add @sessions { ip saddr & 255.255.255.252 . meta l4proto ct count over 16 } update @exhausted { ip saddr & 255.255.255.252 . meta l4proto } drop
+		snat ip to ip saddr map @blocks
+		ip saddr 100.64.0.0/10 counter packets 0 bytes 0 drop
+	}
+
+	chain track {
+		type filter hook postrouting priority srcnat + 1; policy accept;
+		ct original ip saddr 100.64.0.0/10 meta l4proto { tcp, udp } update @hairpin { ct reply ip daddr . meta l4proto . ct reply proto-dst : ct original ip saddr . ct original proto-src }
+	}
+
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		ip daddr 100.64.0.0/10 ct direction original ct status ! dnat counter packets 0 bytes 0 drop
+	}
+}
+)";
 
 const std::vector<NatBlock> kBlocks = {
     block("100.64.0.0/30", "203.0.113.1", 1024, 2047),
@@ -134,16 +152,14 @@ TEST_CASE("nat: creates exactly the expected table, and only it", "[nat]") {
     std::string operator_before = ns.operator_table();
     std::string ruleset_before = run("nft list ruleset");
     NftSocket sock;
-    NftNatTable nat(sock, "xlat64", kPool);
+    NftNatTable nat(sock, "xlat64", kShape);
     CHECK(nat.observe() == NftNatTable::State::absent);
     CHECK(nat.ensure());
     CHECK(nat.observe() == NftNatTable::State::ours);
     CHECK(ns.operator_table() == operator_before);
 
     nat.replace_blocks(kBlocks);
-    CHECK(table_json("xlat64") == kExpectedTable);
-    CHECK_THAT(run("nft list table ip xlat64"),
-               Contains("comment \"managed by xlat64d; remove with xlat64d --teardown\""));
+    CHECK(run("nft list table ip xlat64") == kExpectedTable);
     CHECK(listed(nat) == kBlocks);
     CHECK(ns.operator_table() == operator_before);
 
@@ -159,8 +175,15 @@ TEST_CASE("nat: creates exactly the expected table, and only it", "[nat]") {
     CHECK(one->sessions == 0);
     CHECK_FALSE(nat.read_block(*parse_ipv4_prefix("100.64.1.0/30")));
 
+    CHECK(nat.forward_drops() == 0);
+    CHECK(nat.read_exhausted().empty());
+    CHECK(nat.read_hairpins().empty());
+
     CHECK_FALSE(nat.ensure());  // adopted as it is: nothing changes
-    CHECK(table_json("xlat64") == kExpectedTable);
+    CHECK(run("nft list table ip xlat64") == kExpectedTable);
+    NftNatTable again(sock, "xlat64", kShape);  // as a restarted daemon would
+    CHECK_FALSE(again.ensure());
+    CHECK(run("nft list table ip xlat64") == kExpectedTable);
 
     CHECK(nat.remove());
     CHECK(nat.observe() == NftNatTable::State::absent);
@@ -173,7 +196,7 @@ TEST_CASE("nat: replace, add and remove blocks, each batch all or nothing", "[na
     Namespace ns;
     std::string operator_before = ns.operator_table();
     NftSocket sock;
-    NftNatTable nat(sock, "xlat64", kPool);
+    NftNatTable nat(sock, "xlat64", kShape);
     nat.ensure();
     nat.replace_blocks(kBlocks);
 
@@ -213,7 +236,7 @@ TEST_CASE("nat: a table of that name not made by xlat64d is never touched", "[na
     run("nft add table ip xlat64 && nft add chain ip xlat64 mine");
     std::string theirs = run("nft list table ip xlat64");
     NftSocket sock;
-    NftNatTable nat(sock, "xlat64", kPool);
+    NftNatTable nat(sock, "xlat64", kShape);
     CHECK(nat.observe() == NftNatTable::State::foreign);
     CHECK_THROWS_WITH(nat.ensure(), Contains("table ip xlat64 exists and is not managed by "
                                              "xlat64d; choose another nat64.table"));
@@ -222,7 +245,7 @@ TEST_CASE("nat: a table of that name not made by xlat64d is never touched", "[na
     CHECK(run("nft list table ip xlat64") == theirs);
 
     // Another name works beside it.
-    NftNatTable other(sock, "cgn", kPool);
+    NftNatTable other(sock, "cgn", kShape);
     CHECK(other.ensure());
     CHECK(other.remove());
     CHECK(run("nft list table ip xlat64") == theirs);
@@ -231,23 +254,189 @@ TEST_CASE("nat: a table of that name not made by xlat64d is never touched", "[na
 TEST_CASE("nat: an adopted table with another internal pool is rebuilt with its blocks", "[nat]") {
     Namespace ns;
     NftSocket sock;
-    NftNatTable old_pool(sock, "xlat64", {{10, 64, 0, 0}, 16});
+    NftNatTable old_pool(sock, "xlat64", {{{10, 64, 0, 0}, 16}, 30, 16});
     old_pool.ensure();
     std::vector<NatBlock> blocks = {block("10.64.0.0/30", "203.0.113.1", 1024, 2047)};
     old_pool.replace_blocks(blocks);
 
-    NftNatTable nat(sock, "xlat64", kPool);
+    NftNatTable nat(sock, "xlat64", kShape);
     CHECK(nat.ensure());
     CHECK(listed(nat) == blocks);
     CHECK_THAT(run("nft list table ip xlat64"), Contains("ip saddr 100.64.0.0/10 counter"));
     CHECK_FALSE(nat.ensure());
 }
 
+TEST_CASE("nat: another block length or block size is rebuilt with its blocks", "[nat]") {
+    Namespace ns;
+    std::string operator_before = ns.operator_table();
+    NftSocket sock;
+    NftNatTable nat(sock, "xlat64", kShape);
+    nat.ensure();
+    nat.replace_blocks(kBlocks);
+    std::string before = run("nft list table ip xlat64");
+
+    NftNatTable more_ports(sock, "xlat64", {kPool, 30, 64});
+    CHECK(more_ports.ensure());
+    CHECK(listed(more_ports) == kBlocks);
+    std::string rebuilt = run("nft list table ip xlat64");
+    CHECK_THAT(rebuilt, Contains("ct count over 64 }"));
+    CHECK_FALSE(more_ports.ensure());
+    CHECK(run("nft list table ip xlat64") == rebuilt);
+
+    NftNatTable larger_blocks(sock, "xlat64", {kPool, 28, 64});
+    CHECK(larger_blocks.ensure());
+    CHECK(listed(larger_blocks) == kBlocks);
+    CHECK_THAT(run("nft list table ip xlat64"),
+               Contains("ip saddr & 255.255.255.240 . meta l4proto ct count over 64 }"));
+    CHECK_FALSE(larger_blocks.ensure());
+
+    // And back: exactly the table first built.
+    CHECK(nat.ensure());
+    CHECK(run("nft list table ip xlat64") == before);
+    CHECK(ns.operator_table() == operator_before);
+}
+
+TEST_CASE("nat: shapes that cannot be built are refused with the reason", "[nat]") {
+    NftSocket sock;
+    CHECK_THROWS_WITH(NftNatTable(sock, "xlat64", {kPool, 8, 16}),
+                      Contains("internal blocks of /8 do not fit the internal pool 100.64.0.0/10"));
+    CHECK_THROWS_WITH(NftNatTable(sock, "xlat64", {kPool, 30, 0}),
+                      Contains("0 ports per block is outside 1-65536"));
+}
+
+namespace {
+
+// A socket closed when the test ends.
+struct Fd {
+    int fd;
+    explicit Fd(int f) : fd(f) { REQUIRE(fd >= 0); }
+    ~Fd() { close(fd); }
+};
+
+sockaddr_in address(const char* ip, uint16_t port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    return a;
+}
+
+// A UDP datagram from SRC:SPORT to DST:DPORT; the errno of sendto (0 when sent). Locally
+// generated packets cross the nat postrouting hook too, and a drop there is EPERM.
+int send_udp(const char* src, uint16_t sport, const char* dst, uint16_t dport) {
+    Fd s(socket(AF_INET, SOCK_DGRAM, 0));
+    int on = 1;
+    setsockopt(s.fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    sockaddr_in from = address(src, sport);
+    REQUIRE(bind(s.fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)) == 0);
+    sockaddr_in to = address(dst, dport);
+    return sendto(s.fd, "x", 1, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 1 ? 0 : errno;
+}
+
+}  // namespace
+
+TEST_CASE("nat: a full block refuses new connections of that protocol only", "[nat]") {
+    Namespace ns;
+    // The public pool routed to lo too: replies to a NATed local flow are routed to the public
+    // address before conntrack turns it back into the internal one.
+    run("ip link set lo up && ip addr add 100.64.0.1/32 dev lo && ip addr add 100.64.0.5/32 dev lo "
+        "&& ip route add 203.0.113.0/24 dev lo");
+    NftSocket sock;
+    NftNatTable nat(sock, "xlat64", {kPool, 30, 2});
+    nat.ensure();
+    nat.replace_blocks({block("100.64.0.0/30", "203.0.113.1", 1024, 1027),
+                        block("100.64.0.4/30", "203.0.113.2", 1024, 1027)});
+    Fd server(socket(AF_INET, SOCK_DGRAM, 0));
+    sockaddr_in listen = address("127.0.0.1", 9999);
+    REQUIRE(bind(server.fd, reinterpret_cast<sockaddr*>(&listen), sizeof(listen)) == 0);
+
+    // Subscriber A: two UDP connections fit its limit of 2, the third and fourth are refused.
+    CHECK(send_udp("100.64.0.1", 5000, "127.0.0.1", 9999) == 0);
+    CHECK(send_udp("100.64.0.1", 5001, "127.0.0.1", 9999) == 0);
+    CHECK(send_udp("100.64.0.1", 5002, "127.0.0.1", 9999) == EPERM);
+    CHECK(send_udp("100.64.0.1", 5003, "127.0.0.1", 9999) == EPERM);
+    // An existing connection goes on; another protocol and another subscriber are unaffected.
+    CHECK(send_udp("100.64.0.1", 5000, "127.0.0.1", 9999) == 0);
+    run("ping -c 1 -W 2 -I 100.64.0.1 127.0.0.1");
+    CHECK(send_udp("100.64.0.5", 5000, "127.0.0.1", 9999) == 0);
+
+    std::vector<NatExhaustion> exhausted = nat.read_exhausted();
+    REQUIRE(exhausted.size() == 1);
+    CHECK(exhausted[0].internal_block == *parse_ipv4_prefix("100.64.0.0/30"));
+    CHECK(exhausted[0].l4proto == IPPROTO_UDP);
+    CHECK(exhausted[0].refused == 2);
+    CHECK_THAT(run("nft list set ip xlat64 exhausted"),
+               Contains("elements = { 100.64.0.0 . udp counter packets 2 bytes 58 expires"));
+
+    // The track chain learnt each UDP flow's public address and port (block start + internal
+    // port mod 4) and the internal ones behind it; refused flows never got one.
+    const Ipv4Address a{100, 64, 0, 1};
+    const Ipv4Address b{100, 64, 0, 5};
+    const Ipv4Address public_a{203, 0, 113, 1};
+    const Ipv4Address public_b{203, 0, 113, 2};
+    std::vector<NatHairpin> expected = {{public_a, IPPROTO_UDP, 1024, a, 5000},
+                                        {public_a, IPPROTO_UDP, 1025, a, 5001},
+                                        {public_b, IPPROTO_UDP, 1024, b, 5000}};
+    CHECK(nat.read_hairpins() == expected);
+    CHECK(nat.unmapped_drops() == 0);
+}
+
+TEST_CASE("conntrack: entries counted per original source and protocol", "[nat][conntrack]") {
+    Namespace ns;  // its ct state rule makes the namespace track connections
+    run("ip link set lo up && for a in 100.100.0.1 100.100.0.2 100.100.1.1; do "
+        "ip addr add $a/32 dev lo; done");
+    Fd listener(socket(AF_INET, SOCK_STREAM, 0));
+    sockaddr_in listen_at = address("127.0.0.1", 8080);
+    REQUIRE(bind(listener.fd, reinterpret_cast<sockaddr*>(&listen_at), sizeof(listen_at)) == 0);
+    REQUIRE(::listen(listener.fd, 4) == 0);
+    Fd tcp(socket(AF_INET, SOCK_STREAM, 0));
+    sockaddr_in tcp_from = address("100.100.0.1", 0);
+    REQUIRE(bind(tcp.fd, reinterpret_cast<sockaddr*>(&tcp_from), sizeof(tcp_from)) == 0);
+    REQUIRE(connect(tcp.fd, reinterpret_cast<sockaddr*>(&listen_at), sizeof(listen_at)) == 0);
+
+    // Enough UDP entries from one address that the dump takes many messages.
+    constexpr int kMany = 20000;
+    {
+        Fd udp(socket(AF_INET, SOCK_DGRAM, 0));
+        sockaddr_in from = address("100.100.0.1", 4000);
+        REQUIRE(bind(udp.fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)) == 0);
+        for (int i = 0; i < kMany; ++i) {
+            sockaddr_in to = address("127.0.0.1", static_cast<uint16_t>(10000 + i));
+            REQUIRE(sendto(udp.fd, "x", 1, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 1);
+        }
+    }
+    for (uint16_t port : {1, 2, 3}) {
+        REQUIRE(send_udp("100.100.0.2", 4000, "127.0.0.1", port) == 0);
+    }
+    for (uint16_t port : {1, 2, 3, 4, 5}) {
+        REQUIRE(send_udp("100.100.1.1", 4000, "127.0.0.1", port) == 0);  // outside the prefix
+    }
+    run("ping -c 1 -W 2 -I 100.100.0.1 127.0.0.1");
+    // A protocol conntrack knows only generically (253: for experiments, RFC 3692).
+    Fd raw(socket(AF_INET, SOCK_RAW, 253));
+    sockaddr_in raw_from = address("100.100.0.1", 0);
+    REQUIRE(bind(raw.fd, reinterpret_cast<sockaddr*>(&raw_from), sizeof(raw_from)) == 0);
+    sockaddr_in raw_to = address("127.0.0.1", 0);
+    REQUIRE(sendto(raw.fd, "x", 1, 0, reinterpret_cast<sockaddr*>(&raw_to), sizeof(raw_to)) == 1);
+
+    Conntrack conntrack;
+    auto counts = conntrack.count_by_source(*parse_ipv4_prefix("100.100.0.0/24"));
+    std::map<Ipv4Address, ConntrackCounts> expected = {
+        {{100, 100, 0, 1}, {.tcp = 1, .udp = kMany, .icmp = 1, .other = 1}},
+        {{100, 100, 0, 2}, {.udp = 3}},
+    };
+    CHECK(counts == expected);
+    CHECK(counts[{100, 100, 0, 1}].total() == kMany + 3);
+    CHECK(conntrack.count_by_source(*parse_ipv4_prefix("100.100.1.0/24")).at({100, 100, 1, 1}) ==
+          ConntrackCounts{.udp = 5});
+    CHECK(conntrack.count_by_source(*parse_ipv4_prefix("192.0.2.0/24")).empty());
+}
+
 TEST_CASE("nat: 100000 blocks in one batch", "[nat][scale]") {
     Namespace ns;
     std::string operator_before = ns.operator_table();
     NftSocket sock;
-    NftNatTable nat(sock, "xlat64", kPool);
+    NftNatTable nat(sock, "xlat64", kShape);
     nat.ensure();
     // Subscriber i: internal 100.64.0.0 + 4i /30; public 203.0.113.(i mod 256), block i / 256.
     std::vector<NatBlock> blocks;

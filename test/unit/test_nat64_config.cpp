@@ -146,9 +146,8 @@ TEST_CASE("nat64: prefixes, keys, mode", "[nat64_config]") {
     CHECK(mode.key == "nat64.mode");
     CHECK_THAT(mode.message, Contains("expected deterministic (RFC 7422"));
 
-    auto idle = only_issue(nat64("  idle_timeout: 60\n"));
-    CHECK(idle.key == "nat64.idle_timeout");
-    CHECK_THAT(idle.message, Contains("applies to mode dynamic only"));
+    // idle_timeout applies to hosts in both modes.
+    CHECK(parse_config(nat64("  idle_timeout: 60\n"), "t").nat64->idle_timeout_seconds == 60);
 
     auto missing = issues_of("nat64:\n  subscriber_length: 56\n");
     REQUIRE(missing.size() == 2);

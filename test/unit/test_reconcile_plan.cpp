@@ -69,10 +69,9 @@ TEST_CASE("an empty kernel gets device, maps, program, then routes") {
     const Plan plan = compute_plan(desired_state(sample_config()), ObservedState{});
     CHECK(descriptions(plan) == std::vector<std::string>{
                                     "create device xlat64 (mtu 1500)",
-                                    "set pool6 2001:db8:64::/96",
-                                    "set translation options: lowest_ipv6_mtu 1500, "
-                                    "udp_zero_checksum compute, traffic_class copy, "
-                                    "allow_wkp_non_global false",
+                                    "set pool6 2001:db8:64::/96; set translation options: "
+                                    "lowest_ipv6_mtu 1500, udp_zero_checksum compute, "
+                                    "traffic_class copy, allow_wkp_non_global false",
                                     "add EAM 198.51.100.0/24 <-> 2001:db8:1::/120",
                                     "attach the translator program to tc egress",
                                     "add route 198.51.100.0/24 mtu 1472",
@@ -181,7 +180,7 @@ TEST_CASE("IPv4 routes get min(device mtu, lowest_ipv6_mtu) - 28 (RFC 7915 secti
     CHECK(ipv4_route_mtu(1400, 9000) == 1372);
 }
 
-TEST_CASE("changed translation options are one change carrying the whole settings") {
+TEST_CASE("changed settings are one change carrying the whole settings") {
     const Config old_config = sample_config();
     Config config = sample_config();
     config.translation.traffic_class = 0;
@@ -192,8 +191,8 @@ TEST_CASE("changed translation options are one change carrying the whole setting
               "set translation options: lowest_ipv6_mtu 1500, udp_zero_checksum drop, "
               "traffic_class 0, allow_wkp_non_global false",
           });
-    const auto& change = std::get<change::SetTranslation>(plan[0]);
-    CHECK(change.pool6 == config.pool6);
+    const auto& change = std::get<change::SetSettings>(plan[0]);
+    CHECK(change.to.pool6 == config.pool6);
 }
 
 TEST_CASE("settings never written are written even without pool6 (EAMT only)") {

@@ -1,0 +1,246 @@
+#include "daemon/nat64_maps.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "kmod-shim/xlat64_abi.h"
+
+namespace xlat64 {
+namespace {
+
+[[noreturn]] void fail(const std::string& what, int err) {
+    throw std::runtime_error(what + ": " + std::strerror(err < 0 ? -err : err));
+}
+
+// Every key of a hash or trie map. Bounded, so that a map changing under the walk (the data path
+// adds hosts all the time) cannot keep it going forever; a key deleted meanwhile restarts the
+// kernel's walk, which at worst repeats keys.
+template <typename Key>
+std::vector<Key> keys_of(int fd, const char* name, uint64_t bound) {
+    std::vector<Key> keys;
+    Key key{};
+    Key next{};
+    bool first = true;
+    for (uint64_t i = 0; i <= bound; ++i) {
+        int err = bpf_map_get_next_key(fd, first ? nullptr : &key, &next);
+        if (err == -ENOENT) {
+            break;
+        }
+        if (err) {
+            fail(std::string("reading ") + name, err);
+        }
+        first = false;
+        key = next;
+        keys.push_back(key);
+    }
+    return keys;
+}
+
+template <typename Key>
+void delete_all(int fd, const char* name, uint64_t bound) {
+    for (const Key& key : keys_of<Key>(fd, name, bound)) {
+        int err = bpf_map_delete_elem(fd, &key);
+        if (err && err != -ENOENT) {
+            fail(std::string("clearing ") + name, err);
+        }
+    }
+}
+
+Ipv6Address to_address(const in6_addr& a) {
+    Ipv6Address out;
+    std::memcpy(out.data(), a.s6_addr, out.size());
+    return out;
+}
+
+in6_addr to_in6(const Ipv6Address& a) {
+    in6_addr out{};
+    std::memcpy(out.s6_addr, a.data(), a.size());
+    return out;
+}
+
+}  // namespace
+
+std::vector<Nat64PrefixEntry> Nat64Maps::prefixes() const {
+    std::vector<Nat64PrefixEntry> out;
+    for (const auto& key :
+         keys_of<xlat_lpm6_key>(fds_.prefixes, XLAT64_MAP_N64_PREFIXES, XLAT64_N64_PREFIXES_MAX)) {
+        xlat_n64_prefix value{};
+        if (bpf_map_lookup_elem(fds_.prefixes, &key, &value) != 0) {
+            continue;
+        }
+        Nat64PrefixEntry e;
+        std::memcpy(e.prefix.addr.data(), key.addr, e.prefix.addr.size());
+        e.prefix.len = static_cast<uint8_t>(key.prefixlen);
+        e.first_subscriber = value.first_subscriber;
+        out.push_back(e);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+void Nat64Maps::set_prefixes(const std::vector<Nat64PrefixEntry>& want) {
+    for (const Nat64PrefixEntry& have : prefixes()) {
+        if (std::find(want.begin(), want.end(), have) == want.end()) {
+            xlat_lpm6_key key{have.prefix.len, {}};
+            std::memcpy(key.addr, have.prefix.addr.data(), sizeof(key.addr));
+            int err = bpf_map_delete_elem(fds_.prefixes, &key);
+            if (err && err != -ENOENT) {
+                fail("removing NAT64 prefix " + to_string(have.prefix), err);
+            }
+        }
+    }
+    for (const Nat64PrefixEntry& e : want) {
+        xlat_lpm6_key key{e.prefix.len, {}};
+        std::memcpy(key.addr, e.prefix.addr.data(), sizeof(key.addr));
+        xlat_n64_prefix value{};
+        value.first_subscriber = e.first_subscriber;
+        value.prefix_len = e.prefix.len;
+        int err = bpf_map_update_elem(fds_.prefixes, &key, &value, BPF_ANY);
+        if (err) {
+            fail("adding NAT64 prefix " + to_string(e.prefix), err);
+        }
+    }
+}
+
+void Nat64Maps::flush() {
+    // Leases first, so that no new host lands in a block whose hosts are being removed.
+    delete_all<in6_addr>(fds_.subscribers, XLAT64_MAP_N64_SUBS, XLAT64_N64_BLOCKS_MAX);
+    delete_all<uint32_t>(fds_.owners, XLAT64_MAP_N64_OWNERS, XLAT64_N64_BLOCKS_MAX);
+    delete_all<in6_addr>(fds_.hosts6, XLAT64_MAP_N64_HOSTS6, XLAT64_N64_HOSTS_MAX);
+    delete_all<uint32_t>(fds_.hosts4, XLAT64_MAP_N64_HOSTS4, XLAT64_N64_HOSTS_MAX);
+    uint32_t block = 0;
+    for (uint64_t i = 0; i <= XLAT64_N64_BLOCKS_MAX; ++i) {
+        int err = bpf_map_lookup_and_delete_elem(fds_.free_blocks, nullptr, &block);
+        if (err == -ENOENT) {
+            break;
+        }
+        if (err) {
+            fail("emptying " XLAT64_MAP_N64_FREE, err);
+        }
+    }
+}
+
+void Nat64Maps::push_free_blocks(const std::vector<uint32_t>& blocks) {
+    for (uint32_t block : blocks) {
+        int err = bpf_map_update_elem(fds_.free_blocks, nullptr, &block, BPF_ANY);
+        if (err) {
+            fail("queueing free block " + std::to_string(block) + " in " XLAT64_MAP_N64_FREE, err);
+        }
+    }
+}
+
+std::vector<Nat64Lease> Nat64Maps::leases() const {
+    std::vector<Nat64Lease> out;
+    for (const in6_addr& key :
+         keys_of<in6_addr>(fds_.subscribers, XLAT64_MAP_N64_SUBS, XLAT64_N64_BLOCKS_MAX)) {
+        xlat_n64_sub value{};
+        if (bpf_map_lookup_elem(fds_.subscribers, &key, &value) == 0) {
+            out.push_back({{to_address(key), sub_len_}, value.block, value.allocated_ns});
+        }
+    }
+    return out;
+}
+
+std::optional<Nat64Lease> Nat64Maps::lease(const Ipv6Prefix& subscriber) const {
+    in6_addr key = to_in6(mask_address(subscriber.addr, subscriber.len));
+    xlat_n64_sub value{};
+    if (bpf_map_lookup_elem(fds_.subscribers, &key, &value) != 0) {
+        return std::nullopt;
+    }
+    return Nat64Lease{{to_address(key), sub_len_}, value.block, value.allocated_ns};
+}
+
+std::vector<Nat64Host> Nat64Maps::hosts() const {
+    std::vector<Nat64Host> out;
+    for (const in6_addr& key :
+         keys_of<in6_addr>(fds_.hosts6, XLAT64_MAP_N64_HOSTS6, XLAT64_N64_HOSTS_MAX)) {
+        xlat_n64_host value{};
+        if (bpf_map_lookup_elem(fds_.hosts6, &key, &value) == 0) {
+            Nat64Host h;
+            h.host = to_address(key);
+            std::memcpy(h.internal.data(), &value.internal, 4);
+            h.block = value.block;
+            h.last_seen_ns = value.last_seen_ns;
+            out.push_back(h);
+        }
+    }
+    return out;
+}
+
+std::vector<Nat64Host> Nat64Maps::hosts_in(const Ipv4Prefix& internal) const {
+    std::vector<Nat64Host> out;
+    const uint32_t base = ntohl([&] {
+        uint32_t v;
+        std::memcpy(&v, internal.addr.data(), 4);
+        return v;
+    }());
+    const uint64_t size = uint64_t{1} << (32 - internal.len);
+    for (uint64_t i = 0; i < size; ++i) {
+        uint32_t key = htonl(base + static_cast<uint32_t>(i));
+        in6_addr host{};
+        if (bpf_map_lookup_elem(fds_.hosts4, &key, &host) != 0) {
+            continue;
+        }
+        Nat64Host h;
+        h.host = to_address(host);
+        std::memcpy(h.internal.data(), &key, 4);
+        xlat_n64_host value{};
+        if (bpf_map_lookup_elem(fds_.hosts6, &host, &value) == 0) {
+            h.block = value.block;
+            h.last_seen_ns = value.last_seen_ns;
+        }
+        out.push_back(h);
+    }
+    return out;
+}
+
+std::optional<Ipv6Prefix> Nat64Maps::owner_of(uint32_t block) const {
+    in6_addr sub{};
+    if (bpf_map_lookup_elem(fds_.owners, &block, &sub) != 0) {
+        return std::nullopt;
+    }
+    return Ipv6Prefix{to_address(sub), sub_len_};
+}
+
+void Nat64Maps::remove_host(const Nat64Host& host) {
+    in6_addr key6 = to_in6(host.host);
+    uint32_t key4;
+    std::memcpy(&key4, host.internal.data(), 4);
+    // The IPv6 side first: the host's next packet then claims an address anew instead of using
+    // one that is about to go.
+    int err = bpf_map_delete_elem(fds_.hosts6, &key6);
+    if (err && err != -ENOENT) {
+        fail("removing NAT64 host " + to_string(host.host), err);
+    }
+    in6_addr holder{};
+    if (bpf_map_lookup_elem(fds_.hosts4, &key4, &holder) == 0 &&
+        std::memcmp(&holder, &key6, sizeof(holder)) == 0) {
+        err = bpf_map_delete_elem(fds_.hosts4, &key4);
+        if (err && err != -ENOENT) {
+            fail("removing NAT64 address " + to_string(host.internal), err);
+        }
+    }
+}
+
+void Nat64Maps::forget_lease(const Ipv6Prefix& subscriber) {
+    in6_addr key = to_in6(mask_address(subscriber.addr, subscriber.len));
+    int err = bpf_map_delete_elem(fds_.subscribers, &key);
+    if (err && err != -ENOENT) {
+        fail("releasing the block of " + to_string(subscriber), err);
+    }
+}
+
+void Nat64Maps::free_block(uint32_t block) {
+    int err = bpf_map_delete_elem(fds_.owners, &block);
+    if (err && err != -ENOENT) {
+        fail("releasing block " + std::to_string(block), err);
+    }
+    push_free_blocks({block});
+}
+
+}  // namespace xlat64

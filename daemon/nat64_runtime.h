@@ -1,0 +1,80 @@
+// The run-time side of stateful NAT64 in xlat64d: hears the data path's allocations (ring buffer),
+// logs each block handed out and returned, expires idle hosts and dynamic blocks that conntrack no
+// longer uses, logs exhaustion once, and answers `xlat64ctl pool` and `xlat64ctl subscriber`.
+// The reconciler builds the NAT64 state; this class only changes what the data path handed out.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/nat64_config.h"
+#include "daemon/nat64_maps.h"
+#include "daemon/port_blocks.h"
+#include "netlink/conntrack.h"
+#include "netlink/nft_nat_table.h"
+
+struct ring_buffer;
+
+namespace xlat64 {
+
+class Nat64Runtime {
+  public:
+    Nat64Runtime(const Nat64Config& config, Nat64Maps maps, NftSocket& nft);
+    ~Nat64Runtime();
+    Nat64Runtime(const Nat64Runtime&) = delete;
+    Nat64Runtime& operator=(const Nat64Runtime&) = delete;
+
+    // Readable when the data path has reported allocations; then call drain_events().
+    int events_fd() const;
+    void drain_events();
+    // Once a second: expiry (at its own pace) and exhaustion logging.
+    void tick();
+
+    nlohmann::json pool();
+    nlohmann::json subscribers();
+    // The subscriber owning PREFIX_OR_ADDRESS (a subscriber prefix, or any address inside one).
+    nlohmann::json subscriber(const std::string& prefix_or_address);
+
+    // Public.
+    void on_event(const void* data, size_t size);
+
+  private:
+    struct Owner {
+        Ipv6Prefix subscriber;
+        uint32_t block = 0;
+    };
+    void expire(uint64_t now_ns);
+    void finish_releases();
+    void log_exhaustion();
+    std::string describe_block(uint32_t block) const;
+    std::vector<Owner> owners(const std::vector<Nat64Host>& hosts);
+    nlohmann::json subscriber_json(const Owner& owner, const std::vector<Nat64Host>& hosts,
+                                   const std::map<Ipv4Address, ConntrackCounts>& counts);
+
+    Nat64Config config_;
+    Nat64Maps maps_;
+    NftNatTable table_;
+    SubscriberSpace subscribers_;
+    BlockSpace blocks_;
+    Conntrack conntrack_;
+    struct RingDeleter {
+        void operator()(ring_buffer* rb) const;
+    };
+    std::unique_ptr<ring_buffer, RingDeleter> ring_;
+    uint64_t next_expiry_ns_ = 0;
+    // Blocks whose lease was forgotten in the last expiry pass: freed in the next one, when no
+    // program run can still hold the old lease.
+    std::vector<Owner> releasing_;
+    // Logged once until they recover.
+    std::set<std::pair<Ipv4Prefix, uint8_t>> exhausted_logged_;
+    std::set<Ipv6Address> no_block_logged_;
+    std::set<Ipv6Address> no_host_slot_logged_;
+};
+
+}  // namespace xlat64
