@@ -413,7 +413,7 @@ PY
 # --- Stateful NAT64 (test/e2e/nat64_*.sh) -------------------------------------------------------
 
 # nat64_lab: client — router — server; sets CLIENT, E2E_ROUTER, SERVER.
-#   client 2001:db8:1::2/64 + subscriber hosts 2001:db8:100:N::{a,b}/128 (N = 0..2) and
+#   client 2001:db8:1::2/64 + subscriber hosts 2001:db8:100:N::{a,b}/128 (N = 0..6) and
 #   2001:db8:200::a (not admitted) ── veth ── router 2001:db8:1::1/64 (routes to them via the
 #   client)   198.51.100.1/24 ── veth ── server 198.51.100.10/24 and .11/24 (default via the
 #   router, which the public pool 203.0.113.0/24 reaches: conntrack de-NATs it in prerouting).
@@ -421,7 +421,7 @@ nat64_lab() {
 	lab_namespaces
 	ip -n "$CLIENT" addr add 2001:db8:1::2/64 dev eth0 nodad
 	local n h
-	for n in 0 1 2; do
+	for n in 0 1 2 3 4 5 6; do
 		for h in a b; do
 			ip -n "$CLIENT" addr add "2001:db8:100:$n::$h/128" dev eth0 nodad
 		done
