@@ -242,13 +242,13 @@ expect_traffic_flows() {
 
 # --- Reload helpers (test/e2e/reload.sh) --------------------------------------------------------
 
-# start_tcp_flow VAR NS DEST PORT BYTES RATE: a paced TCP transfer with content check in the
-# background; its PID goes into VAR (and into the cleanup list), its output into
+# start_tcp_flow VAR NS DEST PORT BYTES RATE [SOURCE]: a paced TCP transfer with content check in
+# the background; its PID goes into VAR (and into the cleanup list), its output into
 # $E2E_TMP/flow-VAR.log.
 start_tcp_flow() {
 	local var=$1 ns=$2 dest=$3 port=$4 bytes=$5 rate=$6
 	ip netns exec "$ns" $TRAFFIC tcp --to "$dest" --port "$port" --bytes "$bytes" --rate "$rate" \
-		>"$E2E_TMP/flow-$var.log" 2>&1 &
+		${7:+--source "$7"} >"$E2E_TMP/flow-$var.log" 2>&1 &
 	E2E_PIDS+=("$!")
 	printf -v "$var" '%s' "$!"
 }

@@ -8,7 +8,7 @@
 #  - an invalid file: `xlat64ctl reload` exits 1 naming the key and line, the kernel state is
 #    identical before and after, and traffic still flows;
 #  - a change that needs a restart (device.name) is refused the same way.
-# The stateful NAT64 public pool (issue 4) does not exist yet; only the EAMT part is tested.
+# The stateful NAT64 public pool is reloaded in reload_nat64_pool.sh.
 #
 #   client (IPv4 only)             router (xlat64d)               server (IPv6 only)
 #   203.0.113.2/24 ── veth ── 203.0.113.1   2001:db8:2::1 ── veth ── 2001:db8:2::2, ::102, ::302

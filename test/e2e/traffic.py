@@ -111,7 +111,8 @@ def cmd_tcp(args):
     sent = 0
     start = time.monotonic()
     deadline = start + args.timeout
-    sock = socket.create_connection((args.to, args.port), timeout=args.timeout)
+    source = (args.source, 0) if args.source else None
+    sock = socket.create_connection((args.to, args.port), timeout=args.timeout, source_address=source)
     sock.setblocking(False)
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
@@ -192,6 +193,7 @@ def main():
     p.add_argument("--seed", type=int, default=6052)
     p.add_argument("--timeout", type=float, default=120)
     p.add_argument("--rate", type=int, default=0, help="bytes per second (default: unpaced)")
+    p.add_argument("--source", help="source address (default: the kernel's choice)")
     p = sub.add_parser("udp")
     p.add_argument("--to", required=True)
     p.add_argument("--port", type=int, required=True)
