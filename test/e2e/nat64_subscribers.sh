@@ -174,6 +174,24 @@ expect "pool: 124 blocks, 3 used, 6 hosts, sessions per protocol" check_pool
 expect "the operator's inet filter table is unchanged while xlat64d runs" \
 	test "$filter_before" = "$(in_ns "$E2E_ROUTER" nft list table inet filter)"
 
+# A restart keeps everything: with no daemon the subscribers still get through, and a new daemon
+# adopts the kernel state with no change at all.
+ctl subscriber list --json >"$E2E_TMP/subscribers-before-restart.json"
+stop_daemon
+expect "with no daemon running, NAT64 flows go on" nat64_flow tcp 2001:db8:100:1::b 0 "$SERVER6"
+start_daemon "$E2E_CONFIG"
+expect "a restarted daemon adopts the NAT64 state with 0 changes" \
+	bash -c "test \$(grep -c '^reconcile: 0 changes' '$E2E_TMP/xlat64d.log') -eq 1"
+ctl subscriber list --json >"$E2E_TMP/subscribers-after-restart.json"
+same_blocks() {
+	$PYTHON -c '
+import json, sys
+strip = lambda f: sorted((s["subscriber"], s["public_address"], s["ports"], s["internal"]) for s in json.load(open(f)))
+sys.exit(0 if strip(sys.argv[1]) == strip(sys.argv[2]) else "blocks changed")' "$@"
+}
+expect "every subscriber keeps its block and internal addresses across the restart" \
+	same_blocks "$E2E_TMP/subscribers-before-restart.json" "$E2E_TMP/subscribers-after-restart.json"
+
 stop_daemon
 in_router "$XLAT64D" --config "$E2E_CONFIG" --teardown
 expect "teardown removed table ip xlat64" fails in_ns "$E2E_ROUTER" nft list table ip xlat64
