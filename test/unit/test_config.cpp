@@ -94,6 +94,35 @@ TEST_CASE("config: each example file parses", "[config]") {
     CHECK(to_string(config.eamt[0].ipv4) == "198.51.100.0/24");
 }
 
+TEST_CASE("config: the NAT64 example parses, with as many blocks as it says", "[config]") {
+    auto path =
+        std::filesystem::path(XLAT64_SOURCE_DIR) / "config" / "examples" / "nat64-subscribers.yaml";
+    Config config = load_config_file(path);
+    REQUIRE(config.nat64);
+    CHECK(nat64_subscriber_count(*config.nat64) == 256);
+    CHECK(nat64_block_count(*config.nat64) == 496);
+    CHECK(config.nat64->mode == Nat64Mode::deterministic);
+}
+
+TEST_CASE("config: a nat64 section must not overlap pool6 or the EAMT", "[config]") {
+    auto issues = issues_of(R"(pool6: 2001:db8:64::/96
+eamt:
+  - ipv4: 100.64.1.0/24
+    ipv6: 2001:db8:100:1::/120
+nat64:
+  prefixes: [2001:db8:64::/48, 2001:db8:100::/48]
+  subscriber_length: 56
+  public_prefixes: [203.0.113.0/24]
+)");
+    REQUIRE(issues.size() == 3);
+    CHECK(issues[0].key == "nat64.prefixes[0]");
+    CHECK_THAT(issues[0].message, Contains("overlaps pool6 2001:db8:64::/96"));
+    CHECK(issues[1].key == "nat64.prefixes[1]");
+    CHECK_THAT(issues[1].message, Contains("overlaps the EAM entry"));
+    CHECK(issues[2].key == "nat64.internal_pool");
+    CHECK_THAT(issues[2].message, Contains("overlaps the EAM entry 100.64.1.0/24"));
+}
+
 TEST_CASE("config: pool6 length not allowed by RFC 6052", "[config]") {
     auto issue = only_issue("pool6: 2001:db8:64::/80\n");
     CHECK(issue.key == "pool6");
