@@ -110,9 +110,12 @@ std::string format_stats(const json& stats, bool show_all) {
     std::snprintf(header, sizeof(header), "%-28s %14s %16s\n", "COUNTER", "PACKETS", "BYTES");
     std::string out = std::string(header) + "translated:\n";
     std::string drops;
+    std::string events;
     size_t hidden = 0;
     for (const json& counter : counters) {
-        if (!counter.value("drop", false)) {
+        if (counter.value("event", false)) {
+            events += counter_row(counter, false);
+        } else if (!counter.value("drop", false)) {
             out += counter_row(counter, false);
         } else if (show_all || counter.value("packets", uint64_t{0}) != 0) {
             drops += counter_row(counter, true);
@@ -121,6 +124,9 @@ std::string format_stats(const json& stats, bool show_all) {
         }
     }
     out += "dropped:\n" + (drops.empty() ? std::string("  (none)\n") : drops);
+    if (!events.empty()) {
+        out += "events (not packets):\n" + events;
+    }
     if (hidden > 0) {
         out +=
             "  (" + std::to_string(hidden) + " drop counters at zero hidden; --all shows them)\n";

@@ -152,7 +152,7 @@ std::vector<Counter> BpfBackend::counters() {
     std::vector<Counter> out;
     for (size_t i = 0; i < stats.size(); ++i) {
         out.push_back(Counter{infos[i].name, stats[i].packets, stats[i].bytes, infos[i].is_drop,
-                              infos[i].help});
+                              infos[i].help, infos[i].is_event});
     }
     return out;
 }

@@ -168,7 +168,7 @@ bool same_entry(const xlat_eam6_value& a, const xlat_eam6_value& b) {
 }  // namespace
 
 const std::array<StatInfo, XLAT_STAT_MAX>& stat_infos() {
-#define XLAT64_STAT_INFO(id, label, is_drop, help) StatInfo{label, (is_drop) != 0, help},
+#define XLAT64_STAT_INFO(id, label, kind, help) StatInfo{label, (kind) == 1, (kind) == 2, help},
     static const std::array<StatInfo, XLAT_STAT_MAX> infos{{XLAT64_STATS(XLAT64_STAT_INFO)}};
 #undef XLAT64_STAT_INFO
     return infos;

@@ -40,6 +40,7 @@ using StatsSnapshot = std::array<StatCounter, XLAT_STAT_MAX>;
 struct StatInfo {
     const char* name;  // stable label, e.g. "no_source_mapping"
     bool is_drop;
+    bool is_event;  // not a packet: a host or block handed out
     const char* help;
 };
 // Name and meaning of each counter, from XLAT64_STATS in the ABI header.

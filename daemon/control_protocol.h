@@ -209,8 +209,11 @@ inline nlohmann::json stats_result(const std::vector<Counter>& counters) {
                         {"packets", c.packets},
                         {"bytes", c.bytes},
                         {"drop", c.drop},
+                        {"event", c.event},
                         {"help", c.help}});
-        (c.drop ? dropped : translated) += c.packets;
+        if (!c.event) {
+            (c.drop ? dropped : translated) += c.packets;
+        }
     }
     return {{"counters", std::move(list)},
             {"totals", {{"translated", translated}, {"dropped", dropped}}}};

@@ -12,6 +12,7 @@ struct Counter {
     uint64_t bytes = 0;
     bool drop = false;
     std::string help;
+    bool event = false;  // not a packet (a host or block handed out): in no total
 };
 
 }  // namespace xlat64

@@ -206,9 +206,11 @@ struct xlat_event {
 	__u64 time_ns;       /* CLOCK_MONOTONIC */
 };
 
-/* xlat_stats: a per-CPU array indexed by enum xlat_stat. Each X(name, label, is_drop, help) below
+/* xlat_stats: a per-CPU array indexed by enum xlat_stat. Each X(name, label, kind, help) below
  * becomes an enum value, and the C++ side builds its table of names from the same list, so the
- * two can never disagree. Append only: the index is the ABI. */
+ * two can never disagree. Append only: the index is the ABI. kind: 0 a packet translated, 1 a
+ * packet dropped (every packet lands in exactly one of these), 2 an event that is not a packet
+ * (a host or block handed out, counted with 0 bytes besides its packet's own counter). */
 #define XLAT64_STATS(X)                                                                            \
 	X(XLAT_STAT_XLAT_6TO4, "translated_6to4", 0, "IPv6 packets translated to IPv4")             \
 	X(XLAT_STAT_XLAT_4TO6, "translated_4to6", 0, "IPv4 packets translated to IPv6")             \
@@ -277,12 +279,12 @@ struct xlat_event {
 	  "new host while its subscriber's internal addresses are all in use (hosts_per_subscriber)") \
 	X(XLAT_STAT_N64_NO_HOST, "nat64_unknown_internal", 1,                                        \
 	  "IPv4 packet to an internal address that no host holds (expired, or never handed out)")   \
-	X(XLAT_STAT_N64_BLOCK_ALLOCATED, "nat64_blocks_allocated", 0,                                \
+	X(XLAT_STAT_N64_BLOCK_ALLOCATED, "nat64_blocks_allocated", 2,                                \
 	  "port blocks handed to subscribers by the data path (dynamic mode)")                      \
-	X(XLAT_STAT_N64_HOST_ADDED, "nat64_hosts_added", 0,                                          \
+	X(XLAT_STAT_N64_HOST_ADDED, "nat64_hosts_added", 2,                                          \
 	  "IPv6 hosts given an internal address by the data path")
 
-#define XLAT64_STAT_ENUM_ENTRY(id, label, is_drop, help) id,
+#define XLAT64_STAT_ENUM_ENTRY(id, label, kind, help) id,
 enum xlat_stat { XLAT64_STATS(XLAT64_STAT_ENUM_ENTRY) XLAT_STAT_MAX };
 #undef XLAT64_STAT_ENUM_ENTRY
 

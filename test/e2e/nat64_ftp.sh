@@ -15,7 +15,9 @@
 # (EPRT |2|) fails, as the IPv4-only server cannot reach an IPv6 address and xlat64 has no FTP ALG
 # (RFC 6384); then with the operator's own conntrack helper assignment (the README's nft snippet)
 # the EPSV transfers still work, conntrack shows helper=ftp, and what the helper changes is
-# recorded: its expectation NATs the data connections itself, outside xlat64's port blocks.
+# recorded: its expectation NATs the data connections itself (nf_nat_follow_master), so xlat64's
+# SNAT rule never sees them: they leave from the right public address but from ports outside the
+# subscriber's block, and the block's session counter counts only the control connection.
 source "$(dirname "$0")/lib.sh"
 
 SERVER6=2001:db8:64::c633:640a # 198.51.100.10 in pool6
@@ -135,9 +137,23 @@ ctl subscriber show "$HOST" --json >"$E2E_TMP/subscriber.json"
 block=$($PYTHON -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
-print(d["public_address"], d["ports"].replace("-", " "))' "$E2E_TMP/subscriber.json")
-read -r PUBLIC FIRST LAST <<<"$block"
-log "subscriber 2001:db8:100:1::/64: public address $PUBLIC, ports $FIRST-$LAST"
+print(d["public_address"], d["ports"].replace("-", " "), d["internal"])' "$E2E_TMP/subscriber.json")
+read -r PUBLIC FIRST LAST INTERNAL <<<"$block"
+log "subscriber 2001:db8:100:1::/64: internal $INTERNAL, public address $PUBLIC, ports $FIRST-$LAST"
+
+# nat_sessions: the packets counter of the subscriber's element in xlat64's blocks map, i.e. how
+# many connections xlat64's SNAT rule has mapped into its block (it sees each one's first packet).
+nat_sessions() {
+	in_ns "$E2E_ROUTER" nft list map ip xlat64 blocks |
+		sed -n "s|.*${INTERNAL//./\\.} counter packets \([0-9]*\) .*|\1|p"
+}
+# sessions_grew BEFORE N: the counter went up by exactly N.
+sessions_grew() {
+	local now
+	now=$(nat_sessions)
+	log "xlat64 NAT sessions of $INTERNAL: $1 -> $now"
+	test -n "$now" && test "$((now - $1))" -eq "$2"
+}
 
 # check_server_log TAG FROM_LINE IN_BLOCK: the server's events from line FROM_LINE on: both
 # transfers recorded with the right sizes and SHA-256, and every control and data connection from
@@ -170,7 +186,10 @@ if in_block == "no" and not [p for p in outside if p[0] == "data"]:
 
 # 1. EPSV, no helper anywhere: xlat64 translates the control and data connections as two plain
 #    TCP connections, each NATed into the subscriber's block by xlat64's own nft rules.
+sessions=$(nat_sessions)
 expect "EPSV: RETR and STOR of 2 MB each through NAT64, SHA-256 verified" ftp_client transfer epsv
+expect "xlat64's SNAT rule mapped 3 connections (control + 2 data) into the block" \
+	sessions_grew "$sessions" 3
 expect "the server saw the control and data connections from $PUBLIC, ports in $FIRST-$LAST" \
 	check_server_log epsv 1 yes
 in_ns "$E2E_ROUTER" conntrack -L -p tcp >"$E2E_TMP/conntrack-plain.txt" 2>/dev/null
@@ -220,6 +239,7 @@ NFT
 in_ns "$E2E_ROUTER" nft list table inet operator-owned
 in_ns "$E2E_ROUTER" conntrack -F >/dev/null 2>&1 || true
 from=$(($(wc -l <"$FTP_LOG") + 1))
+sessions=$(nat_sessions)
 expect "with the ftp helper: EPSV RETR and STOR of 2 MB each, SHA-256 verified" \
 	ftp_client transfer helper
 in_ns "$E2E_ROUTER" conntrack -L -p tcp 2>/dev/null | tee "$E2E_TMP/conntrack.txt"
@@ -233,5 +253,7 @@ expect "conntrack shows helper=ftp on the control connection (100.64.x.y -> 198.
 # subscriber's block: in deterministic mode (RFC 7422) those ports belong to other subscribers.
 expect "with the helper, the data connections bypass xlat64's port block (same public address)" \
 	check_server_log helper "$from" no
+expect "with the helper, xlat64's SNAT rule mapped only the control connection" \
+	sessions_grew "$sessions" 1
 
 stop_daemon

@@ -108,18 +108,21 @@ TEST_CASE("line buffer: splits lines, strips CR, bounds line length") {
     CHECK(many.append("1234567\n1234567\n"));  // the bound is per line, not per read
 }
 
-TEST_CASE("stats result: every counter, totals split by drop") {
+TEST_CASE("stats result: every counter, totals split by drop, events in no total") {
     const json stats = stats_result({
         {"translated_6to4", 10, 1000, false, "6 to 4"},
         {"translated_4to6", 5, 500, false, "4 to 6"},
         {"no_source_mapping", 3, 300, true, "no source"},
+        {"nat64_hosts_added", 2, 0, false, "hosts", true},
     });
-    REQUIRE(stats["counters"].size() == 3);
+    REQUIRE(stats["counters"].size() == 4);
     CHECK(stats["counters"][2] == json{{"name", "no_source_mapping"},
                                        {"packets", 3},
                                        {"bytes", 300},
                                        {"drop", true},
+                                       {"event", false},
                                        {"help", "no source"}});
+    CHECK(stats["counters"][3]["event"] == true);
     CHECK(stats["totals"] == json{{"translated", 15}, {"dropped", 3}});
 }
 
