@@ -554,7 +554,10 @@ static __always_inline bool n64_internal(const struct xlat_params *s, __be32 add
 /* The internal address of a known NAT64 host; an outgoing packet (REFRESH) marks it as used. */
 static __always_inline int n64_host_lookup(const struct in6_addr *a, __be32 *addr4, bool refresh)
 {
-	struct xlat_n64_host *h = bpf_map_lookup_elem(&xlat_n64_host6, a);
+	/* A stack copy: the 6.1 verifier takes map keys only from the stack, the packet or a map,
+	 * and A may be a global function's argument (plain memory to it). */
+	struct in6_addr key = *a;
+	struct xlat_n64_host *h = bpf_map_lookup_elem(&xlat_n64_host6, &key);
 	__u64 now;
 
 	if (!h)
@@ -747,7 +750,7 @@ static __always_inline int n64_add_host(const struct xlat_params *s, const struc
 	h.internal = c.got;
 	h.block = block;
 	h.last_seen_ns = bpf_ktime_get_coarse_ns();
-	if (bpf_map_update_elem(&xlat_n64_host6, a, &h, BPF_NOEXIST)) {
+	if (bpf_map_update_elem(&xlat_n64_host6, &c.host, &h, BPF_NOEXIST)) {
 		/* The same host's packet on another CPU won: keep its address, free ours. */
 		bpf_map_delete_elem(&xlat_n64_host4, &c.got);
 		return n64_host_lookup(a, addr4, false);

@@ -464,3 +464,14 @@ except OSError as e:
 sys.exit(0 if reply == payload else 1)
 PY
 }
+
+# conntrack_list NS PROTO: the namespace's conntrack entries of one protocol, one per line, with the
+# conntrack tool when it is installed and from /proc/net/nf_conntrack otherwise (the vmlab image has
+# no conntrack tool); both print the src= dst= sport= id= fields the tests read.
+conntrack_list() {
+	if command -v conntrack >/dev/null; then
+		in_ns "$1" conntrack -L -p "$2" 2>/dev/null
+	else
+		in_ns "$1" cat /proc/net/nf_conntrack | awk -v p="$2" '$3 == p'
+	fi
+}

@@ -109,7 +109,7 @@ expect "each subscriber's flows all used its own public address and port block" 
 # ICMP echo identifiers are ports too: each ping's public identifier (conntrack's reply tuple)
 # lies in its subscriber's port block.
 check_icmp_ids() {
-	in_ns "$E2E_ROUTER" conntrack -L -p icmp 2>/dev/null | $PYTHON -c '
+	conntrack_list "$E2E_ROUTER" icmp | $PYTHON -c '
 import ipaddress, json, re, sys
 subs = json.load(open(sys.argv[1]))
 pings = 0
