@@ -311,6 +311,22 @@ void read_translation(const Field& field, TranslationConfig& t, IssueList& issue
     }
 }
 
+// `state:`: where the store lives, how long history is kept, an optional allocation log file.
+void read_state(const Field& field, StateConfig& state, IssueList& issues) {
+    auto values = read_map(field, {"directory", "retention_days", "log_file"}, issues);
+    if (const Field* f = find(values, "directory")) {
+        state.directory =
+            read_absolute_path(*f, "/var/lib/xlat64", issues).value_or(state.directory);
+    }
+    if (const Field* f = find(values, "retention_days")) {
+        state.retention_days =
+            static_cast<uint32_t>(read_uint(*f, 1, 36500, issues).value_or(state.retention_days));
+    }
+    if (const Field* f = find(values, "log_file")) {
+        state.log_file = read_absolute_path(*f, "/var/log/xlat64/allocations.log", issues);
+    }
+}
+
 // The data path looks a source up in the EAMT, then pool6, then the NAT64 hosts: an address
 // claimed by two of them would silently belong to the first. The internal pool is routed into the
 // device and must not hide an EAM IPv4 prefix either.
@@ -350,7 +366,7 @@ Config read_config(const YAML::Node& root, IssueList& issues) {
         top.key = kFileKey;
     }
     auto values = read_map(
-        top, {"device", "pool6", "eamt", "control", "bpf", "nat64", "translation"}, issues);
+        top, {"device", "pool6", "eamt", "control", "bpf", "nat64", "translation", "state"}, issues);
     if (const Field* device = find(values, "device")) {
         read_device(*device, config.device, issues);
     }
@@ -376,6 +392,9 @@ Config read_config(const YAML::Node& root, IssueList& issues) {
     }
     if (const Field* translation = find(values, "translation")) {
         read_translation(*translation, config.translation, issues);
+    }
+    if (const Field* state = find(values, "state")) {
+        read_state(*state, config.state, issues);
     }
     if (const Field* nat64 = find(values, "nat64")) {
         config.nat64 = read_nat64_config(nat64->node, nat64->key, nat64->mark, issues);

@@ -56,6 +56,19 @@ struct TranslationConfig {
     bool operator==(const TranslationConfig&) const = default;
 };
 
+// Where and how long xlat64d keeps its state (the `state:` section).
+struct StateConfig {
+    // The SQLite store lives here (systemd's StateDirectory=xlat64).
+    std::filesystem::path directory = "/var/lib/xlat64";
+    // Allocation history older than this is pruned (closed allocations only). Abuse and
+    // lawful-intercept requests arrive months later; a year is a common retention obligation.
+    uint32_t retention_days = 365;
+    // Besides the journal, allocation log lines are appended to this file when set.
+    std::optional<std::filesystem::path> log_file;
+
+    bool operator==(const StateConfig&) const = default;
+};
+
 struct Config {
     DeviceConfig device;
     std::optional<Ipv6Prefix> pool6;  // RFC 6052 prefix: /32, /40, /48, /56, /64 or /96
@@ -64,6 +77,7 @@ struct Config {
     std::filesystem::path bpf_pin_dir = "/sys/fs/bpf/xlat64";
     TranslationConfig translation;     // RFC 7915 options (`translation:`)
     std::optional<Nat64Config> nat64;  // stateful NAT64 for subscribers (config/nat64_config.h)
+    StateConfig state;
 
     bool operator==(const Config&) const = default;
 };

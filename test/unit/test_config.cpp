@@ -175,7 +175,7 @@ TEST_CASE("config: unknown keys list the valid ones", "[config]") {
     CHECK(issue.column == 1);
     CHECK(issue.message ==
           "unknown key 'pool4'; valid keys here: device, pool6, eamt, control, bpf, nat64, "
-          "translation");
+          "translation, state");
 
     issue = only_issue("device:\n  nmae: x\n");
     CHECK(issue.key == "device.nmae");
@@ -396,7 +396,7 @@ TEST_CASE("config: what() has one line per issue", "[config]") {
               "/etc/xlat64/xlat64.yaml:1:8: pool6: prefix length /80 is not allowed by RFC 6052 "
               "section 2.2; use /32, /40, /48, /56, /64 or /96\n"
               "/etc/xlat64/xlat64.yaml:2:1: pool4: unknown key 'pool4'; valid keys here: device, "
-              "pool6, eamt, control, bpf, nat64, translation");
+              "pool6, eamt, control, bpf, nat64, translation, state");
     }
     ConfigError no_position("f.yaml", {{"(file)", 0, 0, "cannot read f.yaml: gone"}});
     CHECK(std::string(no_position.what()) == "f.yaml: (file): cannot read f.yaml: gone");
@@ -526,4 +526,25 @@ TEST_CASE("config: invalid translation options are named with what is valid",
     issue = only_issue("translation:\n  rfc6791_pool: 2001:db8::/96\n");
     CHECK(issue.key == "translation.rfc6791_pool");
     CHECK_THAT(issue.message, Contains("valid keys here: lowest_ipv6_mtu, udp_zero_checksum"));
+}
+
+TEST_CASE("config: the state section", "[config]") {
+    Config defaults = parse_config("", "t.yaml");
+    CHECK(defaults.state.directory == "/var/lib/xlat64");
+    CHECK(defaults.state.retention_days == 365);
+    CHECK_FALSE(defaults.state.log_file);
+
+    Config c = parse_config(
+        "state:\n  directory: /srv/xlat64\n  retention_days: 730\n"
+        "  log_file: /var/log/xlat64/allocations.log\n",
+        "t.yaml");
+    CHECK(c.state.directory == "/srv/xlat64");
+    CHECK(c.state.retention_days == 730);
+    CHECK(c.state.log_file == std::filesystem::path("/var/log/xlat64/allocations.log"));
+
+    auto relative = only_issue("state:\n  directory: var/lib/xlat64\n");
+    CHECK(relative.key == "state.directory");
+    CHECK(relative.line == 2);
+    auto zero = only_issue("state:\n  retention_days: 0\n");
+    CHECK(zero.key == "state.retention_days");
 }
