@@ -1394,7 +1394,10 @@ __attribute__((noinline)) int xlat_icmp_error_4to6(struct __sk_buff *skb, __u32 
 	avail = quote - in_ihl;
 	load_quoted_l4(skb, icmp_off + 8 + in_ihl, avail, first, &q);
 
-	/* Addresses: the outer source may come from RFC 6791; the quoted ones must map. */
+	/* Addresses: the outer source may come from RFC 6791; the quoted ones must map. An internal
+	 * NAT64 address is never a source here (see xlat_4to6). */
+	if (n64_internal(p, ip4->saddr))
+		return drop(XLAT_STAT_NO_SRC_MAPPING, len);
 	r = xlat_map_4to6(ip4->saddr, &out.saddr);
 	if (!mapped(r)) {
 		if (rfc6791_6(skb, p, ip4->saddr, &out.saddr))
@@ -1948,6 +1951,10 @@ __attribute__((noinline)) int xlat_4to6(struct __sk_buff *skb, __u32 len)
 	/* A fragment's UDP checksum cannot be computed: the rest of the datagram is elsewhere. */
 	if (l4.udp_zero && (is_frag || (s->flags & XLAT_PARAM_UDP_ZERO_CSUM_DROP)))
 		return drop(XLAT_STAT_UDP_ZERO_CSUM, len);
+	/* Traffic to a subscriber comes from outside (a server, or a hairpin after its SNAT), never
+	 * from the internal pool: such a packet would impersonate a subscriber's host. */
+	if (n64_internal(s, ip4.saddr))
+		return drop(XLAT_STAT_NO_SRC_MAPPING, len);
 	r = xlat_map_4to6(ip4.saddr, &ip6.saddr);
 	if (!mapped(r))
 		return drop(map_error(r, XLAT_STAT_NO_SRC_MAPPING), len);

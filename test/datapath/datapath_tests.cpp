@@ -3,16 +3,19 @@
 // BPF_PROG_TEST_RUN. For each one: the maps are set up as the fixture says on a freshly loaded
 // program, the verdict, the counters and the output frame are compared with the fixture, and the
 // checksums of the output are verified with this file's own RFC 1071 code, independent of both
-// the program and scapy. Needs root (loading BPF programs).
+// the program and scapy; for NAT64 fixtures, the hosts and leases left in the maps too. Needs root
+// (loading BPF programs).
 #define CATCH_CONFIG_MAIN
 #include <bpf/bpf.h>
 #include <linux/pkt_cls.h>
 
 #include <algorithm>
+#include <bit>
 #include <catch2/catch.hpp>
 #include <cctype>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -21,9 +24,13 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "daemon/bpf_translator.h"
+#include "daemon/nat64_layout.h"
+#include "daemon/nat64_maps.h"
 #include "test/datapath/packet_checks.h"
 
 namespace {
@@ -31,6 +38,11 @@ namespace {
 using namespace xlat64_test;
 
 enum class Pool6Mode { kPrefix, kNone, kUnset };
+
+// A NAT64 host: its IPv6 address and internal IPv4 address ("n64host", "expect_host").
+using HostEntry = std::pair<xlat64::Ipv6Address, xlat64::Ipv4Address>;
+// A dynamic lease: subscriber prefix and block ("n64lease", "expect_lease").
+using LeaseEntry = std::pair<xlat64::Ipv6Prefix, uint32_t>;
 
 struct Fixture {
     std::string name;
@@ -46,7 +58,106 @@ struct Fixture {
     // was forwarded into the device (ingress_ifindex 1).
     bool local = false;
     std::optional<xlat64::TranslationConfig> translation;
+    // "nat64 KEY VALUE": the `nat64:` section, and what the free queue holds (nullopt: "all").
+    std::optional<xlat64::Nat64Config> nat64;
+    std::optional<std::vector<uint32_t>> free_queue;
+    std::vector<HostEntry> n64hosts;
+    std::vector<LeaseEntry> n64leases;
+    std::vector<std::string> also_counters;
+    std::vector<HostEntry> expect_hosts;
+    std::vector<LeaseEntry> expect_leases;
 };
+
+// Splits "a,b,c".
+std::vector<std::string> split_commas(const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string item; std::getline(in, item, ',');) {
+        out.push_back(item);
+    }
+    return out;
+}
+
+// "nat64 KEY VALUE": one option of the config's `nat64:` section (or free_queue, the test's).
+void apply_nat64_option(Fixture& f, const std::string& key, const std::string& value,
+                        const std::string& where) {
+    auto fail = [&]() -> void {
+        throw std::runtime_error(where + ": bad nat64 option " + key + " " + value);
+    };
+    xlat64::Nat64Config& c = *f.nat64;
+    if (key == "prefixes") {
+        c.prefixes.clear();
+        for (const std::string& text : split_commas(value)) {
+            auto prefix = xlat64::parse_ipv6_prefix(text);
+            if (!prefix)
+                fail();
+            c.prefixes.push_back(*prefix);
+        }
+    } else if (key == "public_prefixes") {
+        c.public_prefixes.clear();
+        for (const std::string& text : split_commas(value)) {
+            auto prefix = xlat64::parse_ipv4_prefix(text);
+            if (!prefix)
+                fail();
+            c.public_prefixes.push_back(*prefix);
+        }
+    } else if (key == "subscriber_length") {
+        c.subscriber_length = static_cast<uint8_t>(std::stoul(value));
+    } else if (key == "hosts_per_subscriber") {
+        c.hosts_per_subscriber = static_cast<uint32_t>(std::stoul(value));
+    } else if (key == "internal_pool") {
+        auto prefix = xlat64::parse_ipv4_prefix(value);
+        if (!prefix)
+            fail();
+        c.internal_pool = *prefix;
+    } else if (key == "ports") {
+        size_t dash = value.find('-');
+        if (dash == std::string::npos)
+            fail();
+        c.ports.first = static_cast<uint16_t>(std::stoul(value.substr(0, dash)));
+        c.ports.last = static_cast<uint16_t>(std::stoul(value.substr(dash + 1)));
+    } else if (key == "block_size") {
+        c.block_size = static_cast<uint32_t>(std::stoul(value));
+    } else if (key == "mode") {
+        if (value == "deterministic") {
+            c.mode = xlat64::Nat64Mode::deterministic;
+        } else if (value == "dynamic") {
+            c.mode = xlat64::Nat64Mode::dynamic;
+        } else {
+            fail();
+        }
+    } else if (key == "free_queue") {
+        if (value == "all") {
+            f.free_queue.reset();
+        } else if (value == "none") {
+            f.free_queue.emplace();
+        } else {
+            f.free_queue.emplace();
+            for (const std::string& item : split_commas(value)) {
+                f.free_queue->push_back(static_cast<uint32_t>(std::stoul(item)));
+            }
+        }
+    } else {
+        fail();
+    }
+}
+
+HostEntry parse_host(const std::vector<std::string>& args, const std::string& where) {
+    auto v6 = xlat64::parse_ipv6_address(args[0]);
+    auto v4 = xlat64::parse_ipv4_address(args[1]);
+    if (!v6 || !v4) {
+        throw std::runtime_error(where + ": bad NAT64 host " + args[0] + " " + args[1]);
+    }
+    return {*v6, *v4};
+}
+
+LeaseEntry parse_lease(const std::vector<std::string>& args, const std::string& where) {
+    auto prefix = xlat64::parse_ipv6_prefix(args[0]);
+    if (!prefix) {
+        throw std::runtime_error(where + ": bad subscriber prefix " + args[0]);
+    }
+    return {*prefix, static_cast<uint32_t>(std::stoul(args[1]))};
+}
 
 // "translation KEY VALUE": one option of the config's `translation:` section.
 void apply_translation_option(xlat64::TranslationConfig& t, const std::string& key,
@@ -201,6 +312,23 @@ std::vector<Fixture> parse_fixture_file(const std::filesystem::path& path) {
         } else if (key == "counter") {
             want_args(1);
             current->counter = args[0];
+        } else if (key == "also_counter") {
+            want_args(1);
+            current->also_counters.push_back(args[0]);
+        } else if (key == "nat64") {
+            want_args(2);
+            if (!current->nat64) {
+                current->nat64.emplace();
+            }
+            apply_nat64_option(*current, args[0], args[1], where);
+        } else if (key == "n64host" || key == "expect_host") {
+            want_args(2);
+            (key == "n64host" ? current->n64hosts : current->expect_hosts)
+                .push_back(parse_host(args, where));
+        } else if (key == "n64lease" || key == "expect_lease") {
+            want_args(2);
+            (key == "n64lease" ? current->n64leases : current->expect_leases)
+                .push_back(parse_lease(args, where));
         } else if (key == "end") {
             want_args(0);
             const Fixture& f = *current;
@@ -209,6 +337,16 @@ std::vector<Fixture> parse_fixture_file(const std::filesystem::path& path) {
                 throw std::runtime_error(where + ": fixture " + f.name +
                                          " needs pool6, in, verdict, counter, and out exactly "
                                          "when the verdict is TC_ACT_REDIRECT");
+            }
+            bool nat64_state = !f.n64hosts.empty() || !f.n64leases.empty() ||
+                               !f.expect_hosts.empty() || !f.expect_leases.empty();
+            if (nat64_state && !f.nat64) {
+                throw std::runtime_error(where + ": fixture " + f.name +
+                                         " has NAT64 hosts or leases but no nat64 lines");
+            }
+            if (f.nat64 && f.pool6_mode == Pool6Mode::kUnset) {
+                throw std::runtime_error(where + ": fixture " + f.name +
+                                         " has nat64 lines with pool6 unset");
             }
             fixtures.push_back(std::move(*current));
             current.reset();
@@ -311,21 +449,140 @@ std::optional<size_t> counter_index(const std::string& label) {
     return std::nullopt;
 }
 
+// --- NAT64 state ---------------------------------------------------------------------------------
+
+uint32_t to_u32(const xlat64::Ipv4Address& a) {
+    return uint32_t{a[0]} << 24 | uint32_t{a[1]} << 16 | uint32_t{a[2]} << 8 | a[3];
+}
+
+// The block an internal address belongs to (xlat64_abi.h, "NAT64 host mapping").
+uint32_t block_of(const xlat64::Nat64Config& c, const xlat64::Ipv4Address& internal) {
+    uint32_t base = to_u32(xlat64::mask_address(c.internal_pool.addr, c.internal_pool.len));
+    return (to_u32(internal) - base) >> std::countr_zero(c.hosts_per_subscriber);
+}
+
+// A host (or lease) as the comparison below sees it, printable.
+using HostRecord = std::tuple<xlat64::Ipv6Address, xlat64::Ipv4Address, uint32_t>;
+using LeaseRecord = std::pair<xlat64::Ipv6Prefix, uint32_t>;
+
+std::string describe(const std::vector<HostRecord>& hosts) {
+    std::string out = "{";
+    for (const auto& [host, internal, block] : hosts) {
+        out += " " + xlat64::to_string(host) + "->" + xlat64::to_string(internal) + " (block " +
+               std::to_string(block) + ")";
+    }
+    return out + " }";
+}
+
+std::string describe(const std::vector<LeaseRecord>& leases) {
+    std::string out = "{";
+    for (const auto& [prefix, block] : leases) {
+        out += " " + xlat64::to_string(prefix) + ":" + std::to_string(block);
+    }
+    return out + " }";
+}
+
+// Writes the fixture's NAT64 settings, admitted prefixes, free queue, hosts and leases.
+void setup_nat64(xlat64::BpfTranslator& translator, const Fixture& f) {
+    const xlat64::Nat64Config& c = *f.nat64;
+    xlat64::TranslatorSettings settings;
+    if (f.pool6_mode == Pool6Mode::kPrefix) {
+        settings.pool6 = f.pool6;
+    }
+    settings.translation = f.translation.value_or(xlat64::TranslationConfig{});
+    settings.nat64 = xlat64::nat64_params(c);
+    translator.set_settings(settings);
+
+    const xlat64::Nat64MapFds fds = translator.nat64_map_fds();
+    xlat64::Nat64Maps maps(fds, c.subscriber_length);
+    maps.set_prefixes(xlat64::nat64_prefix_entries(c));
+    if (f.free_queue) {
+        maps.push_free_blocks(*f.free_queue);
+    } else if (c.mode == xlat64::Nat64Mode::dynamic) {
+        maps.push_free_blocks(xlat64::nat64_free_order(c, 0, xlat64::nat64_block_count(c)));
+    }
+    for (const auto& [host, internal] : f.n64hosts) {
+        xlat_n64_host value{};
+        std::memcpy(&value.internal, internal.data(), 4);
+        value.block = block_of(c, internal);
+        REQUIRE(bpf_map_update_elem(fds.hosts6, host.data(), &value, BPF_NOEXIST) == 0);
+        REQUIRE(bpf_map_update_elem(fds.hosts4, internal.data(), host.data(), BPF_NOEXIST) == 0);
+    }
+    for (const auto& [prefix, block] : f.n64leases) {
+        xlat64::Ipv6Address sub = xlat64::mask_address(prefix.addr, prefix.len);
+        xlat_n64_sub value{};
+        value.block = block;
+        REQUIRE(bpf_map_update_elem(fds.subscribers, sub.data(), &value, BPF_NOEXIST) == 0);
+        REQUIRE(bpf_map_update_elem(fds.owners, &block, sub.data(), BPF_NOEXIST) == 0);
+    }
+}
+
+// After the packet: the hosts and leases are exactly the seeded ones plus the expected ones.
+void check_nat64_state(const xlat64::BpfTranslator& translator, const Fixture& f) {
+    const xlat64::Nat64Config& c = *f.nat64;
+    xlat64::Nat64Maps maps(translator.nat64_map_fds(), c.subscriber_length);
+
+    std::vector<HostRecord> want_hosts, have_hosts;
+    for (const auto* list : {&f.n64hosts, &f.expect_hosts}) {
+        for (const auto& [host, internal] : *list) {
+            want_hosts.emplace_back(host, internal, block_of(c, internal));
+        }
+    }
+    for (const xlat64::Nat64Host& h : maps.hosts()) {
+        have_hosts.emplace_back(h.host, h.internal, h.block);
+    }
+    std::sort(want_hosts.begin(), want_hosts.end());
+    std::sort(have_hosts.begin(), have_hosts.end());
+    INFO("NAT64 hosts expected " << describe(want_hosts) << ", found " << describe(have_hosts));
+    CHECK(want_hosts == have_hosts);
+
+    std::vector<LeaseRecord> want_leases, have_leases;
+    for (const auto* list : {&f.n64leases, &f.expect_leases}) {
+        for (const auto& [prefix, block] : *list) {
+            want_leases.emplace_back(
+                xlat64::Ipv6Prefix{xlat64::mask_address(prefix.addr, prefix.len), prefix.len},
+                block);
+        }
+    }
+    for (const xlat64::Nat64Lease& l : maps.leases()) {
+        have_leases.emplace_back(l.subscriber, l.block);
+        auto owner = maps.owner_of(l.block);
+        INFO("owner of block " << l.block);
+        CHECK((owner && *owner == l.subscriber));
+    }
+    std::sort(want_leases.begin(), want_leases.end());
+    std::sort(have_leases.begin(), have_leases.end());
+    INFO("NAT64 leases expected " << describe(want_leases) << ", found " << describe(have_leases));
+    CHECK(want_leases == have_leases);
+}
+
 void run_fixture(const Fixture& f) {
     INFO("fixture " << f.name << " (" << f.location << ")");
     auto counter = counter_index(f.counter);
     REQUIRE(counter.has_value());
+    std::set<size_t> also;
+    for (const std::string& label : f.also_counters) {
+        auto index = counter_index(label);
+        INFO("also_counter " << label);
+        REQUIRE(index.has_value());
+        REQUIRE(*index != *counter);
+        also.insert(*index);
+    }
 
     xlat64::BpfLoadOptions options;
     options.l2_header_len = kEthHeaderLen;  // BPF_PROG_TEST_RUN frames start with Ethernet
     xlat64::BpfTranslator translator(options);
-    if (f.pool6_mode == Pool6Mode::kPrefix) {
-        translator.set_pool6(f.pool6);
-    } else if (f.pool6_mode == Pool6Mode::kNone) {
-        translator.set_pool6(std::nullopt);
-    }
-    if (f.translation) {
-        translator.set_translation(*f.translation);
+    if (f.nat64) {
+        setup_nat64(translator, f);
+    } else {
+        if (f.pool6_mode == Pool6Mode::kPrefix) {
+            translator.set_pool6(f.pool6);
+        } else if (f.pool6_mode == Pool6Mode::kNone) {
+            translator.set_pool6(std::nullopt);
+        }
+        if (f.translation) {
+            translator.set_translation(*f.translation);
+        }
     }
     for (const auto& eam : f.eams) {
         translator.add_eam(eam);
@@ -357,9 +614,13 @@ void run_fixture(const Fixture& f) {
         uint64_t packets = after[i].packets - before[i].packets;
         uint64_t bytes = after[i].bytes - before[i].bytes;
         bool expected = i == *counter;
+        bool side = also.count(i) != 0;
         INFO("counter " << xlat64::stat_infos()[i].name);
-        CHECK(packets == (expected ? 1U : 0U));
+        CHECK(packets == (expected || side ? 1U : 0U));
         CHECK(bytes == (expected ? f.in.size() : 0U));
+    }
+    if (f.nat64) {
+        check_nat64_state(translator, f);
     }
 
     if (f.out) {

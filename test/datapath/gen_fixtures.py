@@ -33,21 +33,51 @@ File format (line based, UTF-8; one file holds several fixtures):
     local                    optional: the router itself originated the packet (the test runs it
                              with ingress_ifindex 0); without it, the packet was forwarded into
                              the device (ingress_ifindex 1).
+    nat64 KEY VALUE          zero or more: turns stateful NAT64 on (xlat64_abi.h, "NAT64 host
+                             mapping") with a `nat64:` section of the config; keys as there:
+                             prefixes P[,P...], subscriber_length N, hosts_per_subscriber N,
+                             internal_pool P, public_prefixes P[,P...], ports FIRST-LAST,
+                             block_size N, mode deterministic|dynamic; unset keys keep the
+                             config's defaults. Readers write the settings' NAT64 part
+                             (nat64_params), the admitted prefixes (nat64_prefix_entries) and,
+                             in dynamic mode, the free-block queue. One more key belongs to the
+                             test, not the config: free_queue all|none|K[,K...]: what the queue
+                             holds (default "all": every block in nat64_free_order; only
+                             meaningful in dynamic mode, where the daemon fills it).
+    n64host IPV6 INTERNAL4   zero or more, with nat64: a host the data path handed an address
+                             earlier (xlat_n64_host6 and xlat_n64_host4; its block is
+                             (INTERNAL4 - internal_pool) >> log2(hosts_per_subscriber)).
+    n64lease PREFIX BLOCK    zero or more, with nat64 in dynamic mode: subscriber PREFIX (its
+                             subscriber_length) already holds BLOCK (xlat_n64_subs and
+                             xlat_n64_owner).
     in HEX                   the input frame, Ethernet header included (BPF_PROG_TEST_RUN hands
                              tc programs an Ethernet frame).
     verdict ACTION           TC_ACT_REDIRECT (7: translated) or TC_ACT_SHOT (2: dropped).
     counter LABEL            the one counter (a label of XLAT64_STATS in kmod-shim/xlat64_abi.h)
                              that must count this packet: +1 packet and +len(in) bytes; every
-                             other counter must stay unchanged.
+                             other counter must stay unchanged, except:
+    also_counter LABEL       zero or more: a counter that counts the packet's side effect
+                             besides its fate: +1 packet and 0 bytes (nat64_hosts_added when
+                             the packet gave a new NAT64 host an address,
+                             nat64_blocks_allocated when it leased a dynamic block).
     out HEX                  only with TC_ACT_REDIRECT: the expected output frame. An IPv4
                              output is written with Identification 0: the translator draws it
                              at random (RFC 7915 section 5.1), so readers copy the actual value
                              into the expected frame and recompute the header checksum before
                              comparing.
+    expect_host IPV6 INTERNAL4
+    expect_lease PREFIX BLOCK
+                             zero or more, with nat64: after the packet, the NAT64 hosts (as
+                             Nat64Maps::hosts() reads them, block included) must be exactly the
+                             n64host lines plus the expect_host lines, and the dynamic leases
+                             (Nat64Maps::leases(), each block's owner agreeing) exactly the
+                             n64lease lines plus the expect_lease lines.
     end                      ends the fixture.
 
 Only documentation prefixes are used: 2001:db8::/32, 192.0.2.0/24, 198.51.100.0/24,
-203.0.113.0/24 (and the Well-Known Prefix 64:ff9b::/96 to show it refuses them).
+203.0.113.0/24 (and the Well-Known Prefix 64:ff9b::/96 to show it refuses them), and for the
+NAT64 internal pool, which never leaves the router, shared address space (100.64.0.0/10, RFC
+6598) as the config requires.
 """
 
 import argparse
@@ -157,7 +187,14 @@ def ip4_out(src, dst, ttl, tos=0, df=False):
 
 class Fixture:
     def __init__(self, name, desc, pool6, inp, counter, out=None, eams=(), translation=(),
-                 local=False):
+                 local=False, nat64=(), n64hosts=(), n64leases=(), also=(), expect_hosts=(),
+                 expect_leases=()):
+        self.nat64 = list(nat64)
+        self.n64hosts = list(n64hosts)
+        self.n64leases = list(n64leases)
+        self.also = list(also)
+        self.expect_hosts = list(expect_hosts)
+        self.expect_leases = list(expect_leases)
         self.translation = list(translation)
         self.local = local
         self.name = name
@@ -869,6 +906,246 @@ def fixtures_options():
     ]
 
 
+# --------------------------------------------------------------------------------------------
+# Issue 4: stateful NAT64 (xlat64_abi.h, "NAT64 host mapping"): IPv6 hosts of admitted prefixes
+# get an internal IPv4 address, which the kernel's NAT44 (not tested here) makes public.
+
+N64_PREFIXES = ["2001:db8:a00::/48", "2001:db8:b00::/48"]  # subscribers 0-255 and 256-511
+N64_SUB_LEN = 56
+N64_HOSTS = 4
+N64_INTERNAL = "100.64.0.0/16"
+N64_BASE = [("prefixes", ",".join(N64_PREFIXES)), ("subscriber_length", str(N64_SUB_LEN)),
+            ("internal_pool", N64_INTERNAL), ("public_prefixes", "203.0.113.0/27"),
+            ("ports", "1024-65535"), ("block_size", "2048")]
+# 32 public addresses x 31 blocks of 2048 ports = 992 blocks, enough for the 512 subscribers.
+N64_BLOCKS = 32 * 31
+N64_DET = N64_BASE + [("hosts_per_subscriber", str(N64_HOSTS)), ("mode", "deterministic")]
+N64_DYN = N64_BASE + [("hosts_per_subscriber", str(N64_HOSTS)), ("mode", "dynamic")]
+
+
+def n64_subscriber(host6):
+    """RFC 7422: the deterministic index of host6's subscriber (its prefix's first subscriber
+    plus the subscriber bits after the admitted prefix)."""
+    a = ipaddress.IPv6Address(host6)
+    first = 0
+    for p in N64_PREFIXES:
+        net = ipaddress.IPv6Network(p)
+        if a in net:
+            bits = N64_SUB_LEN - net.prefixlen
+            return first + ((int(a) >> (128 - N64_SUB_LEN)) & ((1 << bits) - 1))
+        first += 1 << (N64_SUB_LEN - net.prefixlen)
+    raise ValueError(f"{host6} is not admitted")
+
+
+def n64_slot(host6, slots=N64_HOSTS):
+    """The first internal address slot a new host tries, as n64_add_host in xlat64.bpf.c
+    computes it: the four 32-bit words of the address XORed as the program loads them (native
+    byte order; BPF on x86-64 and arm64 is little-endian), times 0x9e3779b1 modulo 2^32, then
+    (h ^ h >> 16) & (slots - 1)."""
+    b = ipaddress.IPv6Address(host6).packed
+    w = 0
+    for i in range(0, 16, 4):
+        w ^= int.from_bytes(b[i:i + 4], "little")
+    h = (w * 0x9e3779b1) & 0xFFFFFFFF
+    return (h ^ (h >> 16)) & (slots - 1)
+
+
+def n64_internal(block, slot, hosts=N64_HOSTS):
+    """Internal address SLOT of internal block BLOCK."""
+    base = ipaddress.IPv4Network(N64_INTERNAL).network_address
+    return str(base + block * hosts + slot)
+
+
+def n64_sub_prefix(host6):
+    return str(ipaddress.IPv6Network(f"{host6}/{N64_SUB_LEN}", strict=False))
+
+
+def nat64(f, config, hosts=(), leases=(), also=(), expect_hosts=(), expect_leases=()):
+    f.nat64 = list(config)
+    f.n64hosts = list(hosts)
+    f.n64leases = list(leases)
+    f.also = list(also)
+    f.expect_hosts = list(expect_hosts)
+    f.expect_leases = list(expect_leases)
+    return f
+
+
+# Hosts. NEW_* are admitted by the fixtures; their hash slot is not 0, so a program that ignored
+# the hash would be caught.
+N64_NEW_B = "2001:db8:b00:ff00::1"    # subscriber 256 + 0xff = 511, the last one
+N64_NEW_A = "2001:db8:a00:500::2"     # subscriber 5
+N64_KNOWN = "2001:db8:a00:2a00::3"    # subscriber 42 (hash slot 0; seeded at slot 3)
+N64_KNOWN4 = n64_internal(42, 3)
+N64_OTHER = "2001:db8:a00:500::99"    # subscriber 5 too
+N64_OUTSIDE = "2001:db8:c00::1"       # in no admitted prefix
+for _h in (N64_NEW_B, N64_NEW_A):
+    assert n64_slot(_h) != 0, _h
+assert n64_slot(N64_KNOWN) != 3
+assert n64_subscriber(N64_NEW_B) == 511 and n64_subscriber(N64_NEW_A) == 5
+assert n64_subscriber(N64_KNOWN) == 42
+
+
+def fixtures_nat64():
+    u4, u6 = L4["udp"]
+    t4, t6 = L4["tcp"]
+    new_b4 = n64_internal(511, n64_slot(N64_NEW_B))
+    new_a4 = n64_internal(5, n64_slot(N64_NEW_A))
+    taken = n64_internal(5, n64_slot(N64_NEW_A))
+    next_free = n64_internal(5, (n64_slot(N64_NEW_A) + 1) % N64_HOSTS)
+    known = [(N64_KNOWN, N64_KNOWN4)]
+    out = [
+        nat64(translate_6to4(
+            "rfc7422-new-host-tcp-syn",
+            f"Deterministic NAT64: the first packet of {N64_NEW_B}, subscriber 511 (the second "
+            f"admitted prefix {N64_PREFIXES[1]} starts at subscriber 256, plus 0xff from bits "
+            f"48-55), gives it an internal address of block 511 ({n64_internal(511, 0)}/30): "
+            f"slot {n64_slot(N64_NEW_B)} from the hash of its address, {new_b4}. The destination "
+            "comes from pool6; the host is recorded.",
+            "tcp", N64_NEW_B, p6(SERVER4), new_b4, SERVER4),
+            N64_DET, also=["nat64_hosts_added"], expect_hosts=[(N64_NEW_B, new_b4)]),
+        nat64(translate_6to4(
+            "rfc7422-new-host-first-prefix-udp",
+            f"Deterministic NAT64: {N64_NEW_A} is subscriber 5 of {N64_PREFIXES[0]}: block 5 "
+            f"({n64_internal(5, 0)}/30), slot {n64_slot(N64_NEW_A)}: {new_a4}.",
+            "udp", N64_NEW_A, p6(SERVER4), new_a4, SERVER4),
+            N64_DET, also=["nat64_hosts_added"], expect_hosts=[(N64_NEW_A, new_a4)]),
+        nat64(translate_6to4(
+            "rfc6146-new-host-hash-slot-taken",
+            f"The slot {N64_NEW_A}'s hash points at ({taken}) is held by {N64_OTHER}, another "
+            f"host of the same subscriber: the next slot, {next_free}, is claimed instead.",
+            "udp", N64_NEW_A, p6(SERVER4), next_free, SERVER4),
+            N64_DET, hosts=[(N64_OTHER, taken)], also=["nat64_hosts_added"],
+            expect_hosts=[(N64_NEW_A, next_free)]),
+        nat64(translate_6to4(
+            "rfc6146-known-host-keeps-address",
+            f"A host with an address ({N64_KNOWN} -> {N64_KNOWN4}, seeded; its hash would say "
+            f"slot {n64_slot(N64_KNOWN)}) keeps it: the later packets of a host all leave from "
+            "one internal address, and no host is added.",
+            "tcp-data", N64_KNOWN, p6(SERVER4), N64_KNOWN4, SERVER4),
+            N64_DET, hosts=known),
+        nat64(dropped(
+            "rfc6146-source-not-admitted",
+            f"NAT64 on: the source {N64_OUTSIDE} is in no admitted prefix (nor the EAMT): "
+            "dropped, and no host is recorded.",
+            f"{ETH}/{ip6(N64_OUTSIDE, p6(SERVER4))}/{t6}", "nat64_not_admitted"),
+            N64_DET),
+        nat64(translate_4to6(
+            "rfc6146-4to6-to-known-host",
+            f"IPv4 -> IPv6: a server's reply to the internal address {N64_KNOWN4} (after the "
+            f"NAT44) goes to the host holding it, {N64_KNOWN}; the source through pool6.",
+            "tcp-data", SERVER4, N64_KNOWN4, p6(SERVER4), N64_KNOWN),
+            N64_DET, hosts=known),
+        nat64(dropped(
+            "rfc6146-4to6-unknown-internal",
+            f"IPv4 -> IPv6 to the internal address {n64_internal(42, 2)}, which no host holds "
+            "(expired, or never handed out): dropped, never sent through pool6.",
+            f"{ETH}/{ip4(SERVER4, n64_internal(42, 2))}/{u4}", "nat64_unknown_internal"),
+            N64_DET, hosts=known),
+        nat64(dropped(
+            "rfc6146-4to6-internal-source",
+            f"IPv4 -> IPv6 from the internal address {N64_KNOWN4} (held by {N64_KNOWN}) to "
+            f"{taken}: legitimate traffic to a subscriber comes from outside (a server, or a "
+            "hairpin after its SNAT), never from the internal pool, so such a packet would "
+            "impersonate a subscriber's host. Dropped.",
+            f"{ETH}/{ip4(N64_KNOWN4, taken)}/{u4}", "no_source_mapping"),
+            N64_DET, hosts=known + [(N64_OTHER, taken)]),
+        nat64(dropped(
+            "rfc6146-internal-pool-not-through-pool6",
+            f"A subscriber names another subscriber's host by its internal address through "
+            f"pool6 ({p6(taken)}, held by {N64_OTHER}): the internal pool is reached only "
+            "through the NAT44, so the destination does not map.",
+            f"{ETH}/{ip6(N64_KNOWN, p6(taken))}/{u6}", "no_destination_mapping"),
+            N64_DET, hosts=known + [(N64_OTHER, taken)]),
+        nat64(dropped(
+            "rfc6146-no-host-address",
+            "hosts_per_subscriber 1: subscriber 7's only internal address (100.64.0.7) is held "
+            "by 2001:db8:a00:700::7, so its second host 2001:db8:a00:700::8 gets none.",
+            f"{ETH}/{ip6('2001:db8:a00:700::8', p6(SERVER4))}/{u6}", "nat64_no_host_address"),
+            N64_BASE + [("hosts_per_subscriber", "1"), ("mode", "deterministic")],
+            hosts=[("2001:db8:a00:700::7", "100.64.0.7")]),
+        nat64(translate_6to4(
+            "rfc6146-dynamic-first-packet-leases-block",
+            f"Dynamic NAT64: the first packet of subscriber {n64_sub_prefix(N64_NEW_A)} pops "
+            "the head of the free queue (filled in nat64_free_order: block 0, the first block "
+            "of the first public address), leases it and gives the host slot "
+            f"{n64_slot(N64_NEW_A)} of internal block 0: {n64_internal(0, n64_slot(N64_NEW_A))}.",
+            "tcp", N64_NEW_A, p6(SERVER4), n64_internal(0, n64_slot(N64_NEW_A)), SERVER4),
+            N64_DYN, also=["nat64_blocks_allocated", "nat64_hosts_added"],
+            expect_hosts=[(N64_NEW_A, n64_internal(0, n64_slot(N64_NEW_A)))],
+            expect_leases=[(n64_sub_prefix(N64_NEW_A), 0)]),
+        nat64(translate_6to4(
+            "rfc6146-dynamic-stale-block-skipped",
+            f"Dynamic NAT64 with the free queue 5000, 45: block 5000 is beyond the pool's "
+            f"{N64_BLOCKS} blocks (a pool that shrank) and is skipped; block 45 is leased: "
+            f"{n64_internal(45, n64_slot(N64_NEW_A))}.",
+            "udp", N64_NEW_A, p6(SERVER4), n64_internal(45, n64_slot(N64_NEW_A)), SERVER4),
+            N64_DYN + [("free_queue", "5000,45")],
+            also=["nat64_blocks_allocated", "nat64_hosts_added"],
+            expect_hosts=[(N64_NEW_A, n64_internal(45, n64_slot(N64_NEW_A)))],
+            expect_leases=[(n64_sub_prefix(N64_NEW_A), 45)]),
+        nat64(dropped(
+            "rfc6146-dynamic-no-free-block",
+            "Dynamic NAT64 with an empty free queue (every block leased): a new subscriber's "
+            "packet is dropped; nothing is leased or recorded.",
+            f"{ETH}/{ip6(N64_NEW_A, p6(SERVER4))}/{t6}", "nat64_no_free_block"),
+            N64_DYN + [("free_queue", "none")]),
+        nat64(translate_6to4(
+            "rfc6146-dynamic-leased-subscriber-new-host",
+            f"Dynamic NAT64: subscriber {n64_sub_prefix(N64_NEW_A)} already leases block 77; "
+            "its new host gets an address of that block "
+            f"({n64_internal(77, n64_slot(N64_NEW_A))}) and no block is popped.",
+            "udp", N64_NEW_A, p6(SERVER4), n64_internal(77, n64_slot(N64_NEW_A)), SERVER4),
+            N64_DYN, leases=[(n64_sub_prefix(N64_NEW_A), 77)], also=["nat64_hosts_added"],
+            expect_hosts=[(N64_NEW_A, n64_internal(77, n64_slot(N64_NEW_A)))]),
+        nat64(Fixture(
+            "rfc6146-icmp-frag-needed-to-host",
+            f"ICMPv4 Fragmentation Needed (MTU 1400) from router {ROUTER4} to the internal "
+            f"address {N64_KNOWN4} about the host's TCP SYN to {SERVER4} becomes Packet Too "
+            f"Big (MTU 1420) to {N64_KNOWN}; the quoted packet's addresses map back to the "
+            "host and pool6.", POOL6,
+            f"{ETH}/{ip4(ROUTER4, N64_KNOWN4, flags='')}/ICMP(type=3, code=4, nexthopmtu=1400)"
+            f"/IP(src='{N64_KNOWN4}', dst='{SERVER4}', ttl=63, id=0x2222, flags='DF')/{TCP_Q}",
+            "icmp_error_translated_4to6",
+            f"{ETH}/{ip6(p6(ROUTER4), N64_KNOWN, hlim=65)}/ICMPv6PacketTooBig(mtu=1420)"
+            f"/IPv6(src='{N64_KNOWN}', dst='{p6(SERVER4)}', hlim=63)/{TCP_Q}"),
+            N64_DET, hosts=known),
+        nat64(Fixture(
+            "rfc6146-icmpv6-error-from-known-host",
+            f"ICMPv6 port unreachable from the host {N64_KNOWN} about a server's UDP datagram "
+            f"becomes ICMPv4 3/3 from its internal address {N64_KNOWN4}, the quoted packet "
+            "mapped the same way.", POOL6,
+            f"{ETH}/{ip6(N64_KNOWN, p6(SERVER4))}/ICMPv6DestUnreach(code=4)"
+            f"/IPv6(src='{p6(SERVER4)}', dst='{N64_KNOWN}', hlim=60)/{UDP_TR}",
+            "icmp_error_translated_6to4",
+            f"{ETH}/{ip4_out(N64_KNOWN4, SERVER4, ttl=65)}/ICMP(type=3, code=3)"
+            f"/IP(src='{SERVER4}', dst='{N64_KNOWN4}', ttl=60, id=0, flags='')/{UDP_TR}"),
+            N64_DET, hosts=known),
+        nat64(dropped(
+            "rfc6146-icmpv6-error-from-unknown-host",
+            f"An ICMPv6 error from {N64_NEW_A}, admitted but holding no address: an error never "
+            "admits a host (it answers a packet that needed the host's mapping), so there is "
+            "no source mapping.",
+            f"{ETH}/{ip6(N64_NEW_A, p6(SERVER4))}/ICMPv6DestUnreach(code=4)"
+            f"/IPv6(src='{p6(SERVER4)}', dst='{N64_NEW_A}', hlim=60)/{UDP_TR}",
+            "no_source_mapping"),
+            N64_DET),
+        nat64(translate_6to4(
+            "rfc7757-3.2-eamt-before-nat64",
+            f"NAT64 on: an EAM host ({EAM_SERVER6}, outside the admitted prefixes) still maps "
+            f"through the EAMT ({EAM_SERVER4}); NAT64 admits only what the EAMT does not map.",
+            "udp", EAM_SERVER6, p6(CLIENT4), EAM_SERVER4, CLIENT4, eams=[EAM_WIDE]),
+            N64_DET),
+        nat64(translate_6to4(
+            "rfc7757-4.2-nat64-host-not-hairpinned",
+            f"A NAT64 host ({N64_KNOWN}) reaching an EAM host through pool6 "
+            f"({p6(EAM_SERVER4)}) is not hairpinned back to IPv6: it goes to IPv4 from its "
+            "internal address, so that the NAT44 gives it its public one.",
+            "udp", N64_KNOWN, p6(EAM_SERVER4), N64_KNOWN4, EAM_SERVER4, eams=[EAM_WIDE]),
+            N64_DET, hosts=known),
+    ]
+    return out
+
+
 FILES = {
     "rfc7915-4-ipv4-to-ipv6.txt": fixtures_4to6,
     "rfc7915-5-ipv6-to-ipv4.txt": fixtures_6to4,
@@ -878,6 +1155,7 @@ FILES = {
     "rfc7915-icmp-errors.txt": fixtures_icmp_errors,
     "rfc7915-fragments.txt": fixtures_fragments,
     "rfc7915-options-settings.txt": fixtures_options,
+    "nat64.txt": fixtures_nat64,
 }
 
 # --------------------------------------------------------------------------------------------
@@ -902,13 +1180,25 @@ def render(fixtures):
             lines.append(f"eam {v4} {v6}")
         for key, value in f.translation:
             lines.append(f"translation {key} {value}")
+        for key, value in f.nat64:
+            lines.append(f"nat64 {key} {value}")
+        for host, internal in f.n64hosts:
+            lines.append(f"n64host {host} {internal}")
+        for prefix, block in f.n64leases:
+            lines.append(f"n64lease {prefix} {block}")
         if f.local:
             lines.append("local")
         lines.append(f"in {inp.hex()}")
         lines.append(f"verdict {f.verdict}")
         lines.append(f"counter {f.counter}")
+        for label in f.also:
+            lines.append(f"also_counter {label}")
         if f.out:
             lines.append(f"out {build(f.out).hex()}")
+        for host, internal in f.expect_hosts:
+            lines.append(f"expect_host {host} {internal}")
+        for prefix, block in f.expect_leases:
+            lines.append(f"expect_lease {prefix} {block}")
         lines.append("end")
         lines.append("")
     return "\n".join(lines)

@@ -131,7 +131,8 @@ E2E_PIDS+=("$IDLE_PID")
 
 # --- Hairpinning -------------------------------------------------------------------------------------
 # A long-lived UDP socket of subscriber 5 first talks to the server (so it has a public address
-# and port), then echoes what arrives and records who sent it.
+# and port), then echoes what arrives and records who sent it. It keeps talking to the server
+# meanwhile, as a real application keeps its mapping alive: conntrack's UDP timeout is 2 s here.
 ip netns exec "$CLIENT" "$PYTHON" - "$E2E_TMP/hairpin" <<'PY' >"$E2E_TMP/hairpin-listener.log" 2>&1 &
 import socket, sys
 base = sys.argv[1]
@@ -141,10 +142,19 @@ s.settimeout(3)
 s.sendto(b"hello", ("2001:db8:64::c633:640a", 8080))
 assert s.recv(64) == b"hello"
 open(base + ".ready", "w").close()
-s.settimeout(30)
-data, peer = s.recvfrom(1024)
-open(base + ".peer", "w").write(peer[0] + " " + str(peer[1]) + "\n")
-s.sendto(data, peer)
+s.settimeout(0.5)
+server = ("2001:db8:64::c633:640a", 8080)
+for _ in range(120):
+    try:
+        data, peer = s.recvfrom(1024)
+    except socket.timeout:
+        s.sendto(b"keepalive", server)
+        continue
+    if peer[:2] == server:
+        continue
+    open(base + ".peer", "w").write(peer[0] + " " + str(peer[1]) + "\n")
+    s.sendto(data, peer)
+    break
 PY
 E2E_PIDS+=("$!")
 for i in $(seq 50); do [[ -e $E2E_TMP/hairpin.ready ]] && break; sleep 0.1; done

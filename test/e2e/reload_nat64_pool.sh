@@ -27,8 +27,9 @@ start_daemon "$CONFIG"
 start_server "$SERVER" 198.51.100.10 8080
 SERVER6=2001:db8:64::c633:640a
 
-# A long NAT64 flow from subscriber 0 (about 12 s at 250 kB/s) runs across the reloads.
-start_tcp_flow FLOW "$CLIENT" "$SERVER6" 8080 3000000 250000 2001:db8:100::a
+# A long NAT64 flow from subscriber 0 (about 24 s at 250 kB/s, long enough for the slow
+# emulated VM of test/vm too) runs across the reloads.
+start_tcp_flow FLOW "$CLIENT" "$SERVER6" 8080 6000000 250000 2001:db8:100::a
 sleep 1
 for n in 1 2 3; do
 	expect "subscriber 2001:db8:100:$n::/64 gets one of the 4 blocks" \

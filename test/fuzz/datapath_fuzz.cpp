@@ -5,15 +5,28 @@
 // its checksums half of the time so that it gets past the "input was already broken" excuse, or
 // makes a random frame, and runs it. The invariants, checked for every packet:
 //   - the program never fails to run, and returns TC_ACT_SHOT or TC_ACT_REDIRECT only;
-//   - exactly one counter counts each packet;
+//   - exactly one counter counts each packet (besides nat64_hosts_added and
+//     nat64_blocks_allocated, which count side effects with 0 bytes);
 //   - what it redirects is a well-formed IPv4 or IPv6 packet whose length fields match the
 //     frame, whose IPv4 header checksum is right, and whose transport checksum is right
 //     whenever the input's was (a translator adjusts checksums; it must not break good ones);
 //   - every address it puts in an IPv6 header is inside pool6, an EAM IPv6 prefix or the
 //     RFC 6791 pool, and every IPv4 address is a valid mapping of one (EAM IPv4 prefix, any
 //     address through pool6 except the ones RFC 6052 section 3.1 forbids, the RFC 6791 pool).
+// Every packet goes to one of three translators: the one above (half of the packets), and two
+// with stateful NAT64 on top (xlat64_abi.h, "NAT64 host mapping"), deterministic and dynamic,
+// configured as the NAT64 fixtures are (and seeded with their hosts) so that mutated seeds reach
+// the admission paths. For those, in addition:
+//   - an IPv6 address in an admitted NAT64 prefix is allowed only as the translation of an
+//     internal IPv4 address whose holder it is (xlat_n64_host4), and never in a packet that
+//     stayed IPv6 (a NAT64 host is never hairpinned);
+//   - an internal IPv4 address appears only as the source of a translated IPv6 packet, and it
+//     is the address its IPv6 source holds (xlat_n64_host6).
+// The NAT64 maps are flushed (and reseeded) every 4096 packets of a translator, so the hosts and
+// blocks do not simply run out.
 // Usage: datapath_fuzz [--seconds N] [--iterations N] [--seed N] [--fixtures DIR]
 // Exits 1 at the first violation, printing the input frame as hex (a new fixture candidate).
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -24,11 +37,15 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "daemon/bpf_translator.h"
+#include "daemon/nat64_layout.h"
+#include "daemon/nat64_maps.h"
 #include "test/datapath/packet_checks.h"
 
 using namespace xlat64_test;
@@ -41,6 +58,32 @@ struct Options {
     uint64_t seed = 0;        // 0: from the clock
     std::filesystem::path fixtures = XLAT64_DATAPATH_FIXTURE_DIR;
 };
+
+// The NAT64 hosts the fixtures seed ("n64host IPV6 INTERNAL4").
+std::vector<std::pair<xlat64::Ipv6Address, xlat64::Ipv4Address>> load_hosts(
+    const std::filesystem::path& dir) {
+    std::vector<std::pair<xlat64::Ipv6Address, xlat64::Ipv4Address>> hosts;
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+        if (entry.path().extension() != ".txt") {
+            continue;
+        }
+        std::ifstream file(entry.path());
+        for (std::string line; std::getline(file, line);) {
+            if (line.rfind("n64host ", 0) != 0) {
+                continue;
+            }
+            size_t space = line.find(' ', 8);
+            auto v6 = xlat64::parse_ipv6_address(line.substr(8, space - 8));
+            auto v4 = space == std::string::npos
+                          ? std::nullopt
+                          : xlat64::parse_ipv4_address(line.substr(space + 1));
+            if (v6 && v4) {
+                hosts.emplace_back(*v6, *v4);
+            }
+        }
+    }
+    return hosts;
+}
 
 std::vector<Bytes> load_seeds(const std::filesystem::path& dir) {
     std::vector<Bytes> seeds;
@@ -72,6 +115,21 @@ const std::pair<const char*, const char*> kEams[] = {
 };
 const char* const kRfc6791Pool4 = "198.18.0.0/24";
 const char* const kRfc6791Pool6 = "2001:db8:6791::/96";
+
+// The NAT64 translators' `nat64:` section: the NAT64 fixtures' (test/datapath/gen_fixtures.py).
+xlat64::Nat64Config nat64_config(xlat64::Nat64Mode mode) {
+    xlat64::Nat64Config c;
+    c.prefixes = {*xlat64::parse_ipv6_prefix("2001:db8:a00::/48"),
+                  *xlat64::parse_ipv6_prefix("2001:db8:b00::/48")};
+    c.subscriber_length = 56;
+    c.hosts_per_subscriber = 4;
+    c.internal_pool = *xlat64::parse_ipv4_prefix("100.64.0.0/16");
+    c.public_prefixes = {*xlat64::parse_ipv4_prefix("203.0.113.0/27")};
+    c.ports = {1024, 65535};
+    c.block_size = 2048;
+    c.mode = mode;
+    return c;
+}
 
 bool ipv6_allowed(const uint8_t* a) {
     xlat64::Ipv6Address addr;
@@ -231,8 +289,76 @@ std::string hex(const Bytes& b) {
     return out;
 }
 
+// One translator the fuzzer drives, with or without NAT64.
+struct Target {
+    std::string name;
+    std::unique_ptr<xlat64::BpfTranslator> translator;
+    std::optional<xlat64::Nat64Config> nat64;
+    std::unique_ptr<xlat64::Nat64Maps> maps;
+    xlat64::StatsSnapshot before{};
+    uint64_t runs = 0, redirected = 0, dropped = 0;
+};
+
+bool in_admitted(const Target& t, const uint8_t* a) {
+    xlat64::Ipv6Address addr;
+    std::memcpy(addr.data(), a, 16);
+    for (const xlat64::Ipv6Prefix& p : t.nat64->prefixes) {
+        if (xlat64::contains(p, addr)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool in_internal(const Target& t, const uint8_t* a) {
+    xlat64::Ipv4Address addr;
+    std::memcpy(addr.data(), a, 4);
+    return xlat64::contains(t.nat64->internal_pool, addr);
+}
+
+// The IPv6 host holding internal address A (16 bytes into HOST), or false.
+bool holder_of(const Target& t, const uint8_t* a, uint8_t* host) {
+    return bpf_map_lookup_elem(t.translator->nat64_map_fds().hosts4, a, host) == 0;
+}
+
+// The NAT64 properties of a translated packet (see the top of the file).
+std::string check_nat64(const Target& t, const Bytes& in, const Bytes& out) {
+    const uint8_t* ip_in = in.data() + kEthHeaderLen;
+    const uint8_t* ip_out = out.data() + kEthHeaderLen;
+    bool in_v6 = get16(in, 12) == kEthTypeIpv6;
+    if (get16(out, 12) == kEthTypeIpv6) {
+        for (int i = 0; i < 2; ++i) {  // source, destination
+            const uint8_t* a6 = ip_out + 8 + 16 * i;
+            if (!in_admitted(t, a6)) {
+                continue;
+            }
+            if (in_v6) {
+                return "NAT64 host address in a packet that stayed IPv6 (hairpinned)";
+            }
+            const uint8_t* a4 = ip_in + 12 + 4 * i;
+            uint8_t host[16];
+            if (!in_internal(t, a4) || !holder_of(t, a4, host) || std::memcmp(host, a6, 16)) {
+                return "NAT64 host address that is not the holder of the IPv4 address";
+            }
+        }
+        return {};
+    }
+    if (in_internal(t, ip_out + 16)) {
+        return "internal IPv4 address as a destination";
+    }
+    if (in_internal(t, ip_out + 12)) {
+        xlat_n64_host value{};
+        if (!in_v6 ||
+            bpf_map_lookup_elem(t.translator->nat64_map_fds().hosts6, ip_in + 8, &value) != 0 ||
+            std::memcmp(&value.internal, ip_out + 12, 4) != 0) {
+            return "internal IPv4 source that its IPv6 source does not hold";
+        }
+    }
+    return {};
+}
+
 // The output's problems, empty when it is acceptable.
-std::string check_output(const Bytes& in, const Bytes& out) {
+std::string check_output(const Target& t, const Bytes& in, const Bytes& out) {
     bool in_fragment = false;
     bool in_valid = verify_checksums(in, &in_fragment).empty();
     bool out_fragment = false;
@@ -246,11 +372,94 @@ std::string check_output(const Bytes& in, const Bytes& out) {
     }
     const uint8_t* ip = out.data() + kEthHeaderLen;
     if (get16(out, 12) == kEthTypeIpv6) {
-        if (!ipv6_allowed(ip + 8) || !ipv6_allowed(ip + 24)) {
-            return "IPv6 address outside pool6, the EAMT and the RFC 6791 pool";
+        for (const uint8_t* a : {ip + 8, ip + 24}) {
+            if (!ipv6_allowed(a) && !(t.nat64 && in_admitted(t, a))) {
+                return "IPv6 address outside pool6, the EAMT, the RFC 6791 pool and the NAT64 "
+                       "prefixes";
+            }
         }
     } else if (!ipv4_allowed(ip + 12) || !ipv4_allowed(ip + 16)) {
         return "IPv4 address that no mapping may produce";
+    }
+    return t.nat64 ? check_nat64(t, in, out) : std::string();
+}
+
+// NAT64 maps as xlat64d starts them: admitted prefixes, the free queue (dynamic), and the
+// fixtures' hosts (those inside the internal pool).
+void reset_nat64(Target& t,
+                 const std::vector<std::pair<xlat64::Ipv6Address, xlat64::Ipv4Address>>& hosts) {
+    const xlat64::Nat64Config& c = *t.nat64;
+    t.maps->flush();
+    t.maps->set_prefixes(xlat64::nat64_prefix_entries(c));
+    if (c.mode == xlat64::Nat64Mode::dynamic) {
+        t.maps->push_free_blocks(xlat64::nat64_free_order(c, 0, xlat64::nat64_block_count(c)));
+    }
+    const xlat64::Nat64MapFds fds = t.translator->nat64_map_fds();
+    uint32_t base = 0;
+    auto pool = xlat64::mask_address(c.internal_pool.addr, c.internal_pool.len);
+    std::memcpy(&base, pool.data(), 4);
+    for (const auto& [host, internal] : hosts) {
+        if (!xlat64::contains(c.internal_pool, internal)) {
+            continue;
+        }
+        uint32_t addr = 0;
+        std::memcpy(&addr, internal.data(), 4);
+        xlat_n64_host value{};
+        value.internal = addr;
+        value.block = (ntohl(addr) - ntohl(base)) / c.hosts_per_subscriber;
+        // A host or address seeded twice keeps its first entry.
+        if (bpf_map_update_elem(fds.hosts4, internal.data(), host.data(), BPF_NOEXIST) == 0 &&
+            bpf_map_update_elem(fds.hosts6, host.data(), &value, BPF_NOEXIST) != 0) {
+            bpf_map_delete_elem(fds.hosts4, internal.data());
+        }
+    }
+}
+
+std::unique_ptr<Target> make_target(const std::string& name,
+                                    std::optional<xlat64::Nat64Mode> nat64_mode) {
+    auto t = std::make_unique<Target>();
+    t->name = name;
+    xlat64::BpfLoadOptions load;
+    load.l2_header_len = kEthHeaderLen;
+    t->translator = std::make_unique<xlat64::BpfTranslator>(load);
+    xlat64::TranslatorSettings settings;
+    settings.pool6 = xlat64::parse_ipv6_prefix(kPool6);
+    settings.translation.rfc6791_pool4 = xlat64::parse_ipv4_prefix(kRfc6791Pool4);
+    settings.translation.rfc6791_pool6 = xlat64::parse_ipv6_prefix(kRfc6791Pool6);
+    if (nat64_mode) {
+        t->nat64 = nat64_config(*nat64_mode);
+        settings.nat64 = xlat64::nat64_params(*t->nat64);
+        t->maps = std::make_unique<xlat64::Nat64Maps>(t->translator->nat64_map_fds(),
+                                                      t->nat64->subscriber_length);
+    }
+    t->translator->set_settings(settings);
+    for (const auto& [v4, v6] : kEams) {
+        t->translator->add_eam({*xlat64::parse_ipv4_prefix(v4), *xlat64::parse_ipv6_prefix(v6)});
+    }
+    return t;
+}
+
+// Counters that count a side effect of a packet (0 bytes) besides the one that counts its fate.
+bool side_counter(size_t i) {
+    return i == XLAT_STAT_N64_HOST_ADDED || i == XLAT_STAT_N64_BLOCK_ALLOCATED;
+}
+
+std::string check_counters(const Target& t) {
+    xlat64::StatsSnapshot after = t.translator->read_stats();
+    uint64_t counted = 0;
+    for (size_t i = 0; i < after.size(); ++i) {
+        uint64_t packets = after[i].packets - t.before[i].packets;
+        if (!side_counter(i)) {
+            counted += packets;
+        } else if (after[i].bytes != t.before[i].bytes) {
+            return std::string(xlat64::stat_infos()[i].name) + " counted bytes";
+        } else if (packets > t.runs) {
+            return std::string(xlat64::stat_infos()[i].name) + " counted more than every packet";
+        }
+    }
+    if (counted != t.runs) {
+        return "counters say " + std::to_string(counted) + " packets after " +
+               std::to_string(t.runs) + " (each must be counted exactly once)";
     }
     return {};
 }
@@ -261,32 +470,37 @@ int run(const Options& opt) {
         std::cerr << "datapath_fuzz: no seeds in " << opt.fixtures << "\n";
         return 2;
     }
-    xlat64::BpfLoadOptions load;
-    load.l2_header_len = kEthHeaderLen;
-    xlat64::BpfTranslator translator(load);
-    xlat64::TranslatorSettings settings;
-    settings.pool6 = xlat64::parse_ipv6_prefix(kPool6);
-    settings.translation.rfc6791_pool4 = xlat64::parse_ipv4_prefix(kRfc6791Pool4);
-    settings.translation.rfc6791_pool6 = xlat64::parse_ipv6_prefix(kRfc6791Pool6);
-    translator.set_settings(settings);
-    for (const auto& [v4, v6] : kEams) {
-        translator.add_eam({*xlat64::parse_ipv4_prefix(v4), *xlat64::parse_ipv6_prefix(v6)});
+    const auto hosts = load_hosts(opt.fixtures);
+    // Half of the packets go to the plain translator, a quarter to each NAT64 one.
+    std::vector<std::unique_ptr<Target>> targets;
+    targets.push_back(make_target("plain", std::nullopt));
+    targets.push_back(make_target("nat64-deterministic", xlat64::Nat64Mode::deterministic));
+    targets.push_back(make_target("nat64-dynamic", xlat64::Nat64Mode::dynamic));
+    for (auto& t : targets) {
+        if (t->nat64) {
+            reset_nat64(*t, hosts);
+        }
+        t->before = t->translator->read_stats();
     }
 
     uint64_t seed =
         opt.seed
             ? opt.seed
             : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-    std::cout << "datapath_fuzz: seed " << seed << ", " << seeds.size() << " seed frames\n";
+    std::cout << "datapath_fuzz: seed " << seed << ", " << seeds.size() << " seed frames, "
+              << hosts.size() << " NAT64 seed hosts\n";
     Mutator m(seed);
     auto deadline = std::chrono::steady_clock::now() +
                     std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                         std::chrono::duration<double>(opt.seconds));
-    uint64_t n = 0, redirected = 0, dropped = 0;
-    xlat64::StatsSnapshot before = translator.read_stats();
+    uint64_t n = 0;
     for (;; ++n) {
         if (opt.iterations ? n >= opt.iterations : std::chrono::steady_clock::now() >= deadline) {
             break;
+        }
+        Target& t = *targets[m.below(2) ? 0 : 1 + m.below(2)];
+        if (t.nat64 && t.runs != 0 && t.runs % 4096 == 0) {
+            reset_nat64(t, hosts);  // counters are not touched: the count goes on
         }
         Bytes in = m.below(8) == 0 ? m.random_frame() : seeds[m.below(seeds.size())];
         m.mutate(in, seeds);
@@ -310,7 +524,8 @@ int run(const Options& opt) {
         run.ctx_in = &ctx;
         run.ctx_size_in = sizeof(ctx);
         run.repeat = 1;
-        int err = bpf_prog_test_run_opts(translator.program_fd(), &run);
+        int err = bpf_prog_test_run_opts(t.translator->program_fd(), &run);
+        ++t.runs;
         std::string problem;
         if (err != 0) {
             problem = "BPF_PROG_TEST_RUN failed: " + std::string(std::strerror(-err));
@@ -318,33 +533,39 @@ int run(const Options& opt) {
             problem = "verdict " + std::to_string(run.retval);
         } else if (run.retval == TC_ACT_REDIRECT) {
             out.resize(run.data_size_out);
-            problem = check_output(in, out);
-            ++redirected;
+            problem = check_output(t, in, out);
+            ++t.redirected;
         } else {
-            ++dropped;
+            ++t.dropped;
         }
-        if (problem.empty() && n % 64 == 0) {
-            xlat64::StatsSnapshot after = translator.read_stats();
-            uint64_t counted = 0;
-            for (size_t i = 0; i < after.size(); ++i) {
-                counted += after[i].packets - before[i].packets;
-            }
-            if (counted != n + 1) {
-                problem = "counters say " + std::to_string(counted) + " packets after " +
-                          std::to_string(n + 1) + " (each must be counted exactly once)";
-            }
+        if (problem.empty() && t.runs % 64 == 1) {
+            problem = check_counters(t);
         }
         if (!problem.empty()) {
-            std::cerr << "datapath_fuzz: iteration " << n << ": " << problem << "\n  in  "
-                      << hex(in) << "\n";
+            std::cerr << "datapath_fuzz: iteration " << n << " (" << t.name << "): " << problem
+                      << "\n  in  " << hex(in) << "\n";
             if (run.retval == TC_ACT_REDIRECT) {
                 std::cerr << "  out " << hex(out) << "\n";
             }
             return 1;
         }
     }
-    std::cout << "datapath_fuzz: " << n << " packets, " << redirected << " translated, " << dropped
-              << " dropped, no violation\n";
+    for (const auto& t : targets) {
+        std::string problem = check_counters(*t);
+        if (!problem.empty()) {
+            std::cerr << "datapath_fuzz: " << t->name << ": " << problem << "\n";
+            return 1;
+        }
+        std::cout << "datapath_fuzz: " << t->name << ": " << t->runs << " packets, "
+                  << t->redirected << " translated, " << t->dropped << " dropped";
+        if (t->nat64) {
+            xlat64::StatsSnapshot s = t->translator->read_stats();
+            std::cout << ", " << s[XLAT_STAT_N64_HOST_ADDED].packets << " hosts added, "
+                      << s[XLAT_STAT_N64_BLOCK_ALLOCATED].packets << " blocks leased";
+        }
+        std::cout << "\n";
+    }
+    std::cout << "datapath_fuzz: " << n << " packets, no violation\n";
     return 0;
 }
 
