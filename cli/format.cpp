@@ -204,4 +204,35 @@ std::string format_subscriber(const json& s) {
     return out;
 }
 
+std::string format_subscriber_change(const json& c) {
+    std::string out = field("subscriber", text(c, "subscriber"));
+    if (c.contains("account")) {
+        out += field("account", text(c, "account"));
+    }
+    if (c.contains("block")) {
+        out += field("block", text(c, "block") + ": " + text(c, "public_address") + " ports " +
+                                  text(c, "ports") + ", internal " + text(c, "internal"));
+    }
+    if (c.contains("released_block")) {
+        out += field("released", "block " + text(c, "released_block"));
+    }
+    if (c.contains("removed")) {
+        out += field("removed", c.value("removed", false) ? "yes" : "it was not provisioned");
+    }
+    return out;
+}
+
+std::string format_trace(const json& t) {
+    std::string out = field("address", text(t, "address") + " at " + text(t, "at"));
+    out += field("subscriber", text(t, "subscriber"));
+    const std::string account = text(t, "account");
+    out += field("account", account.empty() ? "-" : account);
+    out += field("block", text(t, "public_address") + " ports " + text(t, "ports") + " (" +
+                              text(t, "mode") + ")");
+    const std::string until =
+        t.contains("until") && !t["until"].is_null() ? text(t, "until") : std::string("still held");
+    out += field("held", "from " + text(t, "from") + " until " + until);
+    return out;
+}
+
 }  // namespace xlat64

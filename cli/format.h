@@ -18,5 +18,7 @@ std::string format_reload(const nlohmann::json& result);
 std::string format_pool(const nlohmann::json& pool);
 std::string format_subscribers(const nlohmann::json& subscribers);
 std::string format_subscriber(const nlohmann::json& subscriber);
+std::string format_subscriber_change(const nlohmann::json& change);
+std::string format_trace(const nlohmann::json& trace);
 
 }  // namespace xlat64

@@ -1,6 +1,8 @@
 // xlat64ctl: queries the running xlat64d over its control socket.
 #include <CLI/CLI.hpp>
 
+#include <time.h>
+
 #include <chrono>
 #include <iostream>
 
@@ -23,8 +25,28 @@ struct Options {
     std::string socket = "/run/xlat64/control.sock";
     bool json = false;
     bool all = false;
-    std::string subscriber;  // subscriber show PREFIX
+    std::string subscriber;  // subscriber show/add/del PREFIX
+    std::string account;     // subscriber add --id
+    std::string address;     // trace ADDRESS:PORT
+    std::string at;          // trace --at
 };
+
+// --at: Unix seconds, or an ISO 8601 UTC time (2026-11-22T13:41:16Z, seconds optional).
+int64_t parse_time(const std::string& text) {
+    if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos) {
+        return std::stoll(text);
+    }
+    tm t{};
+    const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &t);
+    if (!end) {
+        end = strptime(text.c_str(), "%Y-%m-%dT%H:%M", &t);
+    }
+    if (!end || (*end != '\0' && std::string(end) != "Z")) {
+        throw CLI::ValidationError(
+            "--at", "expected Unix seconds or YYYY-MM-DDTHH:MM[:SS]Z (UTC), got " + text);
+    }
+    return static_cast<int64_t>(timegm(&t));
+}
 
 // The daemon's command for the CLI's (sub)command, its arguments and how to print its answer.
 struct Call {
@@ -45,6 +67,21 @@ Call call_for(const Options& options, const std::string& command, const std::str
     }
     if (command == "subscriber" && sub == "show") {
         return {"subscriber-show", {{"prefix", options.subscriber}}, format_subscriber};
+    }
+    if (command == "subscriber" && sub == "add") {
+        return {"subscriber-add",
+                {{"prefix", options.subscriber}, {"account", options.account}},
+                format_subscriber_change};
+    }
+    if (command == "subscriber" && sub == "del") {
+        return {"subscriber-del", {{"prefix", options.subscriber}}, format_subscriber_change};
+    }
+    if (command == "trace") {
+        nlohmann::json args = {{"address", options.address}};
+        if (!options.at.empty()) {
+            args["at"] = parse_time(options.at);
+        }
+        return {"trace", args, format_trace};
     }
     if (command == "subscriber") {
         return {"subscriber-list", {}, format_subscribers};
@@ -71,7 +108,8 @@ int run(const Options& options, const std::string& command, const std::string& s
 int main(int argc, char** argv) {
     CLI::App app{
         "xlat64ctl: query and reload the xlat64 translator daemon (xlat64d).\n"
-        "Reading (status, stats, pool, subscriber) needs root or membership in group xlat64; "
+        "Reading (status, stats, pool, subscriber list/show, trace) needs root or membership in "
+        "group xlat64; "
         "reload needs root.\n"
         "Exit status: 0 success, 1 the request failed (daemon not running, permission denied,\n"
         "reload refused), 2 usage error."};
@@ -103,6 +141,26 @@ int main(int argc, char** argv) {
                      "the subscriber's IPv6 prefix, or any address inside it")
         ->required();
     show->fallthrough();
+    auto* add = subscriber->add_subcommand(
+        "add",
+        "provision a subscriber with its account id (root only); in dynamic mode it gets "
+        "its port block now, recorded in the store");
+    add->add_option("prefix", options.subscriber, "the subscriber's IPv6 prefix")->required();
+    add->add_option("--id", options.account, "the subscriber's account id (RADIUS User-Name, ...)")
+        ->required();
+    add->fallthrough();
+    auto* del = subscriber->add_subcommand(
+        "del", "remove a subscriber (root only); in dynamic mode its block is returned");
+    del->add_option("prefix", options.subscriber, "the subscriber's IPv6 prefix")->required();
+    del->fallthrough();
+    auto* trace = app.add_subcommand(
+        "trace",
+        "who held a public IPv4 address and port: subscriber, account id and the "
+        "allocation interval, from the store, now or at --at");
+    trace->add_option("address", options.address, "PUBLIC-IPV4:PORT, e.g. 203.0.113.5:40123")
+        ->required();
+    trace->add_option("--at", options.at, "a past time: Unix seconds or YYYY-MM-DDTHH:MM:SSZ");
+    trace->fallthrough();
     app.add_subcommand("reload",
                        "re-read and validate the daemon's configuration file and apply only the "
                        "difference; an invalid file changes nothing and is reported (root only)");

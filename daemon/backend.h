@@ -15,6 +15,7 @@
 
 namespace xlat64 {
 
+class Nat64Ledger;
 class Nat64Runtime;
 
 class Backend {
@@ -31,9 +32,9 @@ class Backend {
     // The backend's part of "xlat64ctl status": device, program, pool6, eamt_entries, routes...
     virtual nlohmann::json status() = 0;
 
-    // The run-time side of stateful NAT64 (allocation events, expiry, queries) for CONFIG, or
-    // nullptr when this backend has none.
-    virtual std::unique_ptr<Nat64Runtime> nat64_runtime(const Nat64Config& config) = 0;
+    // The run-time side of stateful NAT64 (allocation events, expiry, queries) for the ledger's
+    // configuration, or nullptr when this backend has none.
+    virtual std::unique_ptr<Nat64Runtime> nat64_runtime(Nat64Ledger& ledger) = 0;
 };
 
 }  // namespace xlat64

@@ -1,6 +1,9 @@
 #include "daemon/bpf_backend.h"
 
+#include <time.h>
+
 #include <algorithm>
+#include <set>
 
 #include "daemon/log.h"
 #include "daemon/nat64_runtime.h"
@@ -128,14 +131,7 @@ void BpfBackend::apply(const Change& change) {
                 c.replace ? table.replace_blocks(blocks) : table.add_blocks(blocks);
             },
             [&](const change::SetNat64Prefixes& c) { nat64_maps(0).set_prefixes(c.to); },
-            [&](const change::ResetNat64State& c) {
-                Nat64Maps maps = nat64_maps(0);
-                maps.flush();
-                if (c.config && c.config->mode == Nat64Mode::dynamic) {
-                    maps.push_free_blocks(
-                        nat64_free_order(*c.config, 0, nat64_block_count(*c.config)));
-                }
-            },
+            [&](const change::ResetNat64State& c) { reset_nat64(c); },
             [&](const change::QueueFreeBlocks& c) {
                 nat64_maps(0).push_free_blocks(nat64_free_order(c.config, c.first, c.last));
             },
@@ -192,8 +188,35 @@ nlohmann::json BpfBackend::status() {
     return result;
 }
 
-std::unique_ptr<Nat64Runtime> BpfBackend::nat64_runtime(const Nat64Config& config) {
-    return std::make_unique<Nat64Runtime>(config, nat64_maps(config.subscriber_length), nft_sock_);
+void BpfBackend::reset_nat64(const change::ResetNat64State& c) {
+    Nat64Maps maps = nat64_maps(c.config ? c.config->subscriber_length : 0);
+    maps.flush();
+    if (!c.config || c.config->mode != Nat64Mode::dynamic) {
+        return;
+    }
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    const uint64_t now_ns =
+        static_cast<uint64_t>(now.tv_sec) * 1000000000ULL + static_cast<uint64_t>(now.tv_nsec);
+    std::set<uint32_t> leased;
+    for (const RestoredLease& lease : c.leases) {
+        if (maps.claim_block(lease.block, lease.subscriber)) {
+            maps.set_lease(lease.subscriber, lease.block, now_ns);
+            leased.insert(lease.block);
+        }
+    }
+    std::vector<uint32_t> free;
+    for (uint32_t block : nat64_free_order(*c.config, 0, nat64_block_count(*c.config))) {
+        if (!leased.count(block)) {
+            free.push_back(block);
+        }
+    }
+    maps.push_free_blocks(free);
+}
+
+std::unique_ptr<Nat64Runtime> BpfBackend::nat64_runtime(Nat64Ledger& ledger) {
+    return std::make_unique<Nat64Runtime>(ledger, nat64_maps(ledger.config().subscriber_length),
+                                          nft_sock_);
 }
 
 void teardown_bpf_backend(const Config& config) {

@@ -25,12 +25,13 @@ class BpfBackend : public Backend {
     void apply(const Change& change) override;
     std::vector<Counter> counters() override;
     nlohmann::json status() override;
-    std::unique_ptr<Nat64Runtime> nat64_runtime(const Nat64Config& config) override;
+    std::unique_ptr<Nat64Runtime> nat64_runtime(Nat64Ledger& ledger) override;
 
   private:
     int device_ifindex();
     nlohmann::json program_status(int ifindex) const;
     NatTableState observe_nat_table(const DesiredState& want);
+    void reset_nat64(const change::ResetNat64State& change);
     Nat64Maps nat64_maps(uint8_t subscriber_len) const;
 
     NlSocket sock_;

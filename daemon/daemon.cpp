@@ -11,7 +11,9 @@
 
 #include "daemon/bpf_backend.h"
 #include "daemon/log.h"
+#include "daemon/nat64_ledger.h"
 #include "daemon/nat64_runtime.h"
+#include "daemon/store.h"
 
 #ifndef XLAT64_VERSION
 #define XLAT64_VERSION "unknown"
@@ -57,6 +59,26 @@ void notify_reloading() {
     sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", usec);
 }
 
+std::string string_argument(const Request& request, const char* name) {
+    auto it = request.body.find(name);
+    if (it == request.body.end() || !it->is_string()) {
+        throw std::runtime_error(request.command + " needs a \"" + name + "\" string");
+    }
+    return it->get<std::string>();
+}
+
+// The store in the state directory, which is created (mode 0700) when missing: systemd's
+// StateDirectory= does that for the service; a hand-started daemon should not need a mkdir first.
+Store open_store(const StateConfig& state) {
+    std::error_code ec;
+    std::filesystem::create_directories(state.directory, ec);
+    if (!ec) {
+        std::filesystem::permissions(state.directory, std::filesystem::perms::owner_all,
+                                     std::filesystem::perm_options::replace, ec);
+    }
+    return Store::open((state.directory / "state.db").string());
+}
+
 }  // namespace
 
 void block_daemon_signals() {
@@ -80,6 +102,10 @@ std::optional<std::string> restart_only_change(const Config& running, const Conf
                "): the maps stay pinned where they are until a "
                "teardown and restart";
     }
+    if (next.state.directory != running.state.directory) {
+        return "state.directory changed (" + running.state.directory.string() + " -> " +
+               next.state.directory.string() + "): restart xlat64d to open the other store";
+    }
     if (next.control_socket != running.control_socket) {
         return "control.socket changed (" + running.control_socket.string() + " -> " +
                next.control_socket.string() + "): restart xlat64d to move it";
@@ -93,10 +119,14 @@ Daemon::Daemon(Config config, std::filesystem::path config_path)
       started_at_(std::chrono::system_clock::now()),
       started_steady_(std::chrono::steady_clock::now()),
       signals_(open_signalfd()) {
+    // The store first: a store that cannot be used stops the start before the kernel is touched.
+    store_ = std::make_unique<Store>(open_store(config_.state));
     backend_ = std::make_unique<BpfBackend>(config_.device.name, config_.bpf_pin_dir);
     reconciler_ = std::make_unique<Reconciler>(*backend_);
-    reconciler_->reconcile(config_);
-    start_nat64();
+    auto ledger = make_ledger(config_);
+    reconciler_->reconcile(config_,
+                           ledger ? ledger->restorable_leases() : std::vector<RestoredLease>{});
+    start_nat64(std::move(ledger));
     control_ = std::make_unique<ControlServer>(loop_, config_.control_socket, commands());
     loop_.watch(signals_.get(), POLLIN, [this](short) { on_signal(); });
     start_watchdog();
@@ -133,21 +163,39 @@ void Daemon::start_watchdog() {
 
 // The NAT64 run-time for the running configuration (or none): on start-up and when a reload
 // changed the nat64 section.
-void Daemon::start_nat64() {
+void Daemon::start_nat64(std::unique_ptr<Nat64Ledger> ledger) {
     if (nat64_) {
         loop_.unwatch(nat64_->events_fd());
         nat64_.reset();
     }
-    if (!config_.nat64) {
+    ledger_ = std::move(ledger);
+    if (!ledger_) {
         return;
     }
-    nat64_ = backend_->nat64_runtime(*config_.nat64);
+    nat64_ = backend_->nat64_runtime(*ledger_);
     if (!nat64_) {
         return;
     }
     loop_.watch(nat64_->events_fd(), POLLIN, [this](short) { nat64_->drain_events(); });
     // Allocations made while no daemon ran are in the maps; their events may have been lost.
     nat64_->drain_events();
+    nat64_->sync_with_store();
+    const uint64_t pruned = ledger_->prune();
+    if (pruned > 0) {
+        log_info("nat64: pruned " + std::to_string(pruned) + " allocations older than " +
+                 std::to_string(config_.state.retention_days) + " days");
+    }
+}
+
+// The ledger for CONFIG's nat64 section (nullptr without one), its configuration recorded in the
+// store's history so that traces of the past use the configuration of the time.
+std::unique_ptr<Nat64Ledger> Daemon::make_ledger(const Config& config) {
+    if (!config.nat64) {
+        return nullptr;
+    }
+    auto ledger = std::make_unique<Nat64Ledger>(*store_, *config.nat64, config.state);
+    ledger->record_configuration();
+    return ledger;
 }
 
 void Daemon::nat64_tick() {
@@ -199,13 +247,17 @@ void Daemon::on_signal() {
 
 // The reconciler applies its plan change by change. If one fails, the previous configuration
 // is reconciled back so the kernel never stays half-way between the two files.
-size_t Daemon::apply_or_roll_back(const Config& next) {
+size_t Daemon::apply_or_roll_back(const Config& next, Nat64Ledger* next_ledger) {
+    Nat64Ledger* ledger = next_ledger ? next_ledger : ledger_.get();
     try {
-        return reconciler_->reconcile(next).size();
+        return reconciler_
+            ->reconcile(next, ledger ? ledger->restorable_leases() : std::vector<RestoredLease>{})
+            .size();
     } catch (const std::exception& e) {
         const std::string failure = e.what();
         try {
-            reconciler_->reconcile(config_);
+            reconciler_->reconcile(
+                config_, ledger_ ? ledger_->restorable_leases() : std::vector<RestoredLease>{});
         } catch (const std::exception& rollback) {
             throw ReloadError("applying " + config_path_.string() + " failed: " + failure +
                               "; rolling back to the running configuration failed too: " +
@@ -240,11 +292,15 @@ size_t Daemon::reload(std::string_view requested_by) {
     log_info("reload (" + std::string(requested_by) + "): reading " + config_path_.string());
     try {
         Config next = read_config_for_reload();
-        const size_t changes = apply_or_roll_back(next);
-        const bool nat64_changed = next.nat64 != config_.nat64;
+        if (nat64_) {
+            nat64_->drain_events();  // every allocation so far recorded before anything changes
+        }
+        const bool nat64_changed = next.nat64 != config_.nat64 || next.state != config_.state;
+        auto ledger = nat64_changed ? make_ledger(next) : nullptr;
+        const size_t changes = apply_or_roll_back(next, ledger.get());
         config_ = std::move(next);
         if (nat64_changed) {
-            start_nat64();
+            start_nat64(std::move(ledger));
         }
         last_reload_error_.clear();
         log_info("reload: done, " + std::to_string(changes) +
@@ -291,11 +347,26 @@ CommandTable Daemon::commands() {
         Command{Access::read, [this](const Request&) { return require_nat64().subscribers(); }};
     table["subscriber-show"] =
         Command{Access::read, [this](const Request& r) {
-                    auto prefix = r.body.find("prefix");
-                    if (prefix == r.body.end() || !prefix->is_string()) {
-                        throw std::runtime_error("subscriber-show needs a \"prefix\" string");
-                    }
-                    return require_nat64().subscriber(prefix->get<std::string>());
+                    return require_nat64().subscriber(string_argument(r, "prefix"));
+                }};
+    table["trace"] = Command{Access::read, [this](const Request& r) {
+                                 std::optional<int64_t> at;
+                                 if (auto it = r.body.find("at");
+                                     it != r.body.end() && it->is_number_integer()) {
+                                     at = it->get<int64_t>();
+                                 }
+                                 return require_nat64().trace(string_argument(r, "address"), at);
+                             }};
+    table["subscriber-add"] = Command{
+        Access::admin, [this](const Request& r) {
+            auto it = r.body.find("account");
+            const std::string account =
+                it != r.body.end() && it->is_string() ? it->get<std::string>() : std::string();
+            return require_nat64().add_subscriber(string_argument(r, "prefix"), account);
+        }};
+    table["subscriber-del"] =
+        Command{Access::admin, [this](const Request& r) {
+                    return require_nat64().remove_subscriber(string_argument(r, "prefix"));
                 }};
     table["reload"] = Command{Access::admin,
                               [this](const Request&) { return reload_result("xlat64ctl reload"); }};

@@ -20,7 +20,9 @@
 
 namespace xlat64 {
 
+class Nat64Ledger;
 class Nat64Runtime;
+class Store;
 
 class Daemon {
   public:
@@ -43,12 +45,13 @@ class Daemon {
   private:
     void on_signal();
     void start_watchdog();
-    void start_nat64();
+    void start_nat64(std::unique_ptr<Nat64Ledger> ledger);
+    std::unique_ptr<Nat64Ledger> make_ledger(const Config& config);
     void nat64_tick();
     Nat64Runtime& require_nat64();
     void notify_ready();
     Config read_config_for_reload() const;
-    size_t apply_or_roll_back(const Config& next);
+    size_t apply_or_roll_back(const Config& next, Nat64Ledger* next_ledger);
     CommandTable commands();
     nlohmann::json status();
     nlohmann::json reload_result(std::string_view requested_by);
@@ -62,6 +65,8 @@ class Daemon {
     std::unique_ptr<Backend> backend_;
     std::unique_ptr<Reconciler> reconciler_;
     std::unique_ptr<ControlServer> control_;
+    std::unique_ptr<Store> store_;
+    std::unique_ptr<Nat64Ledger> ledger_;
     std::unique_ptr<Nat64Runtime> nat64_;
     // Shown in `systemctl status` (STATUS=) and `xlat64ctl status` until the next good reload.
     std::string last_reload_error_;

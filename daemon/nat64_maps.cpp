@@ -207,6 +207,41 @@ std::optional<Ipv6Prefix> Nat64Maps::owner_of(uint32_t block) const {
     return Ipv6Prefix{to_address(sub), sub_len_};
 }
 
+std::optional<uint32_t> Nat64Maps::pop_free_block() {
+    uint32_t block = 0;
+    int err = bpf_map_lookup_and_delete_elem(fds_.free_blocks, nullptr, &block);
+    if (err == -ENOENT) {
+        return std::nullopt;
+    }
+    if (err) {
+        fail("taking a free block from " XLAT64_MAP_N64_FREE, err);
+    }
+    return block;
+}
+
+bool Nat64Maps::claim_block(uint32_t block, const Ipv6Prefix& subscriber) {
+    in6_addr sub = to_in6(mask_address(subscriber.addr, subscriber.len));
+    int err = bpf_map_update_elem(fds_.owners, &block, &sub, BPF_NOEXIST);
+    if (err == -EEXIST) {
+        return false;
+    }
+    if (err) {
+        fail("claiming block " + std::to_string(block) + " for " + to_string(subscriber), err);
+    }
+    return true;
+}
+
+void Nat64Maps::set_lease(const Ipv6Prefix& subscriber, uint32_t block, uint64_t allocated_ns) {
+    in6_addr key = to_in6(mask_address(subscriber.addr, subscriber.len));
+    xlat_n64_sub value{};
+    value.block = block;
+    value.allocated_ns = allocated_ns;
+    int err = bpf_map_update_elem(fds_.subscribers, &key, &value, BPF_ANY);
+    if (err) {
+        fail("leasing block " + std::to_string(block) + " to " + to_string(subscriber), err);
+    }
+}
+
 void Nat64Maps::remove_host(const Nat64Host& host) {
     in6_addr key6 = to_in6(host.host);
     uint32_t key4;

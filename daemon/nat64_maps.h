@@ -49,6 +49,15 @@ class Nat64Maps {
     // The subscriber holding dynamic block BLOCK.
     std::optional<Ipv6Prefix> owner_of(uint32_t block) const;
 
+    // The daemon handing out a block itself (a provisioned subscriber, or a restore): the same
+    // steps as the data path, so both can never hand one block out twice.
+    // Takes the next block from the free queue (nullopt: empty).
+    std::optional<uint32_t> pop_free_block();
+    // Marks BLOCK as SUBSCRIBER's; false when someone holds it already.
+    bool claim_block(uint32_t block, const Ipv6Prefix& subscriber);
+    // SUBSCRIBER resolves to BLOCK from now on (after claim_block).
+    void set_lease(const Ipv6Prefix& subscriber, uint32_t block, uint64_t allocated_ns);
+
     void remove_host(const Nat64Host& host);
     // Step one of returning a block: the subscriber stops resolving to it.
     void forget_lease(const Ipv6Prefix& subscriber);

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstdlib>
 #include <cstring>
+#include <map>
 #include <stdexcept>
 
 #include "daemon/log.h"
@@ -70,12 +72,13 @@ void Nat64Runtime::RingDeleter::operator()(ring_buffer* rb) const {
     ring_buffer__free(rb);
 }
 
-Nat64Runtime::Nat64Runtime(const Nat64Config& config, Nat64Maps maps, NftSocket& nft)
-    : config_(config),
+Nat64Runtime::Nat64Runtime(Nat64Ledger& ledger, Nat64Maps maps, NftSocket& nft)
+    : ledger_(ledger),
+      config_(ledger.config()),
       maps_(maps),
-      table_(nft, config.table, nat64_nft_shape(config)),
-      subscribers_(config),
-      blocks_(config) {
+      table_(nft, config_.table, nat64_nft_shape(config_)),
+      subscribers_(config_),
+      blocks_(config_) {
     ring_.reset(ring_buffer__new(maps_.events_fd(), on_ring_event, this, nullptr));
     if (!ring_) {
         throw std::runtime_error(std::string("opening the " XLAT64_MAP_EVENTS " ring buffer: ") +
@@ -112,9 +115,9 @@ void Nat64Runtime::on_event(const void* data, size_t size) {
     std::memcpy(who.data(), e.subscriber, who.size());
     switch (e.type) {
         case XLAT_EVENT_BLOCK_ALLOCATED:
-            log_notice("nat64 allocate subscriber=" +
-                       to_string(Ipv6Prefix{who, config_.subscriber_length}) + " " +
-                       describe_block(e.block));
+            pending_.push_back({{Ipv6Prefix{who, config_.subscriber_length}, e.block},
+                                wall_time_of_monotonic(e.time_ns)});
+            record_pending();
             break;
         case XLAT_EVENT_NO_BLOCK:
             if (no_block_logged_.insert(who).second) {
@@ -137,8 +140,73 @@ void Nat64Runtime::on_event(const void* data, size_t size) {
     }
 }
 
+// The data path hands a block out before the daemon hears of it (that is what keeps the first
+// packet from waiting); the record follows within milliseconds. A block can still never go to two
+// subscribers, because the kernel's owner map decides, and sync_with_store() catches up on
+// whatever a crash left unrecorded.
+void Nat64Runtime::record_pending() {
+    std::vector<Pending> left;
+    for (const Pending& p : pending_) {
+        try {
+            ledger_.allocated(p.owner.subscriber, p.owner.block, p.from);
+        } catch (const StoreError& e) {
+            if (e.kind() == StoreError::Kind::conflict) {
+                continue;  // already recorded (a replayed event)
+            }
+            if (left.empty()) {
+                log_error(std::string("nat64: cannot record an allocation, will retry: ") +
+                          e.what());
+            }
+            left.push_back(p);
+        }
+    }
+    pending_ = std::move(left);
+}
+
+void Nat64Runtime::sync_with_store() {
+    if (config_.mode != Nat64Mode::dynamic) {
+        return;
+    }
+    std::map<std::pair<Ipv6Prefix, uint64_t>, bool> recorded;
+    for (const Allocation& a : ledger_.open_allocations()) {
+        if (ledger_.matches_layout(a)) {
+            recorded[{a.subscriber, a.block}] = false;
+        } else {
+            ledger_.closed_by_configuration(a);
+        }
+    }
+    for (const Nat64Lease& lease : maps_.leases()) {
+        auto it = recorded.find({lease.subscriber, lease.block});
+        if (it != recorded.end()) {
+            it->second = true;
+            continue;
+        }
+        pending_.push_back(
+            {{lease.subscriber, lease.block}, wall_time_of_monotonic(lease.allocated_ns)});
+    }
+    record_pending();
+    for (const auto& [key, in_kernel] : recorded) {
+        if (in_kernel) {
+            continue;
+        }
+        const auto& [subscriber, block] = key;
+        const auto owner = maps_.owner_of(static_cast<uint32_t>(block));
+        if (owner == subscriber || maps_.claim_block(static_cast<uint32_t>(block), subscriber)) {
+            maps_.set_lease(subscriber, static_cast<uint32_t>(block), monotonic_ns());
+            log_notice("nat64: re-created the lease of " + to_string(subscriber) + " (" +
+                       describe_block(static_cast<uint32_t>(block)) + ") from the store");
+        } else {
+            ledger_.released(subscriber, static_cast<uint32_t>(block), wall_now(), 0,
+                             "block-taken-while-down");
+        }
+    }
+}
+
 void Nat64Runtime::tick() {
     const uint64_t now = monotonic_ns();
+    if (!pending_.empty()) {
+        record_pending();
+    }
     finish_releases();
     if (now >= next_expiry_ns_) {
         // A quarter of the idle time, between 1 and 10 seconds: an idle host is found soon
@@ -188,11 +256,17 @@ void Nat64Runtime::expire(uint64_t now) {
         if (busy_blocks.count(lease.block) || counts_in(counts, b.internal).total() != 0) {
             continue;
         }
+        // Closed in the store first: the history must never show the block free while it is
+        // still in use, nor in use by two.
+        try {
+            ledger_.released(lease.subscriber, lease.block, wall_now(),
+                             static_cast<int64_t>((now - lease.allocated_ns) / kSecond), "idle");
+        } catch (const StoreError& e) {
+            log_error(std::string("nat64: keeping an idle block: ") + e.what());
+            continue;
+        }
         maps_.forget_lease(lease.subscriber);
         releasing_.push_back({lease.subscriber, lease.block});
-        log_notice("nat64 release subscriber=" + to_string(lease.subscriber) + " " +
-                   describe_block(lease.block) +
-                   " held=" + std::to_string((now - lease.allocated_ns) / kSecond) + "s");
     }
 }
 
@@ -387,6 +461,113 @@ nlohmann::json Nat64Runtime::subscriber(const std::string& text) {
     }
     out["exhausted"] = exhausted;
     return out;
+}
+
+Ipv6Prefix Nat64Runtime::subscriber_prefix(const std::string& text) {
+    auto prefix = parse_ipv6_prefix(text);
+    if (!prefix) {
+        throw std::runtime_error(text + " is not an IPv6 prefix (e.g. 2001:db8:100:1::/64)");
+    }
+    if (prefix->len != config_.subscriber_length) {
+        throw std::runtime_error(text + " is a /" + std::to_string(prefix->len) +
+                                 "; subscribers are /" + std::to_string(config_.subscriber_length) +
+                                 " (nat64.subscriber_length)");
+    }
+    if (mask_address(prefix->addr, prefix->len) != prefix->addr) {
+        throw std::runtime_error(
+            text + " has host bits set; use " +
+            to_string(Ipv6Prefix{mask_address(prefix->addr, prefix->len), prefix->len}));
+    }
+    if (!subscribers_.index_of(prefix->addr)) {
+        throw std::runtime_error(text + " is in none of the admitted nat64.prefixes");
+    }
+    return *prefix;
+}
+
+// Commit first, then the kernel: the block is taken from the free queue and claimed (so the data
+// path cannot hand it out meanwhile), recorded, and only then does the subscriber resolve to it.
+std::optional<uint32_t> Nat64Runtime::lease_block_now(const Ipv6Prefix& subscriber) {
+    if (auto lease = maps_.lease(subscriber)) {
+        return lease->block;
+    }
+    for (int attempt = 0; attempt < 8; ++attempt) {
+        auto block = maps_.pop_free_block();
+        if (!block) {
+            return std::nullopt;
+        }
+        if (*block >= blocks_.count() || !maps_.claim_block(*block, subscriber)) {
+            continue;  // stale or already owned: the owner map decides
+        }
+        try {
+            ledger_.allocated(subscriber, *block, wall_now());
+        } catch (...) {
+            maps_.free_block(*block);  // unclaims it and queues it again
+            throw;
+        }
+        maps_.set_lease(subscriber, *block, monotonic_ns());
+        return block;
+    }
+    return std::nullopt;
+}
+
+nlohmann::json Nat64Runtime::add_subscriber(const std::string& text, const std::string& account) {
+    const Ipv6Prefix prefix = subscriber_prefix(text);
+    ledger_.store().add_subscriber(prefix, account, wall_now());
+    nlohmann::json out = {{"subscriber", to_string(prefix)}, {"account", account}};
+    std::optional<uint32_t> block;
+    if (config_.mode == Nat64Mode::dynamic) {
+        block = lease_block_now(prefix);
+        if (!block) {
+            throw std::runtime_error(to_string(prefix) +
+                                     " is provisioned, but every port block is leased; it gets "
+                                     "one when a block is returned");
+        }
+    } else {
+        block = static_cast<uint32_t>(*subscribers_.index_of(prefix.addr));
+    }
+    const NatBlock b = nat64_nat_blocks(config_, *block, *block + 1).front();
+    out["block"] = *block;
+    out["public_address"] = to_string(b.public_address);
+    out["ports"] = std::to_string(b.first_port) + "-" + std::to_string(b.last_port);
+    out["internal"] = to_string(b.internal);
+    return out;
+}
+
+nlohmann::json Nat64Runtime::remove_subscriber(const std::string& text) {
+    const Ipv6Prefix prefix = subscriber_prefix(text);
+    nlohmann::json out = {{"subscriber", to_string(prefix)}};
+    if (config_.mode == Nat64Mode::dynamic) {
+        if (auto lease = maps_.lease(prefix)) {
+            ledger_.released(prefix, lease->block, wall_now(),
+                             static_cast<int64_t>((monotonic_ns() - lease->allocated_ns) / kSecond),
+                             "removed");
+            maps_.forget_lease(prefix);
+            releasing_.push_back({prefix, lease->block});
+            out["released_block"] = lease->block;
+        }
+    }
+    out["removed"] = ledger_.store().remove_subscriber(prefix);
+    return out;
+}
+
+nlohmann::json Nat64Runtime::trace(const std::string& address_port, std::optional<int64_t> at) {
+    const auto colon = address_port.rfind(':');
+    std::optional<Ipv4Address> address;
+    unsigned long port = 0;
+    if (colon != std::string::npos) {
+        address = parse_ipv4_address(address_port.substr(0, colon));
+        const std::string port_text = address_port.substr(colon + 1);
+        char* end = nullptr;
+        port = std::strtoul(port_text.c_str(), &end, 10);
+        if (port_text.empty() || *end != '\0' || port > 65535) {
+            address.reset();
+        }
+    }
+    if (!address) {
+        throw std::runtime_error(address_port +
+                                 " is not PUBLIC-IPV4:PORT (e.g. 203.0.113.5:40123)");
+    }
+    return ledger_.trace(*address, static_cast<uint16_t>(port), at.value_or(wall_now()));
 }
 
 }  // namespace xlat64

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/nat64_config.h"
+#include "daemon/nat64_ledger.h"
 #include "daemon/nat64_maps.h"
 #include "daemon/port_blocks.h"
 #include "netlink/conntrack.h"
@@ -25,7 +26,7 @@ namespace xlat64 {
 
 class Nat64Runtime {
   public:
-    Nat64Runtime(const Nat64Config& config, Nat64Maps maps, NftSocket& nft);
+    Nat64Runtime(Nat64Ledger& ledger, Nat64Maps maps, NftSocket& nft);
     ~Nat64Runtime();
     Nat64Runtime(const Nat64Runtime&) = delete;
     Nat64Runtime& operator=(const Nat64Runtime&) = delete;
@@ -35,6 +36,15 @@ class Nat64Runtime {
     void drain_events();
     // Once a second: expiry (at its own pace) and exhaustion logging.
     void tick();
+    // After start-up: the kernel's dynamic leases and the store's open allocations agree
+    // afterwards (a lease the daemon did not record is recorded; an allocation the kernel lost is
+    // re-created, or closed when its block went to someone else).
+    void sync_with_store();
+
+    // xlat64ctl subscriber add / del: provisioning from dial-up systems.
+    nlohmann::json add_subscriber(const std::string& prefix, const std::string& account);
+    nlohmann::json remove_subscriber(const std::string& prefix);
+    nlohmann::json trace(const std::string& address_port, std::optional<int64_t> at);
 
     nlohmann::json pool();
     nlohmann::json subscribers();
@@ -50,6 +60,9 @@ class Nat64Runtime {
         uint32_t block = 0;
     };
     void expire(uint64_t now_ns);
+    void record_pending();
+    Ipv6Prefix subscriber_prefix(const std::string& text);
+    std::optional<uint32_t> lease_block_now(const Ipv6Prefix& subscriber);
     void finish_releases();
     void log_exhaustion();
     std::string describe_block(uint32_t block) const;
@@ -57,6 +70,7 @@ class Nat64Runtime {
     nlohmann::json subscriber_json(const Owner& owner, const std::vector<Nat64Host>& hosts,
                                    const std::map<Ipv4Address, ConntrackCounts>& counts);
 
+    Nat64Ledger& ledger_;
     Nat64Config config_;
     Nat64Maps maps_;
     NftNatTable table_;
@@ -71,6 +85,12 @@ class Nat64Runtime {
     // Blocks whose lease was forgotten in the last expiry pass: freed in the next one, when no
     // program run can still hold the old lease.
     std::vector<Owner> releasing_;
+    // Allocations the data path made that the store could not record yet (disk full): retried.
+    struct Pending {
+        Owner owner;
+        int64_t from = 0;
+    };
+    std::vector<Pending> pending_;
     // Logged once until they recover.
     std::set<std::pair<Ipv4Prefix, uint8_t>> exhausted_logged_;
     std::set<Ipv6Address> no_block_logged_;

@@ -33,6 +33,14 @@ inline uint32_t ipv4_route_mtu(uint32_t device_mtu, uint32_t lowest_ipv6_mtu) {
     return mtu > kIpv6HeaderGrowth ? mtu - kIpv6HeaderGrowth : 0;
 }
 
+// A dynamic block the store says a subscriber holds: re-created when the kernel's NAT64 state is
+// rebuilt (after a reboot), so every subscriber keeps its public address and port block.
+struct RestoredLease {
+    Ipv6Prefix subscriber;
+    uint32_t block = 0;
+    auto operator<=>(const RestoredLease&) const = default;
+};
+
 struct DesiredState {
     std::string device_name;
     uint32_t mtu = 0;
@@ -41,6 +49,7 @@ struct DesiredState {
     std::vector<RouteSpec> routes;  // sorted
     TranslationConfig translation;
     std::optional<Nat64Config> nat64;
+    std::vector<RestoredLease> nat64_leases;  // from the store (dynamic mode)
 
     TranslatorSettings settings() const {
         return {pool6, translation,
@@ -119,9 +128,11 @@ struct SetNatBlocks {
 struct SetNat64Prefixes {
     std::vector<Nat64PrefixEntry> to;
 };
-// Every host and dynamic block is forgotten; in dynamic mode the free queue is refilled.
+// Every host and dynamic block is forgotten; in dynamic mode the leases the store holds are
+// re-created and the free queue is refilled with the other blocks.
 struct ResetNat64State {
     std::optional<Nat64Config> config;
+    std::vector<RestoredLease> leases;
 };
 // Dynamic mode: blocks first..last-1 join the free queue (the pool grew).
 struct QueueFreeBlocks {
@@ -252,7 +263,7 @@ inline void plan_settings_and_nat64(const DesiredState& want, const ObservedStat
     }
     if (!want.nat64) {
         if (have.nat64) {
-            plan.push_back(change::ResetNat64State{std::nullopt});
+            plan.push_back(change::ResetNat64State{std::nullopt, {}});
         }
         if (have.nat_table == NatTableState::current ||
             have.nat_table == NatTableState::other_shape) {
@@ -261,7 +272,7 @@ inline void plan_settings_and_nat64(const DesiredState& want, const ObservedStat
         return;
     }
     if (transition == Nat64Transition::reset) {
-        plan.push_back(change::ResetNat64State{want.nat64});
+        plan.push_back(change::ResetNat64State{want.nat64, want.nat64_leases});
     } else if (transition == Nat64Transition::grow && want.nat64->mode == Nat64Mode::dynamic &&
                have.nat64->blocks < settings.nat64->blocks) {
         plan.push_back(
@@ -425,8 +436,13 @@ inline std::string describe(const Change& c) {
             return c.to.empty() ? "clear NAT64 admitted prefixes" : out;
         }
         std::string operator()(const change::ResetNat64State& c) const {
-            return c.config ? "reset NAT64 hosts and blocks (the pool layout changed)"
-                            : "remove NAT64 hosts and blocks";
+            if (!c.config) {
+                return "remove NAT64 hosts and blocks";
+            }
+            return "reset NAT64 hosts and blocks (new or changed pool layout)" +
+                   (c.leases.empty() ? std::string()
+                                     : ", restoring " + std::to_string(c.leases.size()) +
+                                           " leases from the store");
         }
         std::string operator()(const change::QueueFreeBlocks& c) const {
             return "queue free NAT64 blocks " + std::to_string(c.first) + ".." +

@@ -25,8 +25,9 @@ void log_plan(const Plan& plan) {
 
 }  // namespace
 
-Plan Reconciler::plan(const Config& config) {
-    const DesiredState want = desired_state(config);
+Plan Reconciler::plan(const Config& config, const std::vector<RestoredLease>& leases) {
+    DesiredState want = desired_state(config);
+    want.nat64_leases = leases;
     return compute_plan(want, backend_.observe(want));
 }
 
@@ -40,14 +41,14 @@ void Reconciler::apply(const Plan& plan) {
     }
 }
 
-Plan Reconciler::reconcile(const Config& config) {
-    Plan plan = this->plan(config);
+Plan Reconciler::reconcile(const Config& config, const std::vector<RestoredLease>& leases) {
+    Plan plan = this->plan(config, leases);
     log_plan(plan);
     if (plan.empty()) {
         return plan;
     }
     apply(plan);
-    Plan left = this->plan(config);
+    Plan left = this->plan(config, leases);
     if (!left.empty()) {
         throw std::runtime_error("reconcile: the kernel still differs after applying the plan (" +
                                  std::to_string(left.size()) +

@@ -12,12 +12,13 @@ class Reconciler {
   public:
     explicit Reconciler(Backend& backend) : backend_(backend) {}
 
-    // What reconcile() would change now; changes nothing.
-    Plan plan(const Config& config);
+    // What reconcile() would change now; changes nothing. LEASES: the dynamic NAT64 leases the
+    // store holds, re-created if the NAT64 state has to be rebuilt.
+    Plan plan(const Config& config, const std::vector<RestoredLease>& leases = {});
     // Logs the plan, applies it, then re-observes to verify that nothing is left to do.
     // Returns the plan that was applied ("reconcile: 0 changes" when already converged).
     // Throws with the failed change in the message; changes before it stay applied.
-    Plan reconcile(const Config& config);
+    Plan reconcile(const Config& config, const std::vector<RestoredLease>& leases = {});
 
   private:
     void apply(const Plan& plan);

@@ -24,6 +24,7 @@ E2E_NAMESPACES=()
 E2E_PIDS=()
 E2E_PIN_DIR=/sys/fs/bpf/xlat64-e2e-$E2E_ID
 E2E_SOCKET=$E2E_TMP/control.sock
+E2E_STATE_DIR=$E2E_TMP/state
 E2E_FAILED=0
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
@@ -111,8 +112,8 @@ enable_forwarding() {
 	in_ns "$1" sysctl -q -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 }
 
-# write_config FILE <<EOF ... : the YAML body; the device, pin dir and control socket of this test
-# are appended so tests cannot collide.
+# write_config FILE <<EOF ... : the YAML body; the pin dir, control socket and state directory of
+# this test are appended so tests cannot collide.
 write_config() {
 	local file=$1
 	cat >"$file"
@@ -121,6 +122,8 @@ write_config() {
 		  socket: $E2E_SOCKET
 		bpf:
 		  pin_dir: $E2E_PIN_DIR
+		state:
+		  directory: $E2E_STATE_DIR
 	EOF
 }
 

@@ -59,11 +59,11 @@ wait_for_log() { # PATTERN SECONDS
 	return 1
 }
 expect "the allocation was logged as one line" \
-	wait_for_log 'nat64 allocate subscriber=2001:db8:100::/64 block=0 public=203.0.113.0 ports=1024-1039 internal=100.64.0.0/30' 5
+	wait_for_log 'nat64 allocate time=[0-9TZ:-]+ subscriber=2001:db8:100::/64 account=- public=203.0.113.0 ports=1024-1039 block=0 internal=100.64.0.0/30$' 5
 expect "a second subscriber gets the first block of the other address" \
 	nat64_flow udp 2001:db8:100:1::a 0 "$SERVER6"
 expect "and that is logged too" \
-	wait_for_log 'nat64 allocate subscriber=2001:db8:100:1::/64 block=16 public=203.0.113.1 ports=1024-1039' 5
+	wait_for_log 'nat64 allocate time=[0-9TZ:-]+ subscriber=2001:db8:100:1::/64 account=- public=203.0.113.1 ports=1024-1039 block=16 ' 5
 expect "the server saw 2001:db8:100:1::/64 as 203.0.113.1 in ports 1024-1039" \
 	bash -c "awk '\$1 == \"udp\" && \$2 == \"203.0.113.1\" && \$3 >= 1024 && \$3 <= 1039' '$E2E_TMP/peers-$SERVER.txt' | grep -q ."
 
@@ -191,9 +191,9 @@ expect "subscriber 5 saw subscriber 6 as its public address and port ($hairpin_p
 expect "the TCP connection idle for 8 s (idle_timeout 3 s) still works" wait "$IDLE_PID"
 cat "$idle_flow.log"
 expect "its block was never returned while conntrack held the flow" \
-	fails grep -q 'nat64 release subscriber=2001:db8:100:4::/64' "$E2E_TMP/xlat64d.log"
+	fails grep -qE 'nat64 release time=[0-9TZ:-]+ subscriber=2001:db8:100:4::/64' "$E2E_TMP/xlat64d.log"
 expect "subscriber 2001:db8:100::/64, whose flows ended, gets its block returned (logged)" \
-	wait_for_log 'nat64 release subscriber=2001:db8:100::/64 block=0 public=203.0.113.0 ports=1024-1039 .* held=[0-9]+s' 20
+	wait_for_log 'nat64 release time=[0-9TZ:-]+ subscriber=2001:db8:100::/64 account=- public=203.0.113.0 ports=1024-1039 block=0 .* held=[0-9]+s reason=idle' 20
 check_released() {
 	local subs pool
 	subs=$(ctl subscriber list --json)
@@ -211,7 +211,7 @@ expect "the returned block is free again: the subscriber is gone from the list, 
 expect "the subscriber's next flow gets a block again, logged as a new allocation" \
 	nat64_flow udp 2001:db8:100::b 0 "$SERVER6"
 expect "(second allocate line for 2001:db8:100::/64)" \
-	bash -c "sleep 1; test \$(grep -c 'nat64 allocate subscriber=2001:db8:100::/64 ' '$E2E_TMP/xlat64d.log') -eq 2"
+	bash -c "sleep 1; test \$(grep -cE 'nat64 allocate time=[0-9TZ:-]+ subscriber=2001:db8:100::/64 ' '$E2E_TMP/xlat64d.log') -eq 2"
 ctl pool
 ctl subscriber list
 ctl stats | grep -E 'nat64|translated'

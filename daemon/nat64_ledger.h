@@ -1,0 +1,68 @@
+// The record of who held which public address and port block when (issue 5): every dynamic
+// allocation and release goes to the store (committed before the kernel hands the block to anyone
+// else) and out as one log line; traces are answered from it. Deterministic mode records nothing
+// per subscriber (RFC 7422): the configuration says it all, and the ledger keeps the history of
+// configurations so that past traces use the one valid at the time.
+#pragma once
+
+#include <cstdint>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config.h"
+#include "daemon/plan.h"
+#include "daemon/store.h"
+
+namespace xlat64 {
+
+// Unix seconds now, and the Unix time of a CLOCK_MONOTONIC instant (BPF timestamps).
+int64_t wall_now();
+int64_t wall_time_of_monotonic(uint64_t monotonic_ns);
+std::string iso8601(int64_t unix_seconds);
+
+class Nat64Ledger {
+  public:
+    Nat64Ledger(Store& store, Nat64Config config, const StateConfig& state);
+
+    const Nat64Config& config() const { return config_; }
+    Store& store() { return store_; }
+    std::string account_of(const Ipv6Prefix& subscriber);
+
+    // Records that SUBSCRIBER holds BLOCK since FROM (committed) and logs it. Throws StoreError.
+    void allocated(const Ipv6Prefix& subscriber, uint32_t block, int64_t from,
+                   const std::string& note = "");
+    // Closes SUBSCRIBER's allocation of BLOCK at UNTIL (committed) and logs it. Throws StoreError.
+    void released(const Ipv6Prefix& subscriber, uint32_t block, int64_t until, int64_t held_seconds,
+                  const std::string& reason);
+
+    // An allocation means the same under this configuration as when it was made.
+    bool matches_layout(const Allocation& allocation) const;
+    // The open allocations that do, as leases to re-create after a reboot (dynamic mode).
+    std::vector<RestoredLease> restorable_leases();
+    // Closes an allocation whose block means something else now, and logs it.
+    void closed_by_configuration(const Allocation& allocation);
+    std::vector<Allocation> open_allocations() { return store_.open_allocation_list(); }
+
+    // Keeps the history of nat64 configurations (for deterministic traces).
+    void record_configuration();
+    // Who held public ADDRESS:PORT at AT.
+    nlohmann::json trace(const Ipv4Address& address, uint16_t port, int64_t at);
+    // Drops history older than the retention.
+    uint64_t prune();
+
+  private:
+    void log_line(const std::string& event, const Ipv6Prefix& subscriber,
+                  const std::string& account, uint32_t block, int64_t when,
+                  const std::string& extra);
+
+    Store& store_;
+    Nat64Config config_;
+    StateConfig state_;
+    std::ofstream log_file_;
+};
+
+}  // namespace xlat64

@@ -1,0 +1,670 @@
+#include "daemon/store.h"
+
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <iterator>
+#include <utility>
+
+namespace xlat64 {
+
+namespace {
+
+// PRAGMA application_id ("xl64"): tells an xlat64 store from any other SQLite file.
+constexpr int32_t kApplicationId = 0x786c3634;
+
+// Migration N takes schema N-1 to N. Append only: a released migration never changes, since stores
+// in the field already ran it.
+struct Migration {
+    int to;
+    const char* sql;
+};
+
+constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE subscribers (
+    prefix TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE TABLE allocations (
+    id INTEGER PRIMARY KEY,
+    subscriber TEXT NOT NULL,
+    account TEXT NOT NULL,
+    block INTEGER NOT NULL CHECK (block >= 0),
+    internal TEXT NOT NULL,
+    public_address TEXT NOT NULL,
+    first_port INTEGER NOT NULL CHECK (first_port BETWEEN 0 AND 65535),
+    last_port INTEGER NOT NULL CHECK (last_port BETWEEN first_port AND 65535),
+    valid_from INTEGER NOT NULL,
+    valid_until INTEGER CHECK (valid_until IS NULL OR valid_until >= valid_from)
+);
+-- The database itself refuses a block held twice or a subscriber holding two blocks.
+CREATE UNIQUE INDEX allocations_open_block ON allocations (block) WHERE valid_until IS NULL;
+CREATE UNIQUE INDEX allocations_open_subscriber ON allocations (subscriber)
+    WHERE valid_until IS NULL;
+-- trace ADDRESS:PORT; last_port is in the index so only matching rows are fetched.
+CREATE INDEX allocations_by_port ON allocations (public_address, first_port, last_port);
+CREATE INDEX allocations_by_subscriber ON allocations (subscriber, valid_from);
+-- prune: partial, so opening an allocation does not pay for it.
+CREATE INDEX allocations_closed ON allocations (valid_until) WHERE valid_until IS NOT NULL;
+CREATE TABLE eam (
+    ipv4 TEXT PRIMARY KEY,
+    ipv6 TEXT NOT NULL UNIQUE,
+    created INTEGER NOT NULL
+);
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+)sql"},
+};
+static_assert(std::size(kMigrations) == Store::kSchemaVersion);
+
+constexpr const char* kCorruptHint =
+    " (the store is corrupt; move it aside to start afresh or restore a backup)";
+
+std::string parent_directory(const std::string& path) {
+    auto parent = std::filesystem::path(path).parent_path();
+    return parent.empty() ? "." : parent.string();
+}
+
+// What the operator can do about an error, by its SQLite result code.
+std::string hint(int rc, const std::string& path) {
+    switch (rc & 0xff) {
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+            return kCorruptHint;
+        case SQLITE_FULL:
+            return " (free space in " + parent_directory(path) + ")";
+        case SQLITE_CANTOPEN: {
+            std::error_code ec;
+            auto dir = parent_directory(path);
+            if (!std::filesystem::is_directory(dir, ec)) {
+                return " (the directory " + dir + " does not exist)";
+            }
+            if (std::filesystem::is_directory(path, ec)) {
+                return " (it is a directory)";
+            }
+            return " (is the directory writable by xlat64d?)";
+        }
+        case SQLITE_READONLY:
+            // WAL mode creates PATH-wal and PATH-shm beside the file, hence the directory.
+            return " (are the file and its directory writable by xlat64d?)";
+        case SQLITE_BUSY:
+            return " (another process holds the store: is a second xlat64d running?)";
+        default:
+            return "";
+    }
+}
+
+StoreError::Kind kind_of(int rc) {
+    switch (rc & 0xff) {
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+            return StoreError::Kind::corrupt;
+        case SQLITE_FULL:
+            return StoreError::Kind::full;
+        case SQLITE_CANTOPEN:
+        case SQLITE_READONLY:
+        case SQLITE_PERM:
+            return StoreError::Kind::cannot_open;
+        case SQLITE_CONSTRAINT:
+            return StoreError::Kind::conflict;
+        default:
+            return StoreError::Kind::other;
+    }
+}
+
+void set_checkpoint_on_close(sqlite3* db, bool on) {
+    sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, on ? 0 : 1, nullptr);
+}
+
+}  // namespace
+
+void store_detail::DbClose::operator()(sqlite3* db) const {
+    sqlite3_close_v2(db);
+}
+
+void store_detail::StmtFinalize::operator()(sqlite3_stmt* stmt) const {
+    sqlite3_finalize(stmt);
+}
+
+// A cached prepared statement in use: bindings in, rows out; reset when it goes out of scope so
+// the next user finds it clean (and so a read does not hold the WAL snapshot open).
+class store_detail::Query {
+  public:
+    Query(const Store& store, sqlite3_stmt* stmt, const char* doing)
+        : store_(store), stmt_(stmt), doing_(doing) {}
+    Query(const Query&) = delete;
+    Query& operator=(const Query&) = delete;
+    ~Query() {
+        sqlite3_reset(stmt_);
+        sqlite3_clear_bindings(stmt_);
+    }
+
+    Query& bind(int index, int64_t value) {
+        check(sqlite3_bind_int64(stmt_, index, value));
+        return *this;
+    }
+    Query& bind(int index, const std::string& value) {
+        check(sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()),
+                                SQLITE_TRANSIENT));
+        return *this;
+    }
+    Query& bind(int index, const std::optional<int64_t>& value) {
+        check(value ? sqlite3_bind_int64(stmt_, index, *value) : sqlite3_bind_null(stmt_, index));
+        return *this;
+    }
+
+    // true with a row to read, false when done.
+    bool step() {
+        int rc = sqlite3_step(stmt_);
+        if (rc == SQLITE_ROW) {
+            return true;
+        }
+        if (rc != SQLITE_DONE) {
+            store_.fail(rc, doing_);
+        }
+        return false;
+    }
+    // sqlite3_step's result code, for a caller that handles some failures itself.
+    int step_code() { return sqlite3_step(stmt_); }
+    // Runs a statement that returns no rows; the rows it changed.
+    uint64_t run() {
+        step();
+        return static_cast<uint64_t>(sqlite3_changes64(sqlite3_db_handle(stmt_)));
+    }
+
+    int64_t integer(int column) const { return sqlite3_column_int64(stmt_, column); }
+    bool is_null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+    std::string text(int column) const {
+        auto data = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
+        return data ? std::string(data, sqlite3_column_bytes(stmt_, column)) : std::string();
+    }
+
+    // A row whose contents do not parse: the file was changed behind xlat64's back.
+    [[noreturn]] void corrupt_row(const std::string& what) const {
+        throw StoreError(StoreError::Kind::corrupt, std::string(doing_) + " the state store " +
+                                                        store_.path_ + ": " + what + kCorruptHint);
+    }
+
+  private:
+    void check(int rc) {
+        if (rc != SQLITE_OK) {
+            store_.fail(rc, doing_);
+        }
+    }
+
+    const Store& store_;
+    sqlite3_stmt* stmt_;
+    const char* doing_;
+};
+
+namespace {
+
+Ipv6Prefix v6_column(const store_detail::Query& q, int column) {
+    auto text = q.text(column);
+    auto prefix = parse_ipv6_prefix(text);
+    if (!prefix) {
+        q.corrupt_row("invalid IPv6 prefix '" + text + "'");
+    }
+    return *prefix;
+}
+
+Ipv4Prefix v4_prefix_column(const store_detail::Query& q, int column) {
+    auto text = q.text(column);
+    auto prefix = parse_ipv4_prefix(text);
+    if (!prefix) {
+        q.corrupt_row("invalid IPv4 prefix '" + text + "'");
+    }
+    return *prefix;
+}
+
+Ipv4Address v4_column(const store_detail::Query& q, int column) {
+    auto text = q.text(column);
+    auto address = parse_ipv4_address(text);
+    if (!address) {
+        q.corrupt_row("invalid IPv4 address '" + text + "'");
+    }
+    return *address;
+}
+
+constexpr const char* kAllocationColumns =
+    "id, subscriber, account, block, internal, public_address, first_port, last_port, "
+    "valid_from, valid_until";
+
+Allocation allocation_row(const store_detail::Query& q) {
+    Allocation a;
+    a.id = q.integer(0);
+    a.subscriber = v6_column(q, 1);
+    a.account = q.text(2);
+    a.block = static_cast<uint64_t>(q.integer(3));
+    a.internal = v4_prefix_column(q, 4);
+    a.public_address = v4_column(q, 5);
+    a.first_port = static_cast<uint16_t>(q.integer(6));
+    a.last_port = static_cast<uint16_t>(q.integer(7));
+    a.valid_from = q.integer(8);
+    if (!q.is_null(9)) {
+        a.valid_until = q.integer(9);
+    }
+    return a;
+}
+
+std::string select_allocations(const char* rest) {
+    return std::string("SELECT ") + kAllocationColumns + " FROM allocations " + rest;
+}
+
+}  // namespace
+
+// --- opening ---
+
+Store Store::open(const std::string& path, Options options) {
+    sqlite3* raw = nullptr;
+    int rc =
+        sqlite3_open_v2(path.c_str(), &raw,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    DbPtr db(raw);  // closes it even when opening failed
+    if (rc != SQLITE_OK) {
+        std::string message = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
+        throw StoreError(kind_of(rc),
+                         "opening the state store " + path + ": " + message + hint(rc, path));
+    }
+    sqlite3_extended_result_codes(raw, 1);
+    // Until the file is known to be a healthy store of a schema we know, closing must not write
+    // to it (a checkpoint of a WAL left by someone else would).
+    set_checkpoint_on_close(raw, false);
+    Store store(path, std::move(db));
+    store.check_before_writing(options.check_integrity);
+    set_checkpoint_on_close(store.db_.get(), true);
+    store.configure();
+    store.migrate();
+    return store;
+}
+
+Store::Store(std::string path, DbPtr db) : path_(std::move(path)), db_(std::move(db)) {}
+Store::Store(Store&&) noexcept = default;
+Store& Store::operator=(Store&&) noexcept = default;
+Store::~Store() {
+    statements_.clear();  // finalized before the connection closes
+}
+
+// Reads only: the refusals (not a store, newer schema, corrupt) must leave the file as it was.
+void Store::check_before_writing(bool check_integrity) {
+    const char* doing = "opening";
+    if (sqlite3_db_readonly(db_.get(), "main") == 1) {
+        fail(SQLITE_READONLY, doing);
+    }
+    sqlite3_busy_timeout(db_.get(), 5000);
+    int64_t application_id = 0, version = 0, objects = 0;
+    {
+        auto q = query("PRAGMA application_id", doing);
+        application_id = q.step() ? q.integer(0) : 0;
+    }
+    {
+        auto q = query("PRAGMA user_version", doing);
+        version = q.step() ? q.integer(0) : 0;
+    }
+    {
+        auto q = query("SELECT count(*) FROM sqlite_schema", doing);
+        objects = q.step() ? q.integer(0) : 0;
+    }
+    bool foreign =
+        application_id != 0 ? application_id != kApplicationId : version != 0 || objects != 0;
+    if (foreign) {
+        throw StoreError(StoreError::Kind::corrupt,
+                         "opening the state store " + path_ +
+                             ": it is an SQLite database of some other program, not an xlat64 "
+                             "state store (move it aside or point xlat64d at another path)");
+    }
+    if (version > kSchemaVersion) {
+        throw StoreError(
+            StoreError::Kind::newer_schema,
+            "opening the state store " + path_ + ": it was written by a newer xlat64 (schema " +
+                std::to_string(version) + ", this xlat64d knows up to " +
+                std::to_string(kSchemaVersion) + "): upgrade xlat64 or restore a backup");
+    }
+    if (!check_integrity) {
+        return;
+    }
+    auto q = query("PRAGMA quick_check", doing);
+    if (q.step() && q.text(0) != "ok") {
+        throw StoreError(StoreError::Kind::corrupt,
+                         "opening the state store " + path_ + ": " + q.text(0) + kCorruptHint);
+    }
+}
+
+void Store::configure() {
+    {
+        auto q = query("PRAGMA journal_mode=WAL", "opening");
+        if (!q.step() || q.text(0) != "wal") {
+            throw StoreError(StoreError::Kind::other,
+                             "opening the state store " + path_ +
+                                 ": cannot switch it to WAL mode (journal mode '" + q.text(0) +
+                                 "'; is " + parent_directory(path_) + " on a local file system?)");
+        }
+    }
+    // FULL fsyncs the WAL on every commit. NORMAL would survive a crash of xlat64d but may lose
+    // the last commits on power loss; an allocation the kernel already uses must not be lost
+    // (after the reboot its block could go to someone else and tracing would name the wrong
+    // subscriber). Batching (Transaction) keeps that to one fsync per batch.
+    exec("PRAGMA synchronous=FULL", "opening");
+    exec("PRAGMA foreign_keys=ON", "opening");
+    // The WAL of a big batch is truncated after its checkpoint rather than left at full size.
+    exec("PRAGMA journal_size_limit=67108864", "opening");
+}
+
+void Store::migrate() {
+    auto version_now = [this] {
+        auto q = query("PRAGMA user_version", "opening");
+        return q.step() ? q.integer(0) : 0;
+    };
+    if (version_now() == kSchemaVersion) {
+        return;
+    }
+    Transaction t(*this);
+    // Read again under the write lock: another process may have migrated meanwhile.
+    int64_t version = version_now();
+    for (const auto& m : kMigrations) {
+        if (m.to > version) {
+            exec(m.sql, "migrating");
+        }
+    }
+    exec(("PRAGMA application_id=" + std::to_string(kApplicationId)).c_str(), "migrating");
+    exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str(), "migrating");
+    t.commit();
+}
+
+// --- plumbing ---
+
+[[noreturn]] void Store::fail(int rc, const std::string& doing) const {
+    std::string message = db_ ? sqlite3_errmsg(db_.get()) : sqlite3_errstr(rc);
+    if (db_ && sqlite3_errcode(db_.get()) == SQLITE_OK) {
+        message = sqlite3_errstr(rc);  // rc did not come from the last call on the connection
+    }
+    throw StoreError(kind_of(rc),
+                     doing + " the state store " + path_ + ": " + message + hint(rc, path_));
+}
+
+void Store::exec(const char* sql, const char* doing) {
+    int rc = sqlite3_exec(db_.get(), sql, nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) {
+        fail(rc, doing);
+    }
+}
+
+// Callers never nest two uses of one SQL text, so one cached statement per text suffices.
+Store::Query Store::query(std::string_view sql, const char* doing) {
+    auto it = statements_.find(sql);
+    if (it == statements_.end()) {
+        sqlite3_stmt* raw = nullptr;
+        int rc = sqlite3_prepare_v3(db_.get(), sql.data(), static_cast<int>(sql.size()),
+                                    SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+        StmtPtr stmt(raw);
+        if (rc != SQLITE_OK) {
+            fail(rc, doing);
+        }
+        it = statements_.emplace(std::string(sql), std::move(stmt)).first;
+    }
+    return Query(*this, it->second.get(), doing);
+}
+
+Store::Transaction::Transaction(Store& store) : store_(&store) {
+    nested_ = sqlite3_get_autocommit(store.db_.get()) == 0;
+    // IMMEDIATE takes the write lock now, so a transaction never fails half-way on a lock
+    // another writer holds (busy_timeout waits for it instead).
+    store.exec(nested_ ? "SAVEPOINT nested" : "BEGIN IMMEDIATE", "writing");
+}
+
+Store::Transaction::Transaction(Transaction&& other) noexcept
+    : store_(other.store_), nested_(other.nested_), done_(other.done_) {
+    other.done_ = true;
+}
+
+Store::Transaction::~Transaction() {
+    if (done_) {
+        return;
+    }
+    // Errors ignored: SQLite may already have rolled back itself (e.g. after SQLITE_FULL).
+    const char* sql = nested_ ? "ROLLBACK TO nested; RELEASE nested" : "ROLLBACK";
+    sqlite3_exec(store_->db_.get(), sql, nullptr, nullptr, nullptr);
+}
+
+void Store::Transaction::commit() {
+    store_->exec(nested_ ? "RELEASE nested" : "COMMIT", "writing");
+    done_ = true;
+}
+
+void Store::set_size_limit(uint64_t bytes) {
+    int64_t page_size = 4096;
+    {
+        auto q = query("PRAGMA page_size", "configuring");
+        if (q.step()) {
+            page_size = q.integer(0);
+        }
+    }
+    auto pages = std::to_string(bytes / static_cast<uint64_t>(page_size));
+    auto q = query("PRAGMA max_page_count=" + pages, "configuring");
+    q.step();
+}
+
+// --- subscribers ---
+
+bool Store::add_subscriber(const Ipv6Prefix& prefix, const std::string& account, int64_t now) {
+    Transaction t(*this);
+    bool added = !subscriber(prefix);
+    query(
+        "INSERT INTO subscribers (prefix, account, created) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT (prefix) DO UPDATE SET account = excluded.account",
+        "writing")
+        .bind(1, to_string(prefix))
+        .bind(2, account)
+        .bind(3, now)
+        .run();
+    t.commit();
+    return added;
+}
+
+bool Store::remove_subscriber(const Ipv6Prefix& prefix) {
+    return query("DELETE FROM subscribers WHERE prefix = ?1", "writing")
+               .bind(1, to_string(prefix))
+               .run() > 0;
+}
+
+std::optional<Subscriber> Store::subscriber(const Ipv6Prefix& prefix) {
+    auto q = query("SELECT account, created FROM subscribers WHERE prefix = ?1", "reading");
+    q.bind(1, to_string(prefix));
+    if (!q.step()) {
+        return std::nullopt;
+    }
+    return Subscriber{prefix, q.text(0), q.integer(1)};
+}
+
+std::vector<Subscriber> Store::subscribers() {
+    auto q = query("SELECT prefix, account, created FROM subscribers ORDER BY prefix", "reading");
+    std::vector<Subscriber> out;
+    while (q.step()) {
+        out.push_back({v6_column(q, 0), q.text(1), q.integer(2)});
+    }
+    return out;
+}
+
+// --- allocations ---
+
+void Store::insert_allocation(const Allocation& a) {
+    if (a.valid_until) {
+        throw StoreError(StoreError::Kind::other,
+                         "writing the state store " + path_ + ": allocation of block " +
+                             std::to_string(a.block) + " to " + to_string(a.subscriber) +
+                             " has an end; only open allocations are recorded");
+    }
+    auto q = query(
+        "INSERT INTO allocations (subscriber, account, block, internal, public_address, "
+        "first_port, last_port, valid_from) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "writing");
+    q.bind(1, to_string(a.subscriber))
+        .bind(2, a.account)
+        .bind(3, static_cast<int64_t>(a.block))
+        .bind(4, to_string(a.internal))
+        .bind(5, to_string(a.public_address))
+        .bind(6, int64_t{a.first_port})
+        .bind(7, int64_t{a.last_port})
+        .bind(8, a.valid_from);
+    int rc = q.step_code();
+    if (rc == SQLITE_DONE) {
+        return;
+    }
+    if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+        conflict(a);
+    }
+    fail(rc, "writing");
+}
+
+// Names who holds what, so the error says which of the two unique indexes refused A.
+[[noreturn]] void Store::conflict(const Allocation& a) {
+    std::string prefix = "writing the state store " + path_ + ": ";
+    {
+        auto q = query(select_allocations("WHERE block = ?1 AND valid_until IS NULL"), "reading");
+        q.bind(1, static_cast<int64_t>(a.block));
+        if (q.step()) {
+            auto held = allocation_row(q);
+            throw StoreError(StoreError::Kind::conflict,
+                             prefix + "block " + std::to_string(a.block) + " is already held by " +
+                                 to_string(held.subscriber) + " (since " +
+                                 std::to_string(held.valid_from) + ")");
+        }
+    }
+    auto q = query(select_allocations("WHERE subscriber = ?1 AND valid_until IS NULL"), "reading");
+    q.bind(1, to_string(a.subscriber));
+    if (q.step()) {
+        auto held = allocation_row(q);
+        throw StoreError(StoreError::Kind::conflict, prefix + to_string(a.subscriber) +
+                                                         " already holds block " +
+                                                         std::to_string(held.block) + " (since " +
+                                                         std::to_string(held.valid_from) + ")");
+    }
+    throw StoreError(StoreError::Kind::conflict,
+                     prefix + "allocation of block " + std::to_string(a.block) + " refused");
+}
+
+int64_t Store::open_allocation(const Allocation& allocation) {
+    insert_allocation(allocation);
+    return sqlite3_last_insert_rowid(db_.get());
+}
+
+void Store::open_allocations(const std::vector<Allocation>& allocations) {
+    Transaction t(*this);
+    for (const auto& a : allocations) {
+        insert_allocation(a);
+    }
+    t.commit();
+}
+
+// max(): a wall clock stepped backwards must not make an interval end before it began.
+bool Store::close_allocation(const Ipv6Prefix& subscriber, uint64_t block, int64_t until) {
+    return query(
+               "UPDATE allocations SET valid_until = max(?3, valid_from) "
+               "WHERE block = ?2 AND subscriber = ?1 AND valid_until IS NULL",
+               "writing")
+               .bind(1, to_string(subscriber))
+               .bind(2, static_cast<int64_t>(block))
+               .bind(3, until)
+               .run() > 0;
+}
+
+uint64_t Store::close_all_open(int64_t until) {
+    return query(
+               "UPDATE allocations SET valid_until = max(?1, valid_from) "
+               "WHERE valid_until IS NULL",
+               "writing")
+        .bind(1, until)
+        .run();
+}
+
+std::vector<Allocation> Store::open_allocation_list() {
+    auto q = query(select_allocations("WHERE valid_until IS NULL ORDER BY block"), "reading");
+    std::vector<Allocation> out;
+    while (q.step()) {
+        out.push_back(allocation_row(q));
+    }
+    return out;
+}
+
+std::optional<Allocation> Store::trace(const Ipv4Address& address, uint16_t port, int64_t at) {
+    auto q = query(
+        select_allocations("WHERE public_address = ?1 AND first_port <= ?2 AND last_port >= ?2 "
+                           "AND valid_from <= ?3 AND (valid_until IS NULL OR valid_until > ?3) "
+                           "ORDER BY valid_from DESC LIMIT 1"),
+        "reading");
+    q.bind(1, to_string(address)).bind(2, int64_t{port}).bind(3, at);
+    if (!q.step()) {
+        return std::nullopt;
+    }
+    return allocation_row(q);
+}
+
+std::vector<Allocation> Store::history(const Ipv6Prefix& subscriber) {
+    auto q = query(select_allocations("WHERE subscriber = ?1 ORDER BY valid_from, id"), "reading");
+    q.bind(1, to_string(subscriber));
+    std::vector<Allocation> out;
+    while (q.step()) {
+        out.push_back(allocation_row(q));
+    }
+    return out;
+}
+
+uint64_t Store::prune(int64_t older_than) {
+    return query("DELETE FROM allocations WHERE valid_until IS NOT NULL AND valid_until < ?1",
+                 "pruning")
+        .bind(1, older_than)
+        .run();
+}
+
+// --- EAMT ---
+
+bool Store::add_eam(const EamEntry& entry, int64_t now) {
+    return query(
+               "INSERT INTO eam (ipv4, ipv6, created) VALUES (?1, ?2, ?3) "
+               "ON CONFLICT DO NOTHING",
+               "writing")
+               .bind(1, to_string(entry.ipv4))
+               .bind(2, to_string(entry.ipv6))
+               .bind(3, now)
+               .run() > 0;
+}
+
+bool Store::remove_eam(const Ipv4Prefix& ipv4) {
+    return query("DELETE FROM eam WHERE ipv4 = ?1", "writing").bind(1, to_string(ipv4)).run() > 0;
+}
+
+std::vector<StoredEam> Store::eams() {
+    auto q = query("SELECT ipv4, ipv6, created FROM eam ORDER BY ipv4", "reading");
+    std::vector<StoredEam> out;
+    while (q.step()) {
+        out.push_back({{v4_prefix_column(q, 0), v6_column(q, 1)}, q.integer(2)});
+    }
+    return out;
+}
+
+// --- meta ---
+
+std::optional<std::string> Store::meta(const std::string& key) {
+    auto q = query("SELECT value FROM meta WHERE key = ?1", "reading");
+    q.bind(1, key);
+    if (!q.step()) {
+        return std::nullopt;
+    }
+    return q.text(0);
+}
+
+void Store::set_meta(const std::string& key, const std::string& value) {
+    query(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        "writing")
+        .bind(1, key)
+        .bind(2, value)
+        .run();
+}
+
+}  // namespace xlat64
