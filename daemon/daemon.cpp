@@ -71,8 +71,8 @@ std::string string_argument(const Request& request, const char* name) {
 // StateDirectory= does that for the service; a hand-started daemon should not need a mkdir first.
 Store open_store(const StateConfig& state) {
     std::error_code ec;
-    std::filesystem::create_directories(state.directory, ec);
-    if (!ec) {
+    // Only a directory made here gets its mode set: an existing one is the operator's.
+    if (std::filesystem::create_directories(state.directory, ec)) {
         std::filesystem::permissions(state.directory, std::filesystem::perms::owner_all,
                                      std::filesystem::perm_options::replace, ec);
     }
