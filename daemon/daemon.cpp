@@ -180,11 +180,6 @@ void Daemon::start_nat64(std::unique_ptr<Nat64Ledger> ledger) {
     // Allocations made while no daemon ran are in the maps; their events may have been lost.
     nat64_->drain_events();
     nat64_->sync_with_store();
-    const uint64_t pruned = ledger_->prune();
-    if (pruned > 0) {
-        log_info("nat64: pruned " + std::to_string(pruned) + " allocations older than " +
-                 std::to_string(config_.state.retention_days) + " days");
-    }
 }
 
 // The ledger for CONFIG's nat64 section (nullptr without one), its configuration recorded in the

@@ -207,6 +207,13 @@ void Nat64Runtime::tick() {
     if (!pending_.empty()) {
         record_pending();
     }
+    if (now >= next_prune_ns_) {
+        next_prune_ns_ = now + 86400 * kSecond;  // retention is counted in days
+        if (const uint64_t pruned = ledger_.prune(); pruned > 0) {
+            log_info("nat64: pruned " + std::to_string(pruned) +
+                     " allocations older than the retention (state.retention_days)");
+        }
+    }
     finish_releases();
     if (now >= next_expiry_ns_) {
         // A quarter of the idle time, between 1 and 10 seconds: an idle host is found soon

@@ -82,6 +82,7 @@ class Nat64Runtime {
     };
     std::unique_ptr<ring_buffer, RingDeleter> ring_;
     uint64_t next_expiry_ns_ = 0;
+    uint64_t next_prune_ns_ = 0;
     // Blocks whose lease was forgotten in the last expiry pass: freed in the next one, when no
     // program run can still hold the old lease.
     std::vector<Owner> releasing_;
