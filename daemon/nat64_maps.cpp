@@ -207,6 +207,17 @@ std::optional<Ipv6Prefix> Nat64Maps::owner_of(uint32_t block) const {
     return Ipv6Prefix{to_address(sub), sub_len_};
 }
 
+std::vector<std::pair<uint32_t, Ipv6Prefix>> Nat64Maps::owners() const {
+    std::vector<std::pair<uint32_t, Ipv6Prefix>> out;
+    for (uint32_t block :
+         keys_of<uint32_t>(fds_.owners, XLAT64_MAP_N64_OWNERS, XLAT64_N64_BLOCKS_MAX)) {
+        if (auto owner = owner_of(block)) {
+            out.emplace_back(block, *owner);
+        }
+    }
+    return out;
+}
+
 std::optional<uint32_t> Nat64Maps::pop_free_block() {
     uint32_t block = 0;
     int err = bpf_map_lookup_and_delete_elem(fds_.free_blocks, nullptr, &block);

@@ -48,6 +48,8 @@ class Nat64Maps {
 
     // The subscriber holding dynamic block BLOCK.
     std::optional<Ipv6Prefix> owner_of(uint32_t block) const;
+    // Every claimed block and its owner.
+    std::vector<std::pair<uint32_t, Ipv6Prefix>> owners() const;
 
     // The daemon handing out a block itself (a provisioned subscriber, or a restore): the same
     // steps as the data path, so both can never hand one block out twice.

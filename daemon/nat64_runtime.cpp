@@ -200,6 +200,29 @@ void Nat64Runtime::sync_with_store() {
                              "block-taken-while-down");
         }
     }
+    return_orphaned_blocks();
+}
+
+// A block claimed in the owner map with no lease behind it was being returned (or handed out by
+// `subscriber add`) when the previous daemon died: nobody can use it, and nobody would ever free
+// it. Its release (if any) is already in the store, so it only goes back to the free queue.
+void Nat64Runtime::return_orphaned_blocks() {
+    std::set<std::pair<uint32_t, Ipv6Prefix>> leased;
+    for (const Nat64Lease& lease : maps_.leases()) {
+        leased.insert({lease.block, lease.subscriber});
+    }
+    for (const auto& [block, owner] : maps_.owners()) {
+        if (leased.count({block, owner})) {
+            continue;
+        }
+        const NatBlock b = nat64_nat_blocks(config_, block, block + 1).front();
+        for (const Nat64Host& host : maps_.hosts_in(b.internal)) {
+            maps_.remove_host(host);
+        }
+        maps_.free_block(block);
+        log_notice("nat64: block " + std::to_string(block) + " of " + to_string(owner) +
+                   " was left claimed without a lease by the previous xlat64d; returned");
+    }
 }
 
 void Nat64Runtime::tick() {

@@ -61,6 +61,7 @@ class Nat64Runtime {
     };
     void expire(uint64_t now_ns);
     void record_pending();
+    void return_orphaned_blocks();
     Ipv6Prefix subscriber_prefix(const std::string& text);
     std::optional<uint32_t> lease_block_now(const Ipv6Prefix& subscriber);
     void finish_releases();
