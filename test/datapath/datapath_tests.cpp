@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -483,6 +484,31 @@ std::string describe(const std::vector<LeaseRecord>& leases) {
 }
 
 // Writes the fixture's NAT64 settings, admitted prefixes, free queue, hosts and leases.
+// Loading the program (verifier, maps) is most of a fixture's cost, so one translator serves every
+// fixture whose settings get written; before each, every map the fixtures touch is emptied and the
+// settings are written whole, so no fixture sees another's state. A fixture of a translator
+// whose settings were never written ("pool6 unset") gets a fresh one.
+xlat64::BpfTranslator& translator_for(const Fixture& f) {
+    static std::unique_ptr<xlat64::BpfTranslator> shared;
+    static std::unique_ptr<xlat64::BpfTranslator> fresh;
+    xlat64::BpfLoadOptions options;
+    options.l2_header_len = kEthHeaderLen;  // BPF_PROG_TEST_RUN frames start with Ethernet
+    if (f.pool6_mode == Pool6Mode::kUnset) {
+        fresh = std::make_unique<xlat64::BpfTranslator>(options);
+        return *fresh;
+    }
+    if (!shared) {
+        shared = std::make_unique<xlat64::BpfTranslator>(options);
+    }
+    for (const xlat64::EamEntry& entry : shared->eamt()) {
+        shared->remove_eam(entry);
+    }
+    xlat64::Nat64Maps maps(shared->nat64_map_fds(), 0);
+    maps.flush();
+    maps.set_prefixes({});
+    return *shared;
+}
+
 void setup_nat64(xlat64::BpfTranslator& translator, const Fixture& f) {
     const xlat64::Nat64Config& c = *f.nat64;
     xlat64::TranslatorSettings settings;
@@ -569,20 +595,16 @@ void run_fixture(const Fixture& f) {
         also.insert(*index);
     }
 
-    xlat64::BpfLoadOptions options;
-    options.l2_header_len = kEthHeaderLen;  // BPF_PROG_TEST_RUN frames start with Ethernet
-    xlat64::BpfTranslator translator(options);
+    xlat64::BpfTranslator& translator = translator_for(f);
     if (f.nat64) {
         setup_nat64(translator, f);
-    } else {
+    } else if (f.pool6_mode != Pool6Mode::kUnset) {
+        xlat64::TranslatorSettings settings;
         if (f.pool6_mode == Pool6Mode::kPrefix) {
-            translator.set_pool6(f.pool6);
-        } else if (f.pool6_mode == Pool6Mode::kNone) {
-            translator.set_pool6(std::nullopt);
+            settings.pool6 = f.pool6;
         }
-        if (f.translation) {
-            translator.set_translation(*f.translation);
-        }
+        settings.translation = f.translation.value_or(xlat64::TranslationConfig{});
+        translator.set_settings(settings);
     }
     for (const auto& eam : f.eams) {
         translator.add_eam(eam);

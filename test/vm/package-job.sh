@@ -172,6 +172,35 @@ check "translation still works" ping_client 203.0.113.2
 cp /tmp/good.yaml $CONFIG
 check "the good file reloads again" systemctl reload xlat64
 
+section "stateful NAT64 under the hardened service: nftables, store, allocation log, trace"
+ip -n v6client addr add 2001:db8:100:1::a/128 dev eth0 nodad
+ip route add 2001:db8:100::/56 via 2001:db8:1::2
+cat >$CONFIG <<'YAML'
+pool6: 2001:db8:64::/96
+eamt:
+  - ipv4: 203.0.113.0/24
+    ipv6: 2001:db8:1::/120
+nat64:
+  prefixes: [2001:db8:100::/56]
+  subscriber_length: 64
+  public_prefixes: [198.51.100.64/28]
+  mode: dynamic
+state:
+  log_file: /var/log/xlat64/allocations.log
+YAML
+check "systemctl reload xlat64 (nat64 added)" systemctl reload xlat64
+check "a subscriber's host reaches the IPv4 server (TCP, content verified)" \
+	ip netns exec v6client $TRAFFIC tcp --to $SERVER_VIA_POOL6 --port 8080 --bytes 200000 --timeout 60 --source 2001:db8:100:1::a
+check "xlat64ctl subscriber list shows its block" bash -c "xlat64ctl subscriber list | grep -q '^2001:db8:100:1::/64 .* 198.51.100.6'"
+check "sudo xlat64ctl subscriber add --id" xlat64ctl subscriber add 2001:db8:100:2::/64 --id vm-account
+first_port=$(xlat64ctl subscriber show 2001:db8:100:2::/64 --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["public_address"] + ":" + d["ports"].split("-")[0])')
+check "xlat64ctl trace $first_port names vm-account" bash -c "xlat64ctl trace $first_port | grep -q 'account *vm-account'"
+check "the store is in the StateDirectory" test -s /var/lib/xlat64/state.db
+check "allocations were logged to the journal and to /var/log/xlat64/allocations.log" \
+	bash -c "journalctl -u xlat64 -o cat --no-pager | grep -q '^nat64 allocate ' && grep -q 'account=vm-account' /var/log/xlat64/allocations.log"
+check "xlat64's nftables table exists" nft list table ip xlat64
+xlat64ctl pool
+
 section "stop, start, restart, upgrade: the translator stays in the kernel"
 start_pings
 check "systemctl stop xlat64" systemctl stop xlat64
@@ -217,12 +246,13 @@ check "no daemon runs" bash -c "! pgrep -x xlat64d"
 check "no xlat64 device" bash -c "! ip link show xlat64 2>/dev/null"
 check "no routes with proto 64" bash -c "[[ -z \$(ip route show proto 64 table all; ip -6 route show proto 64 table all) ]]"
 check "no pins" test ! -e /sys/fs/bpf/xlat64
+check "no nftables table ip xlat64" bash -c "! nft list table ip xlat64 2>/dev/null"
 check "translation has stopped" bash -c "! ip netns exec v6client ping -6 -c 1 -W 1 -q $SERVER_VIA_POOL6 >/dev/null 2>&1"
 check "the conffile is kept on remove" test -f $CONFIG
 
 section "purge: nothing of xlat64 is left"
 check "apt-get purge xlat64" apt-get purge -y -q -o Dpkg::Use-Pty=0 xlat64
-for path in /etc/xlat64 /var/lib/xlat64 /run/xlat64 /sys/fs/bpf/xlat64 /lib/systemd/system/xlat64.service \
+for path in /etc/xlat64 /var/lib/xlat64 /var/log/xlat64 /run/xlat64 /sys/fs/bpf/xlat64 /lib/systemd/system/xlat64.service \
 	/etc/systemd/system/multi-user.target.wants/xlat64.service /usr/sbin/xlat64d /usr/bin/xlat64ctl; do
 	check "$path is gone" test ! -e $path
 done
