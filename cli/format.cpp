@@ -87,6 +87,13 @@ std::string format_status(const json& status) {
     out += field("EAMT entries", text(status, "eamt_entries"));
     out += field("routes", text(status, "routes"));
     out += field("pin dir", text(status, "pin_dir"));
+    if (status.contains("nat64") && !status["nat64"].is_null()) {
+        const json& n = status["nat64"];
+        out += field("nat64", text(n, "mode") + ", " + text(n, "public_addresses") +
+                                  " public addresses, " + text(n, "blocks") + " blocks of " +
+                                  text(n, "block_size") + " ports");
+    }
+    out += field("store", text(status, "store"));
     if (status.contains("last_reload_error")) {
         out += field("last reload", "FAILED, running configuration kept:");
         out += text(status, "last_reload_error") + "\n";

@@ -323,6 +323,16 @@ nlohmann::json Daemon::status() {
     result["config_file"] = config_path_.string();
     result["started_at"] = iso8601_utc(started_at_);
     result["uptime_seconds"] = std::chrono::duration_cast<std::chrono::seconds>(uptime).count();
+    result["store"] = store_->path();
+    if (config_.nat64) {
+        const Nat64Config& n = *config_.nat64;
+        result["nat64"] = {{"mode", n.mode == Nat64Mode::dynamic ? "dynamic" : "deterministic"},
+                           {"public_addresses", nat64_public_address_count(n)},
+                           {"blocks", nat64_block_count(n)},
+                           {"block_size", n.block_size}};
+    } else {
+        result["nat64"] = nullptr;
+    }
     if (!last_reload_error_.empty()) {
         result["last_reload_error"] = last_reload_error_;
     }
