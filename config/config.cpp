@@ -366,7 +366,8 @@ Config read_config(const YAML::Node& root, IssueList& issues) {
         top.key = kFileKey;
     }
     auto values = read_map(
-        top, {"device", "pool6", "eamt", "control", "bpf", "nat64", "translation", "state"}, issues);
+        top, {"device", "pool6", "eamt", "control", "bpf", "nat64", "translation", "state"},
+        issues);
     if (const Field* device = find(values, "device")) {
         read_device(*device, config.device, issues);
     }

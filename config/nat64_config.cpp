@@ -298,6 +298,13 @@ void check_block_size(const Located& in, IssueList& issues) {
 // idle_timeout applies in both modes: hosts give their internal address back after it in both,
 // and in dynamic mode their subscriber's block goes back too.
 void check_limits(const Located& in, IssueList& issues) {
+    // The data path tries at most this many addresses for a new host (a bounded loop).
+    if (in.config.hosts_per_subscriber > kMaxHostsPerSubscriber) {
+        issues.add(where(in, "hosts_per_subscriber"),
+                   std::to_string(in.config.hosts_per_subscriber) + " is more than " +
+                       std::to_string(kMaxHostsPerSubscriber) +
+                       ", the most a subscriber can use at once; use 256 or fewer");
+    }
     if (in.config.prefixes.size() > kMaxNat64Prefixes) {
         issues.add(where(in, "prefixes"),
                    std::to_string(in.config.prefixes.size()) + " prefixes; at most " +

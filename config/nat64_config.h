@@ -69,6 +69,8 @@ struct Nat64Config {
 // XLAT64_N64_BLOCKS_MAX).
 inline constexpr size_t kMaxNat64Prefixes = 1024;
 inline constexpr uint64_t kMaxDynamicBlocks = uint64_t{1} << 20;
+// A new host is given the first free address of its subscriber's block among this many tried.
+inline constexpr uint32_t kMaxHostsPerSubscriber = 256;
 
 // Capacity, saturating at UINT64_MAX (a /32 cut into /128s has 2^96 subscribers).
 uint64_t nat64_subscriber_count(const Nat64Config& config);

@@ -146,6 +146,11 @@ TEST_CASE("nat64: prefixes, keys, mode", "[nat64_config]") {
     CHECK(mode.key == "nat64.mode");
     CHECK_THAT(mode.message, Contains("expected deterministic (RFC 7422"));
 
+    auto many_hosts =
+        only_issue(nat64("  hosts_per_subscriber: 512\n  internal_pool: 10.0.0.0/8\n"));
+    CHECK(many_hosts.key == "nat64.hosts_per_subscriber");
+    CHECK_THAT(many_hosts.message, Contains("more than 256"));
+
     // idle_timeout applies to hosts in both modes.
     CHECK(parse_config(nat64("  idle_timeout: 60\n"), "t").nat64->idle_timeout_seconds == 60);
 
