@@ -242,4 +242,27 @@ std::string format_trace(const json& t) {
     return out;
 }
 
+std::string format_eamt(const json& entries) {
+    char line[256];
+    std::snprintf(line, sizeof(line), "%-20s %-42s %s\n", "IPV4", "IPV6", "ORIGIN");
+    std::string out = line;
+    for (const json& e : entries) {
+        std::string origin = text(e, "origin");
+        if (e.contains("added")) {
+            origin += ", added " + text(e, "added");
+        }
+        std::snprintf(line, sizeof(line), "%-20s %-42s %s\n", text(e, "ipv4").c_str(),
+                      text(e, "ipv6").c_str(), origin.c_str());
+        out += line;
+    }
+    return out;
+}
+
+std::string format_eamt_change(const json& c) {
+    if (c.value("removed", false)) {
+        return "eamt: removed " + text(c, "ipv4") + "\n";
+    }
+    return "eamt: added " + text(c, "ipv4") + " <-> " + text(c, "ipv6") + "\n";
+}
+
 }  // namespace xlat64

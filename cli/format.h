@@ -20,5 +20,7 @@ std::string format_subscribers(const nlohmann::json& subscribers);
 std::string format_subscriber(const nlohmann::json& subscriber);
 std::string format_subscriber_change(const nlohmann::json& change);
 std::string format_trace(const nlohmann::json& trace);
+std::string format_eamt(const nlohmann::json& entries);
+std::string format_eamt_change(const nlohmann::json& change);
 
 }  // namespace xlat64

@@ -29,6 +29,8 @@ struct Options {
     std::string account;     // subscriber add --id
     std::string address;     // trace ADDRESS:PORT
     std::string at;          // trace --at
+    std::string eam_ipv4;    // eamt add/del
+    std::string eam_ipv6;    // eamt add
 };
 
 // --at: Unix seconds, or an ISO 8601 UTC time (2026-11-22T13:41:16Z, seconds optional).
@@ -75,6 +77,17 @@ Call call_for(const Options& options, const std::string& command, const std::str
     }
     if (command == "subscriber" && sub == "del") {
         return {"subscriber-del", {{"prefix", options.subscriber}}, format_subscriber_change};
+    }
+    if (command == "eamt" && sub == "add") {
+        return {"eamt-add",
+                {{"ipv4", options.eam_ipv4}, {"ipv6", options.eam_ipv6}},
+                format_eamt_change};
+    }
+    if (command == "eamt" && sub == "del") {
+        return {"eamt-del", {{"ipv4", options.eam_ipv4}}, format_eamt_change};
+    }
+    if (command == "eamt") {
+        return {"eamt-list", {}, format_eamt};
     }
     if (command == "trace") {
         nlohmann::json args = {{"address", options.address}};
@@ -153,6 +166,18 @@ int main(int argc, char** argv) {
         "del", "remove a subscriber (root only); in dynamic mode its block is returned");
     del->add_option("prefix", options.subscriber, "the subscriber's IPv6 prefix")->required();
     del->fallthrough();
+    auto* eamt = app.add_subcommand("eamt", "explicit address mappings (RFC 7757)");
+    eamt->require_subcommand(1);
+    eamt->fallthrough();
+    eamt->add_subcommand("list", "the file's entries and those added at run time");
+    auto* eam_add = eamt->add_subcommand(
+        "add", "add an entry at run time (root only), kept in the store across restarts");
+    eam_add->add_option("ipv4", options.eam_ipv4, "IPv4 prefix, e.g. 192.0.2.0/24")->required();
+    eam_add->add_option("ipv6", options.eam_ipv6, "IPv6 prefix, e.g. 2001:db8:2::/120")->required();
+    eam_add->fallthrough();
+    auto* eam_del = eamt->add_subcommand("del", "remove an entry added at run time (root only)");
+    eam_del->add_option("ipv4", options.eam_ipv4, "its IPv4 prefix")->required();
+    eam_del->fallthrough();
     auto* trace = app.add_subcommand(
         "trace",
         "who held a public IPv4 address and port: subscriber, account id and the "

@@ -472,3 +472,42 @@ Config load_config_file(const std::filesystem::path& path) {
 }
 
 }  // namespace xlat64
+
+namespace xlat64 {
+
+std::optional<std::string> eam_conflict(const Config& config, const EamEntry& entry) {
+    const std::string name = to_string(entry.ipv4) + " <-> " + to_string(entry.ipv6);
+    if (32U - entry.ipv4.len != 128U - entry.ipv6.len) {
+        return name +
+               ": the two prefixes must leave the same number of host bits (e.g. /24 and "
+               "/120)";
+    }
+    if (mask_address(entry.ipv4.addr, entry.ipv4.len) != entry.ipv4.addr ||
+        mask_address(entry.ipv6.addr, entry.ipv6.len) != entry.ipv6.addr) {
+        return name + ": host bits must be zero";
+    }
+    for (const EamEntry& e : config.eamt) {
+        if (e.ipv4 == entry.ipv4 || e.ipv6 == entry.ipv6) {
+            return name + ": " + (e.ipv4 == entry.ipv4 ? to_string(e.ipv4) : to_string(e.ipv6)) +
+                   " is already mapped (" + to_string(e.ipv4) + " <-> " + to_string(e.ipv6) + ")";
+        }
+    }
+    if (config.pool6 && overlaps(*config.pool6, entry.ipv6)) {
+        return name + ": " + to_string(entry.ipv6) + " overlaps pool6 " + to_string(*config.pool6);
+    }
+    if (config.nat64) {
+        for (const Ipv6Prefix& p : config.nat64->prefixes) {
+            if (overlaps(p, entry.ipv6)) {
+                return name + ": " + to_string(entry.ipv6) + " overlaps the NAT64 prefix " +
+                       to_string(p);
+            }
+        }
+        if (overlaps(config.nat64->internal_pool, entry.ipv4)) {
+            return name + ": " + to_string(entry.ipv4) + " overlaps the NAT64 internal pool " +
+                   to_string(config.nat64->internal_pool);
+        }
+    }
+    return std::nullopt;
+}
+
+}  // namespace xlat64

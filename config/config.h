@@ -108,3 +108,13 @@ Config parse_config(std::string_view yaml_text, const std::string& source_name);
 Config load_config_file(const std::filesystem::path& path);
 
 }  // namespace xlat64
+
+namespace xlat64 {
+
+// Why ENTRY cannot join CONFIG's explicit address mappings at run time (xlat64ctl eamt add), or
+// nullopt when it can: the same rules as for the file's `eamt` (equal suffix lengths, each prefix
+// mapped once, no overlap with pool6) and with the nat64 section (admitted prefixes, internal
+// pool).
+std::optional<std::string> eam_conflict(const Config& config, const EamEntry& entry);
+
+}  // namespace xlat64

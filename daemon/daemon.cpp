@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <system_error>
 
@@ -124,7 +125,7 @@ Daemon::Daemon(Config config, std::filesystem::path config_path)
     backend_ = std::make_unique<BpfBackend>(config_.device.name, config_.bpf_pin_dir);
     reconciler_ = std::make_unique<Reconciler>(*backend_);
     auto ledger = make_ledger(config_);
-    reconciler_->reconcile(config_,
+    reconciler_->reconcile(effective(config_),
                            ledger ? ledger->restorable_leases() : std::vector<RestoredLease>{});
     start_nat64(std::move(ledger));
     control_ = std::make_unique<ControlServer>(loop_, config_.control_socket, commands());
@@ -180,6 +181,81 @@ void Daemon::start_nat64(std::unique_ptr<Nat64Ledger> ledger) {
     // Allocations made while no daemon ran are in the maps; their events may have been lost.
     nat64_->drain_events();
     nat64_->sync_with_store();
+}
+
+// FILE's configuration plus the EAM entries added at run time (xlat64ctl eamt add), which the
+// store keeps across restarts and reboots. An entry the file now maps itself (or that conflicts
+// with it) is left out, and said so: the file wins.
+Config Daemon::effective(const Config& file) {
+    Config config = file;
+    for (const StoredEam& stored : store_->eams()) {
+        if (auto conflict = eam_conflict(config, stored.entry)) {
+            log_warning("eamt: the runtime entry " + to_string(stored.entry.ipv4) + " <-> " +
+                        to_string(stored.entry.ipv6) +
+                        " is not applied, the configuration file has the say: " + *conflict);
+            continue;
+        }
+        config.eamt.push_back(stored.entry);
+    }
+    return config;
+}
+
+void Daemon::reconcile_running() {
+    reconciler_->reconcile(effective(config_),
+                           ledger_ ? ledger_->restorable_leases() : std::vector<RestoredLease>{});
+}
+
+// xlat64ctl eamt add: committed to the store first, then applied; if applying fails the entry is
+// taken out of the store again and the kernel reconciled back.
+nlohmann::json Daemon::add_runtime_eam(const EamEntry& entry) {
+    if (auto conflict = eam_conflict(effective(config_), entry)) {
+        throw std::runtime_error(*conflict);
+    }
+    store_->add_eam(entry, static_cast<int64_t>(time(nullptr)));
+    try {
+        reconcile_running();
+    } catch (const std::exception& e) {
+        store_->remove_eam(entry.ipv4);
+        reconcile_running();
+        throw std::runtime_error(std::string("applying the entry failed, it was not added: ") +
+                                 e.what());
+    }
+    log_info("eamt: added " + to_string(entry.ipv4) + " <-> " + to_string(entry.ipv6) +
+             " (runtime, kept in the store)");
+    return {{"ipv4", to_string(entry.ipv4)}, {"ipv6", to_string(entry.ipv6)}, {"added", true}};
+}
+
+nlohmann::json Daemon::remove_runtime_eam(const Ipv4Prefix& ipv4) {
+    for (const EamEntry& e : config_.eamt) {
+        if (e.ipv4 == ipv4) {
+            throw std::runtime_error(to_string(ipv4) + " is mapped by the configuration file " +
+                                     config_path_.string() + "; remove it there and reload");
+        }
+    }
+    if (!store_->remove_eam(ipv4)) {
+        throw std::runtime_error("no runtime EAM entry for " + to_string(ipv4));
+    }
+    reconcile_running();
+    log_info("eamt: removed the runtime entry for " + to_string(ipv4));
+    return {{"ipv4", to_string(ipv4)}, {"removed", true}};
+}
+
+nlohmann::json Daemon::eamt_list() {
+    nlohmann::json out = nlohmann::json::array();
+    for (const EamEntry& e : config_.eamt) {
+        out.push_back(
+            {{"ipv4", to_string(e.ipv4)}, {"ipv6", to_string(e.ipv6)}, {"origin", "file"}});
+    }
+    const Config applied = effective(config_);
+    for (const StoredEam& stored : store_->eams()) {
+        const bool active =
+            std::find(applied.eamt.begin(), applied.eamt.end(), stored.entry) != applied.eamt.end();
+        out.push_back({{"ipv4", to_string(stored.entry.ipv4)},
+                       {"ipv6", to_string(stored.entry.ipv6)},
+                       {"origin", active ? "runtime" : "runtime (not applied: the file conflicts)"},
+                       {"added", iso8601(stored.created)}});
+    }
+    return out;
 }
 
 // The ledger for CONFIG's nat64 section (nullptr without one), its configuration recorded in the
@@ -246,13 +322,13 @@ size_t Daemon::apply_or_roll_back(const Config& next, Nat64Ledger* next_ledger) 
     Nat64Ledger* ledger = next_ledger ? next_ledger : ledger_.get();
     try {
         return reconciler_
-            ->reconcile(next, ledger ? ledger->restorable_leases() : std::vector<RestoredLease>{})
+            ->reconcile(effective(next),
+                        ledger ? ledger->restorable_leases() : std::vector<RestoredLease>{})
             .size();
     } catch (const std::exception& e) {
         const std::string failure = e.what();
         try {
-            reconciler_->reconcile(
-                config_, ledger_ ? ledger_->restorable_leases() : std::vector<RestoredLease>{});
+            reconcile_running();
         } catch (const std::exception& rollback) {
             throw ReloadError("applying " + config_path_.string() + " failed: " + failure +
                               "; rolling back to the running configuration failed too: " +
@@ -372,6 +448,27 @@ CommandTable Daemon::commands() {
     table["subscriber-del"] =
         Command{Access::admin, [this](const Request& r) {
                     return require_nat64().remove_subscriber(string_argument(r, "prefix"));
+                }};
+    table["eamt-list"] = Command{Access::read, [this](const Request&) { return eamt_list(); }};
+    table["eamt-add"] =
+        Command{Access::admin, [this](const Request& r) {
+                    auto v4 = parse_ipv4_prefix(string_argument(r, "ipv4"));
+                    auto v6 = parse_ipv6_prefix(string_argument(r, "ipv6"));
+                    if (!v4 || !v6) {
+                        throw std::runtime_error(
+                            "eamt add needs an IPv4 prefix and an IPv6 prefix, e.g. "
+                            "192.0.2.0/24 2001:db8:2::/120");
+                    }
+                    return add_runtime_eam(EamEntry{*v4, *v6});
+                }};
+    table["eamt-del"] =
+        Command{Access::admin, [this](const Request& r) {
+                    auto v4 = parse_ipv4_prefix(string_argument(r, "ipv4"));
+                    if (!v4) {
+                        throw std::runtime_error(
+                            "eamt del needs the entry's IPv4 prefix, e.g. 192.0.2.0/24");
+                    }
+                    return remove_runtime_eam(*v4);
                 }};
     table["reload"] = Command{Access::admin,
                               [this](const Request&) { return reload_result("xlat64ctl reload"); }};

@@ -47,6 +47,11 @@ class Daemon {
     void start_watchdog();
     void start_nat64(std::unique_ptr<Nat64Ledger> ledger);
     std::unique_ptr<Nat64Ledger> make_ledger(const Config& config);
+    Config effective(const Config& file);
+    void reconcile_running();
+    nlohmann::json add_runtime_eam(const EamEntry& entry);
+    nlohmann::json remove_runtime_eam(const Ipv4Prefix& ipv4);
+    nlohmann::json eamt_list();
     void nat64_tick();
     Nat64Runtime& require_nat64();
     void notify_ready();

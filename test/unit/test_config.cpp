@@ -548,3 +548,32 @@ TEST_CASE("config: the state section", "[config]") {
     auto zero = only_issue("state:\n  retention_days: 0\n");
     CHECK(zero.key == "state.retention_days");
 }
+
+TEST_CASE("config: runtime EAM entries follow the file's rules", "[config]") {
+    Config config = parse_config(R"(pool6: 2001:db8:64::/96
+eamt:
+  - ipv4: 192.0.2.0/24
+    ipv6: 2001:db8:2::100/120
+nat64:
+  prefixes: [2001:db8:100::/56]
+  subscriber_length: 64
+  public_prefixes: [203.0.113.0/28]
+)",
+                                 "t.yaml");
+    auto eam = [](const char* v4, const char* v6) {
+        return EamEntry{*parse_ipv4_prefix(v4), *parse_ipv6_prefix(v6)};
+    };
+    CHECK_FALSE(eam_conflict(config, eam("198.51.100.0/24", "2001:db8:2::/120")));
+    CHECK_THAT(*eam_conflict(config, eam("192.0.2.0/24", "2001:db8:3::/120")),
+               Contains("is already mapped"));
+    CHECK_THAT(*eam_conflict(config, eam("198.51.100.0/24", "2001:db8:2::100/120")),
+               Contains("is already mapped"));
+    CHECK_THAT(*eam_conflict(config, eam("198.51.100.0/24", "2001:db8:64::/120")),
+               Contains("overlaps pool6"));
+    CHECK_THAT(*eam_conflict(config, eam("198.51.100.0/24", "2001:db8:100::/120")),
+               Contains("overlaps the NAT64 prefix"));
+    CHECK_THAT(*eam_conflict(config, eam("100.64.0.0/24", "2001:db8:2::/120")),
+               Contains("overlaps the NAT64 internal pool"));
+    CHECK_THAT(*eam_conflict(config, eam("198.51.100.0/25", "2001:db8:2::/120")),
+               Contains("same number of host bits"));
+}
