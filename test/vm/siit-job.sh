@@ -31,7 +31,7 @@ rm -rf /sys/fs/bpf/xlat64-verify /sys/fs/bpf/xlat_* # loadall pins BY_NAME maps 
 # which that test skips and says so. nat44_blocks checks conntrack's view only with the conntrack
 # tool, which the image lacks (it says so); nat64_subscribers reads /proc/net/nf_conntrack instead.
 for test in siit_ipv6_client_pool6 siit_ipv4_client_eamt rfc7915_pmtud_fragments_traceroute \
-	nat44_blocks nat64_subscribers nat64_dynamic reload_nat64_pool; do
+	nat44_blocks nat64_subscribers nat64_dynamic reload_nat64_pool eamt_runtime; do
 	echo "== $test"
 	start=$SECONDS
 	if bash "$share/e2e/$test.sh"; then
