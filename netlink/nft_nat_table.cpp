@@ -691,15 +691,20 @@ RulePtr unmapped_drop_rule(const std::string& table, const NftNatShape& shape) {
     return r;
 }
 
-// track: ct original ip saddr POOL meta l4proto { tcp, udp } update @hairpin { ct reply ip daddr
-// . meta l4proto . ct reply proto-dst : ct original ip saddr . ct original proto-src }
+// track: ct direction original ct original ip saddr POOL meta l4proto { tcp, udp } update @hairpin
+// { ct reply ip daddr . meta l4proto . ct reply proto-dst : ct original ip saddr . ct original
+// proto-src }
 //
 // Learns the hairpin map from the connections themselves: after SNAT the reply tuple's
-// destination is the public address and port the flow got. The reply tuple (not the packet's
-// header) makes the key the same for packets in both directions, so every packet of the flow
-// refreshes the element's timeout, whichever way it goes.
+// destination is the public address and port the flow got. Only the subscriber's own packets
+// refresh the element: the update costs a map write per packet (the data-plane benchmark showed
+// it), and a download's ACKs keep it fresh at a fraction of the download's packets, while a flow
+// on which the subscriber sends nothing for the timeout has no use for hairpinning.
 RulePtr track_rule(const std::string& table, const NftNatShape& shape) {
     RulePtr r = rule_object(table, kTrack);
+    load_ct(r.get(), NFT_CT_DIRECTION, std::nullopt, NFT_REG32_00);
+    uint8_t original = IP_CT_DIR_ORIGINAL;
+    compare_eq(r.get(), NFT_REG32_00, &original, 1);
     load_ct(r.get(), NFT_CT_SRC_IP, IP_CT_DIR_ORIGINAL, NFT_REG32_00);
     match_pool(r.get(), NFT_REG32_00, shape.internal_pool);
     load_meta_l4proto(r.get(), NFT_REG32_00);

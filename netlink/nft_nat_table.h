@@ -44,7 +44,8 @@
 //       }
 //       chain track {
 //           type filter hook postrouting priority srcnat + 1; policy accept;
-//           ct original ip saddr 100.64.0.0/10 meta l4proto { tcp, udp } update @hairpin {
+//           ct direction original ct original ip saddr 100.64.0.0/10 meta l4proto { tcp, udp }
+//               update @hairpin {
 //               ct reply ip daddr . meta l4proto . ct reply proto-dst : ct original ip saddr .
 //               ct original proto-src }
 //       }
