@@ -235,6 +235,13 @@ void Batch::send() {
     // A batch is one sendmsg: the socket's send buffer must hold all of it (nft does the same).
     int size = static_cast<int>(std::min<size_t>(data_.size() + 4096, INT32_MAX / 2));
     setsockopt(mnl_socket_get_fd(sock_.get()), SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size));
+    // Every message is acknowledged, and the kernel queues all the acknowledgements before we
+    // read one: the receive buffer must hold them all (an acknowledgement's buffer costs about a
+    // kilobyte of the socket's budget), or the kernel drops them and reports ENOBUFS (found with
+    // a million blocks by the control-plane benchmark).
+    int receive = static_cast<int>(std::min<size_t>((sent_.size() + 16) * 2048, INT32_MAX / 2));
+    setsockopt(mnl_socket_get_fd(sock_.get()), SOL_SOCKET, SO_RCVBUFFORCE, &receive,
+               sizeof(receive));
     drain(sock_);
     if (mnl_socket_sendto(sock_.get(), data_.data(), data_.size()) < 0) {
         throw NftError(std::string("sending an nftables batch of ") + std::to_string(data_.size()) +
