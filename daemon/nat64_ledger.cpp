@@ -13,10 +13,6 @@ namespace {
 
 constexpr const char* kConfigurationsKey = "nat64.configurations";
 
-std::string ports_text(const NatBlock& b) {
-    return std::to_string(b.first_port) + "-" + std::to_string(b.last_port);
-}
-
 nlohmann::json to_json(const Nat64Config& c) {
     nlohmann::json prefixes = nlohmann::json::array();
     for (const Ipv6Prefix& p : c.prefixes) {
@@ -93,15 +89,14 @@ std::string Nat64Ledger::account_of(const Ipv6Prefix& subscriber) {
 
 // The documented, stable line (README "Traceability"): space-separated key=value after the event
 // name, in this order; new keys are only ever appended.
-void Nat64Ledger::log_line(const std::string& event, const Ipv6Prefix& subscriber,
-                           const std::string& account, uint32_t block, int64_t when,
+void Nat64Ledger::log_line(const std::string& event, const Allocation& a, int64_t when,
                            const std::string& extra) {
-    const NatBlock b = nat64_nat_blocks(config_, block, block + 1).front();
-    std::string line =
-        "nat64 " + event + " time=" + iso8601(when) + " subscriber=" + to_string(subscriber) +
-        " account=" + (account.empty() ? "-" : account) + " public=" + to_string(b.public_address) +
-        " ports=" + ports_text(b) + " block=" + std::to_string(block) +
-        " internal=" + to_string(b.internal) + extra;
+    const std::string line =
+        "nat64 " + event + " time=" + iso8601(when) + " subscriber=" + to_string(a.subscriber) +
+        " account=" + (a.account.empty() ? "-" : a.account) +
+        " public=" + to_string(a.public_address) + " ports=" + std::to_string(a.first_port) + "-" +
+        std::to_string(a.last_port) + " block=" + std::to_string(a.block) +
+        " internal=" + to_string(a.internal) + extra;
     log_notice(line);
     if (log_file_) {
         log_file_ << line << '\n';
@@ -109,8 +104,8 @@ void Nat64Ledger::log_line(const std::string& event, const Ipv6Prefix& subscribe
     }
 }
 
-void Nat64Ledger::allocated(const Ipv6Prefix& subscriber, uint32_t block, int64_t from,
-                            const std::string& note) {
+// SUBSCRIBER holding BLOCK under the running configuration, as the store records it.
+Allocation Nat64Ledger::allocation_of(const Ipv6Prefix& subscriber, uint32_t block) {
     const NatBlock b = nat64_nat_blocks(config_, block, block + 1).front();
     Allocation a;
     a.subscriber = subscriber;
@@ -120,15 +115,21 @@ void Nat64Ledger::allocated(const Ipv6Prefix& subscriber, uint32_t block, int64_
     a.public_address = b.public_address;
     a.first_port = b.first_port;
     a.last_port = b.last_port;
+    return a;
+}
+
+void Nat64Ledger::allocated(const Ipv6Prefix& subscriber, uint32_t block, int64_t from,
+                            const std::string& note) {
+    Allocation a = allocation_of(subscriber, block);
     a.valid_from = from;
     store_.open_allocation(a);
-    log_line("allocate", subscriber, a.account, block, from, note);
+    log_line("allocate", a, from, note);
 }
 
 void Nat64Ledger::released(const Ipv6Prefix& subscriber, uint32_t block, int64_t until,
                            int64_t held_seconds, const std::string& reason) {
     store_.close_allocation(subscriber, block, until);
-    log_line("release", subscriber, account_of(subscriber), block, until,
+    log_line("release", allocation_of(subscriber, block), until,
              " held=" + std::to_string(held_seconds) + "s reason=" + reason);
 }
 
@@ -156,18 +157,9 @@ std::vector<RestoredLease> Nat64Ledger::restorable_leases() {
 void Nat64Ledger::closed_by_configuration(const Allocation& a) {
     const int64_t now = wall_now();
     store_.close_allocation(a.subscriber, a.block, now);
-    const std::string line =
-        "nat64 release time=" + iso8601(now) + " subscriber=" + to_string(a.subscriber) +
-        " account=" + (a.account.empty() ? "-" : a.account) +
-        " public=" + to_string(a.public_address) + " ports=" + std::to_string(a.first_port) + "-" +
-        std::to_string(a.last_port) + " block=" + std::to_string(a.block) +
-        " internal=" + to_string(a.internal) + " held=" + std::to_string(now - a.valid_from) +
-        "s reason=configuration-changed";
-    log_notice(line);
-    if (log_file_) {
-        log_file_ << line << '\n';
-        log_file_.flush();
-    }
+    // The stored allocation, not the running configuration: its block means something else now.
+    log_line("release", a, now,
+             " held=" + std::to_string(now - a.valid_from) + "s reason=configuration-changed");
 }
 
 void Nat64Ledger::record_configuration() {

@@ -55,9 +55,9 @@ class Nat64Ledger {
     uint64_t prune();
 
   private:
-    void log_line(const std::string& event, const Ipv6Prefix& subscriber,
-                  const std::string& account, uint32_t block, int64_t when,
+    void log_line(const std::string& event, const Allocation& allocation, int64_t when,
                   const std::string& extra);
+    Allocation allocation_of(const Ipv6Prefix& subscriber, uint32_t block);
 
     Store& store_;
     Nat64Config config_;
