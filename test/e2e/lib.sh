@@ -297,16 +297,18 @@ nat44_lab() {
 	ip -n "$SERVER" route add default via 198.51.100.1
 }
 
-# nat44_flow PROTO SRC SPORT DST: one UDP datagram or one TCP exchange from SRC:SPORT (0: any
-# port) in the client namespace to the echo server on DST port 8080; fails unless it is echoed.
-nat44_flow() {
+# client_flow TIMEOUT PROTO SRC SPORT DST: one UDP datagram or one TCP exchange from SRC:SPORT
+# (0: any port; IPv4 or IPv6, told by SRC) in the client namespace to the echo server on DST port
+# 8080, waiting at most TIMEOUT seconds; fails unless it is echoed.
+client_flow() {
 	in_ns "$CLIENT" "$PYTHON" - "$@" <<'PY'
 import socket, sys
-proto, src, sport, dst = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+timeout, proto, src, sport, dst = float(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+family = socket.AF_INET6 if ":" in src else socket.AF_INET
 kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
-s = socket.socket(socket.AF_INET, kind)
+s = socket.socket(family, kind)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.settimeout(2)
+s.settimeout(timeout)
 s.bind((src, sport))
 payload = f"{src}:{sport} -> {dst}".encode()
 try:
@@ -318,11 +320,15 @@ try:
         s.sendall(payload)
         reply = s.recv(1024)
 except OSError as e:
-    print(f"{proto} {src}:{sport} -> {dst}: {e}", file=sys.stderr)
+    where = f"[{src}]" if family == socket.AF_INET6 else src
+    print(f"{proto} {where}:{sport} -> {dst}: {e}", file=sys.stderr)
     sys.exit(1)
 sys.exit(0 if reply == payload else 1)
 PY
 }
+
+# nat44_flow PROTO SRC SPORT DST: client_flow from an internal-pool address.
+nat44_flow() { client_flow 2 "$@"; }
 
 # nat44_parallel_udp COUNT SRC[,SRC...] DST[,DST...]: COUNT UDP flows at once from the client
 # namespace, from ephemeral ports of the sources in turn to the echo servers (port 8080) in turn;
@@ -440,33 +446,9 @@ nat64_lab() {
 	ip -n "$SERVER" route add default via 198.51.100.1
 }
 
-# nat64_flow PROTO SRC SPORT DST: one UDP datagram or one TCP exchange from the IPv6 host SRC
-# (port SPORT, 0: any) in the client namespace to the echo server at DST port 8080; fails unless
-# it is echoed.
-nat64_flow() {
-	in_ns "$CLIENT" "$PYTHON" - "$@" <<'PY'
-import socket, sys
-proto, src, sport, dst = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
-s = socket.socket(socket.AF_INET6, kind)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.settimeout(3)
-s.bind((src, sport))
-payload = f"{src}:{sport} -> {dst}".encode()
-try:
-    if proto == "udp":
-        s.sendto(payload, (dst, 8080))
-        reply = s.recv(1024)
-    else:
-        s.connect((dst, 8080))
-        s.sendall(payload)
-        reply = s.recv(1024)
-except OSError as e:
-    print(f"{proto} [{src}]:{sport} -> {dst}: {e}", file=sys.stderr)
-    sys.exit(1)
-sys.exit(0 if reply == payload else 1)
-PY
-}
+# nat64_flow PROTO SRC SPORT DST: client_flow from an IPv6 host, with time for the translator's
+# first packet.
+nat64_flow() { client_flow 3 "$@"; }
 
 # conntrack_list NS PROTO: the namespace's conntrack entries of one protocol, one per line, with the
 # conntrack tool when it is installed and from /proc/net/nf_conntrack otherwise (the vmlab image has
