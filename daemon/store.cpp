@@ -203,31 +203,27 @@ class store_detail::Query {
 
 namespace {
 
-Ipv6Prefix v6_column(const store_detail::Query& q, int column) {
+// A column holding an address or prefix as text; a value that does not parse is a corrupt row.
+template <typename Parse>
+auto parsed_column(const store_detail::Query& q, int column, Parse parse, const char* what) {
     auto text = q.text(column);
-    auto prefix = parse_ipv6_prefix(text);
-    if (!prefix) {
-        q.corrupt_row("invalid IPv6 prefix '" + text + "'");
+    auto value = parse(text);
+    if (!value) {
+        q.corrupt_row(std::string("invalid ") + what + " '" + text + "'");
     }
-    return *prefix;
+    return *value;
+}
+
+Ipv6Prefix v6_column(const store_detail::Query& q, int column) {
+    return parsed_column(q, column, parse_ipv6_prefix, "IPv6 prefix");
 }
 
 Ipv4Prefix v4_prefix_column(const store_detail::Query& q, int column) {
-    auto text = q.text(column);
-    auto prefix = parse_ipv4_prefix(text);
-    if (!prefix) {
-        q.corrupt_row("invalid IPv4 prefix '" + text + "'");
-    }
-    return *prefix;
+    return parsed_column(q, column, parse_ipv4_prefix, "IPv4 prefix");
 }
 
 Ipv4Address v4_column(const store_detail::Query& q, int column) {
-    auto text = q.text(column);
-    auto address = parse_ipv4_address(text);
-    if (!address) {
-        q.corrupt_row("invalid IPv4 address '" + text + "'");
-    }
-    return *address;
+    return parsed_column(q, column, parse_ipv4_address, "IPv4 address");
 }
 
 constexpr const char* kAllocationColumns =
