@@ -21,9 +21,11 @@
 #
 # Usage (root): dataplane.sh [--smoke] [--runs N] [--seconds S] [--modes a,b,...] [--output FILE]
 #   --smoke    every mode for ~1 s, once; fails (exit 1) if a mode moved no traffic in a figure.
-#   --profile DIR  also record a system-wide perf profile (perf record -a -g) during the UDP and
-#              the TCP-up test of each mode and run: DIR/MODE-runN-FIGURE.txt (perf report by
-#              symbol, and by command and symbol), plus each xlat64 program's bpftool profile.
+#   --profile DIR  also record a system-wide perf profile (perf record -a -g) during the UDP, the
+#              TCP-up and the connection test of each mode and run: DIR/MODE-runN-FIGURE.txt
+#              (perf report by symbol, and by command and symbol; for UDP and connections also
+#              the time per packet or connection by stage of the path, bench/perf_stages.py),
+#              plus each xlat64 program's bpftool profile.
 # Environment: XLAT64D, XLAT64CTL (binaries, required), PYTHON (default /usr/bin/python3).
 #
 # Network safety: traffic only between the namespaces created here, on documentation prefixes;
@@ -190,12 +192,13 @@ start_servers() {
 	die "iperf3 -s did not start: $(cat "$TMP/iperf3-server.log")"
 }
 
-# --- Modes: setup_MODE sets DEST (and SOURCE, the client's address) in this shell; teardown_MODE
-# undoes it. ---------------------------------------------------------------------------------------
+# --- Modes: setup_MODE sets DEST and SOURCE (the client's address) in this shell; teardown_MODE
+# undoes it. Every mode names its source, so every client binds one (iperf3 -B, and cps.py with
+# IP_BIND_ADDRESS_NO_PORT): the clients do the same system calls in every mode. ------------------
 
 SERVER_VIA_POOL6=2001:db8:64::c633:640a # 198.51.100.10 in pool6 2001:db8:64::/96 (RFC 6052)
 
-setup_ipv6-forward() { DEST=2001:db8:2::2; }
+setup_ipv6-forward() { DEST=2001:db8:2::2 SOURCE=2001:db8:1::2; }
 teardown_ipv6-forward() { :; }
 
 setup_nat44() {
@@ -208,6 +211,7 @@ setup_nat44() {
 		}
 	NFT
 	DEST=198.51.100.10
+	SOURCE=192.0.2.2
 }
 teardown_nat44() { in_ns "$ROUTER" nft delete table ip bench_nat44; }
 
@@ -230,6 +234,7 @@ setup_tayga() {
 	ip -n "$ROUTER" route add 2001:db8:64::/96 dev bench-tayga
 	ip -n "$ROUTER" route add 203.0.113.128/25 dev bench-tayga
 	DEST=$SERVER_VIA_POOL6
+	SOURCE=2001:db8:1::2
 }
 teardown_tayga() {
 	# TAYGA's tun device is not persistent: it goes (with its routes) when TAYGA exits.
@@ -285,6 +290,7 @@ setup_siit() {
 	YAML
 	start_daemon siit
 	DEST=$SERVER_VIA_POOL6
+	SOURCE=2001:db8:1::2
 }
 teardown_siit() { stop_daemon siit; }
 
@@ -396,12 +402,31 @@ profile_stop() {
 		PROFILE_BPF_PID=
 	fi
 	local data=$PROFILE_DIR/$PROFILE_NAME.data
+	# A report that perf cannot produce (a sample it fails to parse) leaves its section empty
+	# rather than ending the benchmark. The third section keeps only the benchmark's own
+	# processes and the softirq threads, where the forwarding runs: on a shared machine the
+	# system-wide view also holds everyone else's work.
 	{
 		echo "== by symbol (all CPUs, no children)"
-		perf report -i "$data" --stdio --no-children --sort sym --percent-limit 0.7 -g none 2>/dev/null | grep -v '^#' | grep .
+		perf report -i "$data" --stdio --no-children --sort sym --percent-limit 0.7 -g none 2>/dev/null | grep -v '^#' | grep . || true
 		echo "== by command and symbol"
-		perf report -i "$data" --stdio --no-children --sort comm,sym --percent-limit 1 -g none 2>/dev/null | grep -v '^#' | grep .
+		perf report -i "$data" --stdio --no-children --sort comm,sym --percent-limit 1 -g none 2>/dev/null | grep -v '^#' | grep . || true
+		echo "== the benchmark's processes and softirq threads only, by symbol"
+		perf report -i "$data" --stdio --no-children --comms iperf3,python3,ksoftirqd/0,ksoftirqd/1,swapper \
+			--sort sym --percent-limit 0.5 -g none 2>/dev/null | grep -v '^#' | grep . || true
 	} >"$PROFILE_DIR/$PROFILE_NAME.txt"
+}
+
+# profile_stages NAME COUNT UNIT COMM ROOT [ARGS...]: appends to NAME's report the time per packet (or
+# connection) by stage of the path (bench/perf_stages.py): unlike the rates, it does not depend on
+# how much of the machine the test got.
+profile_stages() {
+	[[ -n $PROFILE_DIR ]] || return 0
+	{
+		echo "== per $3, by stage of the path (bench/perf_stages.py)"
+		"$PYTHON" "$BENCH_DIR/perf_stages.py" --data "$PROFILE_DIR/$1.data" --count "$2" \
+			--unit "$3" --comm "$4" --root "$5" "${@:6}" 2>&1 || true
+	} >>"$PROFILE_DIR/$1.txt"
 }
 
 measure() {
@@ -426,6 +451,8 @@ measure() {
 	value=$(iperf3_value "$TMP/udp.json" "($rx_after - $rx_before) / end['sum']['seconds']")
 	record "$mode" "$run" udp_pps "$value" \
 		"$(iperf3_value "$TMP/udp.json" '"sent %.0f pps, iperf3 server received %.0f pps" % (end["sum"]["packets"] / end["sum"]["seconds"], (end["sum"]["packets"] - end["sum"]["lost_packets"]) / end["sum"]["seconds"])')"
+	profile_stages "$mode-run$run-udp" "$(iperf3_value "$TMP/udp.json" 'end["sum"]["packets"]')" \
+		packet iperf3 'udp(v6)?_sendmsg'
 
 	profile_start "$mode-run$run-tcp-up"
 	run_iperf3 tcp -c "$dest" "${bind[@]}" -t "$t" "${omit[@]}" ||
@@ -442,9 +469,11 @@ measure() {
 		"$(iperf3_value "$TMP/tcpr.json" 'end["sum_sent"]["retransmits"]') retransmits"
 
 	local cps
+	profile_start "$mode-run$run-cps"
 	cps=$(timeout $((t + 20)) ip netns exec "$CLIENT" "$PYTHON" "$BENCH_DIR/cps.py" run \
 		--to "$dest" --port 9000 --seconds "$t" "${cps_source[@]}" 2>>"$TMP/cps-client.log") ||
 		log "$mode: connection test failed: $(tail -n 3 "$TMP/cps-client.log")"
+	profile_stop
 	value=$("$PYTHON" -c 'import json, sys
 try: print(json.loads(sys.argv[1])["cps"])
 except Exception: print(0)' "$cps")
@@ -452,6 +481,12 @@ except Exception: print(0)' "$cps")
 		"$("$PYTHON" -c 'import json, sys
 try: print(json.loads(sys.argv[1])["errors"], "errors")
 except Exception: print("failed")' "$cps")"
+	# Client and server are both python3: every sample of either counts, told from other python3
+	# processes on the machine by their TCP connects and accepts.
+	profile_stages "$mode-run$run-cps" "$("$PYTHON" -c 'import json, sys
+try: print(json.loads(sys.argv[1])["connections"])
+except Exception: print(0)' "$cps")" connection python3 . \
+		--marker 'tcp_v[46]_connect' --marker inet_csk_accept
 }
 
 # --- Main ----------------------------------------------------------------------------------------

@@ -41,7 +41,6 @@ constexpr const char* kHairpinProtocols = "__set0";
 constexpr const char* kPrerouting = "prerouting";
 constexpr const char* kPostrouting = "postrouting";
 constexpr const char* kTrack = "track";
-constexpr const char* kForward = "forward";
 // Set ids tie a rule to a set created in the same batch.
 constexpr uint32_t kBlocksSetId = 1;
 constexpr uint32_t kSessionsSetId = 2;
@@ -69,13 +68,13 @@ constexpr uint32_t kAddrPortLen = 8;
 // Sizes and timeouts of the dynamic sets. sessions: one element per (internal block, protocol)
 // with live connections, removed by the kernel when its count drops to zero. exhausted: one per
 // (block, protocol) refused in the last hour, so the daemon can log an exhaustion once and count
-// refusals per subscriber. hairpin: one per public address . protocol . port in use, refreshed
-// by every packet of its flow.
+// refusals per subscriber. hairpin: one per public address . protocol . port in use; like
+// sessions, each element counts the connections behind it and the kernel removes it when the
+// last one is gone, so it needs no timeout and no refresh by the packets of its flows.
 constexpr uint32_t kSessionsSize = 1048576;
 constexpr uint32_t kExhaustedSize = 65536;
 constexpr uint64_t kExhaustedTimeoutMs = 3600 * 1000;
 constexpr uint32_t kHairpinSize = 1048576;
-constexpr uint64_t kHairpinTimeoutMs = 120 * 1000;
 // An element nest must fit the u16 length of its NFTA_SET_ELEM_LIST_ELEMENTS attribute.
 constexpr uint32_t kMaxElementsMessage = 48 * 1024;
 constexpr size_t kScratchSize = 64 * 1024;
@@ -441,13 +440,12 @@ std::vector<SetPtr> set_definitions(const std::string& table) {
                                           .counter = true}));
     sets.push_back(set_definition(table, {.name = kHairpinMap,
                                           .id = kHairpinMapId,
-                                          .flags = NFT_SET_MAP | NFT_SET_EVAL | NFT_SET_TIMEOUT,
+                                          .flags = NFT_SET_MAP | NFT_SET_EVAL,
                                           .key_type = kTypeConcatAddrProtoService,
                                           .key_len = kAddrProtoPortLen,
                                           .data_type = kTypeConcatAddrService,
                                           .data_len = kAddrPortLen,
-                                          .size = kHairpinSize,
-                                          .timeout_ms = kHairpinTimeoutMs}));
+                                          .size = kHairpinSize}));
     SetPtr protocols = set_definition(table, {.name = kHairpinProtocols,
                                               .id = kHairpinProtocolsId,
                                               .flags = NFT_SET_ANONYMOUS | NFT_SET_CONSTANT,
@@ -483,10 +481,10 @@ std::vector<ChainPtr> chain_definitions(const std::string& table) {
     chains.push_back(
         chain_definition(table, kPostrouting, "nat", NF_INET_POST_ROUTING, NF_IP_PRI_NAT_SRC));
     // After SNAT, so the connection's reply tuple holds the public address and port it got.
+    // The table's only chain that sees every packet (nat chains see a connection's first packet
+    // only), so its rule tests the cheapest thing first.
     chains.push_back(
         chain_definition(table, kTrack, "filter", NF_INET_POST_ROUTING, NF_IP_PRI_NAT_SRC + 1));
-    chains.push_back(
-        chain_definition(table, kForward, "filter", NF_INET_FORWARD, NF_IP_PRI_FILTER));
     return chains;
 }
 
@@ -564,6 +562,20 @@ void compare_eq(nftnl_rule* r, uint32_t reg, const void* data, uint32_t len) {
         nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
         nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
     });
+}
+
+// The conntrack status bits BITS in REG (loaded with NFT_CT_STATUS, host byte order) are all
+// set (SET) or all clear.
+void match_status(nftnl_rule* r, uint32_t reg, uint32_t bits, bool set) {
+    uint32_t zero = 0;
+    add_expr(r, "bitwise", [&](nftnl_expr* e) {
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, reg);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, reg);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 4);
+        nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &bits, 4);
+        nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
+    });
+    compare_eq(r, reg, set ? &bits : &zero, 4);
 }
 
 // The address in REG (already loaded) lies in POOL.
@@ -698,20 +710,26 @@ RulePtr unmapped_drop_rule(const std::string& table, const NftNatShape& shape) {
     return r;
 }
 
-// track: ct direction original ct original ip saddr POOL meta l4proto { tcp, udp } update @hairpin
-// { ct reply ip daddr . meta l4proto . ct reply proto-dst : ct original ip saddr . ct original
-// proto-src }
+// track: ct status & confirmed == 0 ct original ip saddr POOL meta l4proto { tcp, udp } add
+// @hairpin { ct reply ip daddr . meta l4proto . ct reply proto-dst ct count over 0 : ct original
+// ip saddr . ct original proto-src }
 //
 // Learns the hairpin map from the connections themselves: after SNAT the reply tuple's
-// destination is the public address and port the flow got. Only the subscriber's own packets
-// refresh the element: the update costs a map write per packet (the data-plane benchmark showed
-// it), and a download's ACKs keep it fresh at a fraction of the download's packets, while a flow
-// on which the subscriber sends nothing for the timeout has no use for hairpinning.
+// destination is the public address and port the flow got. Only a connection's first packet
+// does it (conntrack confirms a connection after the last postrouting hook, so here only its
+// first packet sees it unconfirmed): every other packet stops at the first test, three
+// expressions that read the packet's conntrack entry and no set. The element lives as long as
+// the connections behind it, not by a timeout refreshed per packet: its connlimit ("ct count")
+// holds the connections that used it, and the kernel's set garbage collector (about once a
+// second) removes an element whose connections are all gone (like the sessions set's). So a
+// mapping in use keeps its element however rarely its flows send, and nothing in userspace has
+// to refresh or collect anything. When two connections of a block share a public port (two
+// hosts, or two internal ports an offset apart, towards different destinations), the first
+// one's internal address and port stay in the element while either lives.
 RulePtr track_rule(const std::string& table, const NftNatShape& shape) {
     RulePtr r = rule_object(table, kTrack);
-    load_ct(r.get(), NFT_CT_DIRECTION, std::nullopt, NFT_REG32_00);
-    uint8_t original = IP_CT_DIR_ORIGINAL;
-    compare_eq(r.get(), NFT_REG32_00, &original, 1);
+    load_ct(r.get(), NFT_CT_STATUS, std::nullopt, NFT_REG32_00);
+    match_status(r.get(), NFT_REG32_00, IPS_CONFIRMED, false);
     load_ct(r.get(), NFT_CT_SRC_IP, IP_CT_DIR_ORIGINAL, NFT_REG32_00);
     match_pool(r.get(), NFT_REG32_00, shape.internal_pool);
     load_meta_l4proto(r.get(), NFT_REG32_00);
@@ -726,38 +744,35 @@ RulePtr track_rule(const std::string& table, const NftNatShape& shape) {
     load_ct(r.get(), NFT_CT_SRC_IP, IP_CT_DIR_ORIGINAL, NFT_REG32_04);
     load_ct(r.get(), NFT_CT_PROTO_SRC, IP_CT_DIR_ORIGINAL, NFT_REG32_05);
     add_expr(r.get(), "dynset", [](nftnl_expr* e) {
-        nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+        // "add", not "update": without a timeout there is nothing to refresh.
+        nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_ADD);
         nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG32_00);
         nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_DATA, NFT_REG32_04);
         nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, kHairpinMap);
         nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SET_ID, kHairpinMapId);
+        // "ct count over 0": true once the connection is counted, so the rule never stops here.
+        add_expr(e, nullptr, "connlimit", [](nftnl_expr* limit) {
+            nftnl_expr_set_u32(limit, NFTNL_EXPR_CONNLIMIT_COUNT, 0);
+            nftnl_expr_set_u32(limit, NFTNL_EXPR_CONNLIMIT_FLAGS, NFT_CONNLIMIT_F_INV);
+        });
     });
     return r;
 }
 
-// forward: ip daddr POOL ct direction original ct status & dnat == 0 counter drop
+// prerouting: ip daddr POOL counter drop (after the hairpin DNAT rule)
 //
 // Internal addresses are reachable only as replies (conntrack de-NATs them in prerouting, so
 // they travel in the reply direction) or as hairpin DNATs. Anything else towards the pool, such
-// as someone outside sending to 100.64.x.y, is dropped and counted.
-RulePtr forward_drop_rule(const std::string& table, const NftNatShape& shape) {
-    RulePtr r = rule_object(table, kForward);
+// as someone outside sending to 100.64.x.y, is dropped and counted. A nat chain sees exactly the
+// packets that need this test: a connection's first packet (replies and related ICMP errors
+// never reach it), and every packet of an unsolicited flow, since a connection whose first
+// packet was dropped is never confirmed and its next packet is a first packet again. A hairpin
+// DNAT ends the chain before this rule. Earlier versions had the test in a filter chain at the
+// forward hook, which every forwarded packet crossed.
+RulePtr inbound_drop_rule(const std::string& table, const NftNatShape& shape) {
+    RulePtr r = rule_object(table, kPrerouting);
     load_payload(r.get(), NFT_PAYLOAD_NETWORK_HEADER, kIphdrDaddr, 4, NFT_REG32_00);
     match_pool(r.get(), NFT_REG32_00, shape.internal_pool);
-    load_ct(r.get(), NFT_CT_DIRECTION, std::nullopt, NFT_REG32_00);
-    uint8_t original = IP_CT_DIR_ORIGINAL;
-    compare_eq(r.get(), NFT_REG32_00, &original, 1);
-    load_ct(r.get(), NFT_CT_STATUS, std::nullopt, NFT_REG32_00);
-    uint32_t dnat = IPS_DST_NAT;  // ct status is in host byte order
-    uint32_t zero = 0;
-    add_expr(r.get(), "bitwise", [&](nftnl_expr* e) {
-        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG32_00);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG32_00);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 4);
-        nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &dnat, 4);
-        nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
-    });
-    compare_eq(r.get(), NFT_REG32_00, &zero, 4);
     counter_verdict(r.get(), true, NF_DROP);
     return r;
 }
@@ -765,11 +780,11 @@ RulePtr forward_drop_rule(const std::string& table, const NftNatShape& shape) {
 std::vector<RulePtr> rule_definitions(const std::string& table, const NftNatShape& shape) {
     std::vector<RulePtr> rules;
     rules.push_back(hairpin_dnat_rule(table, shape));
+    rules.push_back(inbound_drop_rule(table, shape));
     rules.push_back(sessions_rule(table, shape));
     rules.push_back(snat_rule(table));
     rules.push_back(unmapped_drop_rule(table, shape));
     rules.push_back(track_rule(table, shape));
-    rules.push_back(forward_drop_rule(table, shape));
     return rules;
 }
 
@@ -1383,8 +1398,9 @@ bool NftNatTable::ensure() {
         return false;  // adopted as it is
     }
     // Rebuilt in one batch: deleting and re-creating the table keeps the blocks, and the
-    // dynamic sets start empty (the hairpin map refills from the next packets; the session
-    // counts from the next connections, so a block may briefly hold more than its limit).
+    // dynamic sets start empty: the hairpin map and the session counts refill from the next
+    // connections, so a block may briefly hold more than its limit, and a connection open
+    // across the rebuild cannot be reached by hairpinning until it is opened again.
     std::vector<NatBlock> kept;
     Batch batch(sock_);
     if (state == State::ours) {
@@ -1467,7 +1483,8 @@ uint64_t NftNatTable::unmapped_drops() {
 }
 
 uint64_t NftNatTable::forward_drops() {
-    return counted_drops(sock_, name_, kForward);
+    // The counted drop rules of prerouting: only the one towards the pool counts.
+    return counted_drops(sock_, name_, kPrerouting);
 }
 
 std::vector<NatExhaustion> NftNatTable::read_exhausted() {

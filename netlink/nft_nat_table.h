@@ -27,12 +27,12 @@
 //       map hairpin {
 //           type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service
 //           size 1048576
-//           flags dynamic,timeout
-//           timeout 2m
+//           flags dynamic
 //       }
 //       chain prerouting {
 //           type nat hook prerouting priority dstnat; policy accept;
 //           ip saddr 100.64.0.0/10 dnat ip to ip daddr . meta l4proto . th dport map @hairpin
+//           ip daddr 100.64.0.0/10 counter packets 0 bytes 0 drop
 //       }
 //       chain postrouting {
 //           type nat hook postrouting priority srcnat; policy accept;
@@ -44,17 +44,16 @@
 //       }
 //       chain track {
 //           type filter hook postrouting priority srcnat + 1; policy accept;
-//           ct direction original ct original ip saddr 100.64.0.0/10 meta l4proto { tcp, udp }
-//               update @hairpin {
-//               ct reply ip daddr . meta l4proto . ct reply proto-dst : ct original ip saddr .
-//               ct original proto-src }
-//       }
-//       chain forward {
-//           type filter hook forward priority filter; policy accept;
-//           ip daddr 100.64.0.0/10 ct direction original ct status ! dnat counter packets 0
-//               bytes 0 drop
+//           ct status ! confirmed ct original ip saddr 100.64.0.0/10 meta l4proto { tcp, udp }
+//               add @hairpin { ct reply ip daddr . meta l4proto . ct reply proto-dst
+//               ct count over 0 : ct original ip saddr . ct original proto-src }
 //       }
 //   }
+//
+// Per-packet cost: the nat chains see a connection's first packet only (and every packet of a
+// flow whose first packet they dropped); the track chain sees every packet after SNAT but stops
+// an established connection's packet at its first test (ct status, three expressions, no set).
+// Everything per connection (sessions, blocks, hairpin) is looked up or written once.
 //
 // One element per subscriber: its internal block (an interval key) maps to its public address and
 // port range. The per-element counter counts the NAT sessions the block created (the nat chain
@@ -68,22 +67,28 @@
 // - filtering: conntrack's address-and-port-dependent filtering: only the remote address and
 //   port a flow was opened to can answer. RFC 4787 REQ-8 recommends endpoint-independent
 //   filtering where application transparency matters most and address-dependent filtering where
-//   stricter filtering does; the kernel's is stricter still. The forward chain drops anything
-//   else addressed to the internal pool, and counts it.
+//   stricter filtering does; the kernel's is stricter still. The prerouting chain drops anything
+//   else addressed to the internal pool (a new connection towards it that is not a hairpin
+//   DNAT), and counts it.
 // - exhaustion: a subscriber has at most block_ports live connections per protocol (TCP, UDP,
 //   ICMP apart): the connlimit in the sessions set refuses the next one before it is NATed, and
 //   the exhausted set records (internal block, protocol) with a counter of refused packets for
 //   an hour. Other subscribers are unaffected.
 // - hairpinning (RFC 6146 section 3.8): the track chain learns public address . protocol . port
-//   -> internal address . port of every TCP and UDP flow; a packet from the pool to such a
-//   public address and port is DNATed to the internal one in prerouting and then SNATed like any
-//   other, so the receiver sees the sender's public address and port. When two hosts of one
-//   block use the same public port towards different destinations, the first one keeps the entry.
+//   -> internal address . port of every TCP and UDP flow from its first packet; a packet from
+//   the pool to such a public address and port is DNATed to the internal one in prerouting and
+//   then SNATed like any other, so the receiver sees the sender's public address and port. An
+//   entry counts the connections behind it (connlimit) and the kernel's set garbage collector
+//   removes it about a second after the last one is gone: it lives exactly as long as the
+//   mapping is in use, however rarely the flows send, with nothing to refresh or collect in
+//   userspace. When two hosts of one block use the same public port towards different
+//   destinations, the first one keeps the entry.
 //
 // Kernel: 5.13 or newer, for the table comment that marks ownership (NFTA_TABLE_USERDATA); the
 // rest is older (interval maps with 16-byte data in four registers, NAT from register ranges with
 // NF_NAT_RANGE_PROTO_OFFSET, connlimit in dynamic set elements, a set-level counter copied into
-// each new element, also into those added from the packet path, since 5.11). Tested on 6.18.
+// each new element, also into those added from the packet path, since 5.11). Tested on 6.18 and
+// on Debian 12's 6.1 (test/vm).
 //
 // Cost: adding or replacing 10^5 blocks is one batch of about 1-4 s; dumping them takes about
 // 10 s on 6.18 (the kernel walks the interval tree from the start for each 32 KB dump message),
@@ -206,12 +211,13 @@ class NftNatTable {
     std::optional<NatBlockCounter> read_block(const Ipv4Prefix& internal);
     // Dropped packets from internal addresses without a block (the drop rule's counter).
     uint64_t unmapped_drops();
-    // Dropped packets towards the internal pool that were neither replies nor hairpin DNATs.
+    // Dropped packets towards the internal pool that were neither replies nor hairpin DNATs (the
+    // prerouting chain's counted drop; the forward chain's in earlier versions).
     uint64_t forward_drops();
     // The (internal block, protocol) pairs refused for exhaustion within the last hour, with
     // their counts, in address order.
     std::vector<NatExhaustion> read_exhausted();
-    // The hairpin map (one entry per public address . protocol . port of a live TCP or UDP flow
+    // The hairpin map (one entry per public address . protocol . port of live TCP or UDP flows
     // from the pool), in public address order. A dump: for counts and tests, not per packet.
     std::vector<NatHairpin> read_hairpins();
     // Deletes the table (and only it). False when there is none; throws for a foreign one.

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "netlink/conntrack.h"
@@ -111,13 +112,13 @@ const char* kExpectedTable = R"(table ip xlat64 {
 	map hairpin {
 		type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service
 		size 1048576
-		flags dynamic,timeout
-		timeout 2m
+		flags dynamic
 	}
 
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
 		ip saddr 100.64.0.0/10 dnat ip to ip daddr . meta l4proto . th dport map @hairpin
+		ip daddr 100.64.0.0/10 counter packets 0 bytes 0 drop
 	}
 
 	chain postrouting {
@@ -129,12 +130,57 @@ const char* kExpectedTable = R"(table ip xlat64 {
 
 	chain track {
 		type filter hook postrouting priority srcnat + 1; policy accept;
+		ct status ! confirmed ct original ip saddr 100.64.0.0/10 meta l4proto { tcp, udp } add @hairpin { ct reply ip daddr . meta l4proto . ct reply proto-dst ct count over 0 : ct original ip saddr . ct original proto-src }
+	}
+}
+)";
+
+// The table of the previous version (hairpin entries refreshed by every packet with a timeout,
+// the drop towards the pool in a forward chain), as nft would load it: a daemon of this version
+// must rebuild it, keeping its blocks, rather than adopt it.
+const char* kPreviousVersionTable = R"(table ip xlat64 {
+	comment "managed by xlat64d; remove with xlat64d --teardown"
+	map blocks {
+		type ipv4_addr : interval ipv4_addr . inet_service
+		flags interval
+		counter
+		elements = { 100.64.0.0/30 : 203.0.113.1 . 1024-2047 }
+	}
+	set sessions {
+		type ipv4_addr . inet_proto
+		size 1048576
+		flags dynamic
+	}
+	set exhausted {
+		type ipv4_addr . inet_proto
+		size 65536
+		flags dynamic,timeout
+		counter
+		timeout 1h
+	}
+	map hairpin {
+		type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service
+		size 1048576
+		flags dynamic,timeout
+		timeout 2m
+	}
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip saddr 100.64.0.0/10 dnat ip to ip daddr . meta l4proto . th dport map @hairpin
+	}
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		ip saddr 100.64.0.0/10 add @sessions { ip saddr & 255.255.255.252 . meta l4proto ct count over 16 } update @exhausted { ip saddr & 255.255.255.252 . meta l4proto } drop
+		# (the snat rule is left out: nft cannot write its port-offset flag)
+		ip saddr 100.64.0.0/10 counter drop
+	}
+	chain track {
+		type filter hook postrouting priority srcnat + 1; policy accept;
 		ct direction original ct original ip saddr 100.64.0.0/10 meta l4proto { tcp, udp } update @hairpin { ct reply ip daddr . meta l4proto . ct reply proto-dst : ct original ip saddr . ct original proto-src }
 	}
-
 	chain forward {
 		type filter hook forward priority filter; policy accept;
-		ip daddr 100.64.0.0/10 ct direction original ct status ! dnat counter packets 0 bytes 0 drop
+		ip daddr 100.64.0.0/10 ct direction original ct status ! dnat counter drop
 	}
 }
 )";
@@ -266,6 +312,23 @@ TEST_CASE("nat: an adopted table with another internal pool is rebuilt with its 
     CHECK_FALSE(nat.ensure());
 }
 
+TEST_CASE("nat: a table of the previous version is rebuilt with its blocks", "[nat]") {
+    Namespace ns;
+    run("nft -f - <<'EOF'\n" + std::string(kPreviousVersionTable) + "EOF");
+    NftSocket sock;
+    NftNatTable nat(sock, "xlat64", kShape);
+    CHECK(nat.observe() == NftNatTable::State::ours);
+    CHECK_FALSE(nat.shape_matches());
+    CHECK(nat.ensure());
+    CHECK(listed(nat) == std::vector{block("100.64.0.0/30", "203.0.113.1", 1024, 2047)});
+    CHECK(nat.shape_matches());
+    std::string rebuilt = run("nft list table ip xlat64");
+    CHECK_THAT(rebuilt, !Contains("chain forward") && !Contains("timeout 2m") &&
+                            Contains("ip daddr 100.64.0.0/10 counter packets 0 bytes 0 drop"));
+    CHECK_FALSE(nat.ensure());  // and this version's table is adopted unchanged
+    CHECK(run("nft list table ip xlat64") == rebuilt);
+}
+
 TEST_CASE("nat: another block length or block size is rebuilt with its blocks", "[nat]") {
     Namespace ns;
     std::string operator_before = ns.operator_table();
@@ -379,6 +442,26 @@ TEST_CASE("nat: a full block refuses new connections of that protocol only", "[n
                                         {public_b, IPPROTO_UDP, 1024, b, 5000}};
     CHECK(nat.read_hairpins() == expected);
     CHECK(nat.unmapped_drops() == 0);
+
+    // An entry lives as long as the connections behind it, not by a timeout: past two rounds of
+    // the kernel's set garbage collection (about a second each) all are still there, and none
+    // carries an expiry.
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    CHECK(nat.read_hairpins() == expected);
+    CHECK_THAT(run("nft list map ip xlat64 hairpin"), !Contains("expires"));
+    // Once conntrack forgets the connections, the collector removes their entries.
+    if (run("command -v conntrack", false).empty()) {
+        WARN("no conntrack tool: the removal of hairpin entries is not checked");
+        return;
+    }
+    run("conntrack -D -s 100.64.0.1 >/dev/null 2>&1; true");
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    std::vector<NatHairpin> left = nat.read_hairpins();
+    while (left.size() > 1 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        left = nat.read_hairpins();
+    }
+    CHECK(left == std::vector<NatHairpin>{{public_b, IPPROTO_UDP, 1024, b, 5000}});
 }
 
 TEST_CASE("conntrack: entries counted per original source and protocol", "[nat][conntrack]") {
