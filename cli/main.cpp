@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "cli/format.h"
+#include "cli/import.h"
 #include "daemon/control_client.h"
 
 #ifndef XLAT64_VERSION
@@ -25,12 +26,13 @@ struct Options {
     std::string socket = "/run/xlat64/control.sock";
     bool json = false;
     bool all = false;
-    std::string subscriber;  // subscriber show/add/del PREFIX
-    std::string account;     // subscriber add --id
-    std::string address;     // trace ADDRESS:PORT
-    std::string at;          // trace --at
-    std::string eam_ipv4;    // eamt add/del
-    std::string eam_ipv6;    // eamt add
+    std::string subscriber;   // subscriber show/add/del PREFIX
+    std::string account;      // subscriber add --id
+    std::string address;      // trace ADDRESS:PORT
+    std::string at;           // trace --at
+    std::string eam_ipv4;     // eamt add/del
+    std::string eam_ipv6;     // eamt add
+    std::string import_file;  // subscriber import FILE
 };
 
 // --at: Unix seconds, or an ISO 8601 UTC time (2026-11-22T13:41:16Z, seconds optional).
@@ -103,6 +105,9 @@ Call call_for(const Options& options, const std::string& command, const std::str
 }
 
 int run(const Options& options, const std::string& command, const std::string& sub) {
+    if (command == "subscriber" && sub == "import") {
+        return run_import({options.socket, options.import_file, options.json, kReloadTimeout});
+    }
     const Call call = call_for(options, command, sub);
     ControlClient client(options.socket, command == "reload" ? kReloadTimeout : kTimeout);
     nlohmann::json result = client.call(call.command, call.arguments);
@@ -162,6 +167,15 @@ int main(int argc, char** argv) {
     add->add_option("--id", options.account, "the subscriber's account id (RADIUS User-Name, ...)")
         ->required();
     add->fallthrough();
+    auto* import = subscriber->add_subcommand(
+        "import",
+        "provision many subscribers from FILE (root only): lines 'PREFIX ACCOUNT', '#' comments. "
+        "The whole file is checked first (nothing changes if any line is wrong); then it is "
+        "imported in chunks of 65,536, each committed at once. Idempotent: subscribers already "
+        "provisioned keep their block (a different account id is updated)");
+    import->add_option("file", options.import_file, "the file, or - for standard input")
+        ->required();
+    import->fallthrough();
     auto* del = subscriber->add_subcommand(
         "del", "remove a subscriber (root only); in dynamic mode its block is returned");
     del->add_option("prefix", options.subscriber, "the subscriber's IPv6 prefix")->required();

@@ -198,16 +198,23 @@ void BpfBackend::reset_nat64(const change::ResetNat64State& c) {
     clock_gettime(CLOCK_MONOTONIC, &now);
     const uint64_t now_ns =
         static_cast<uint64_t>(now.tv_sec) * 1000000000ULL + static_cast<uint64_t>(now.tv_nsec);
-    std::set<uint32_t> leased;
+    // The store's unique indexes already keep a block and a subscriber to one open allocation
+    // each; a block beyond the layout or seen twice is skipped all the same, so the batches below
+    // can never give one block to two subscribers.
+    const uint64_t count = nat64_block_count(*c.config);
+    std::vector<bool> leased(count, false);
+    std::vector<std::pair<Ipv6Prefix, uint32_t>> restored;
+    restored.reserve(c.leases.size());
     for (const RestoredLease& lease : c.leases) {
-        if (maps.claim_block(lease.block, lease.subscriber)) {
-            maps.set_lease(lease.subscriber, lease.block, now_ns);
-            leased.insert(lease.block);
+        if (lease.block < count && !leased[lease.block]) {
+            leased[lease.block] = true;
+            restored.emplace_back(lease.subscriber, lease.block);
         }
     }
+    maps.restore_leases(restored, now_ns);
     std::vector<uint32_t> free;
-    for (uint32_t block : nat64_free_order(*c.config, 0, nat64_block_count(*c.config))) {
-        if (!leased.count(block)) {
+    for (uint32_t block : nat64_free_order(*c.config, 0, count)) {
+        if (!leased[block]) {
             free.push_back(block);
         }
     }

@@ -27,6 +27,9 @@ namespace xlat64 {
 // A request line longer than this is refused and the connection closed: it is garbage or an
 // attack, and the daemon must not buffer without bound.
 inline constexpr size_t kMaxRequestBytes = 16 * 1024;
+// Root's requests may be larger: `xlat64ctl subscriber import` sends its file in chunks of a few
+// MB (fewer chunks, fewer commits), and root is trusted with the daemon's memory anyway.
+inline constexpr size_t kMaxAdminRequestBytes = 16 << 20;
 
 class ProtocolError : public std::runtime_error {
   public:
@@ -151,6 +154,10 @@ inline Access peer_access(const PeerCredentials& peer, std::optional<gid_t> xlat
         return Access::read;
     }
     return Access::none;
+}
+
+inline size_t max_request_bytes(Access access) {
+    return access == Access::admin ? kMaxAdminRequestBytes : kMaxRequestBytes;
 }
 
 struct Command {

@@ -192,6 +192,7 @@ void ControlServer::accept_clients() {
         }
         auto client = std::make_unique<Client>();
         client->access = peer_access(peer_credentials(fd.get()), group_);
+        client->input = LineBuffer(max_request_bytes(client->access));
         client->last_activity = std::chrono::steady_clock::now();
         client->fd = std::move(fd);
         const int raw = client->fd.get();
@@ -223,9 +224,9 @@ bool ControlServer::read_input(Client& client) {
     bool overflow = false;
     ReadResult result = read_some(client.fd.get(), client.input, overflow);
     if (overflow) {
-        client.input = LineBuffer(kMaxRequestBytes);
-        client.output +=
-            error_response("request longer than " + std::to_string(kMaxRequestBytes) + " bytes");
+        const size_t limit = max_request_bytes(client.access);
+        client.input = LineBuffer(limit);
+        client.output += error_response("request longer than " + std::to_string(limit) + " bytes");
         client.closing = true;
         return true;
     }
@@ -246,7 +247,8 @@ void ControlServer::answer_requests(Client& client) {
         client.output += reply.line;
         if (reply.close) {
             client.closing = true;
-            client.input = LineBuffer(kMaxRequestBytes);  // garbage: ignore what follows
+            client.input =
+                LineBuffer(max_request_bytes(client.access));  // garbage: ignore the rest
             return;
         }
     }

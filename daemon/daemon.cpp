@@ -445,6 +445,16 @@ CommandTable Daemon::commands() {
                 it != r.body.end() && it->is_string() ? it->get<std::string>() : std::string();
             return require_nat64().add_subscriber(string_argument(r, "prefix"), account);
         }};
+    // Bulk provisioning: one chunk of `xlat64ctl subscriber import` per request.
+    table["subscriber-import"] = Command{Access::admin, [this](const Request& r) {
+                                             Nat64Runtime::ImportRequest request;
+                                             request.text = string_argument(r, "subscribers");
+                                             request.check = r.body.value("check", false);
+                                             request.count_free = r.body.value("count_free", false);
+                                             request.count_unleased =
+                                                 r.body.value("count_unleased", false);
+                                             return require_nat64().import_subscribers(request);
+                                         }};
     table["subscriber-del"] =
         Command{Access::admin, [this](const Request& r) {
                     return require_nat64().remove_subscriber(string_argument(r, "prefix"));

@@ -81,17 +81,24 @@ uint64_t nat64_mapped_blocks(const Nat64Config& config) {
                                              : nat64_subscriber_count(config);
 }
 
+NatBlockLayout::NatBlockLayout(const Nat64Config& config)
+    : blocks_(config),
+      internal_base_(to_u32(mask_address(config.internal_pool.addr, config.internal_pool.len))),
+      hosts_(config.hosts_per_subscriber),
+      internal_len_(static_cast<uint8_t>(32 - std::countr_zero(config.hosts_per_subscriber))) {}
+
+NatBlock NatBlockLayout::operator()(uint64_t k) const {
+    const PortBlock b = blocks_.block(k);
+    const Ipv4Address internal = from_u32(internal_base_ + static_cast<uint32_t>(k * hosts_));
+    return {{internal, internal_len_}, b.address, b.first_port, b.last_port};
+}
+
 std::vector<NatBlock> nat64_nat_blocks(const Nat64Config& config, uint64_t first, uint64_t last) {
-    BlockSpace blocks(config);
-    const uint32_t base = to_u32(mask_address(config.internal_pool.addr, config.internal_pool.len));
-    const auto len = static_cast<uint8_t>(32 - std::countr_zero(config.hosts_per_subscriber));
+    const NatBlockLayout layout(config);
     std::vector<NatBlock> out;
     out.reserve(last > first ? last - first : 0);
     for (uint64_t k = first; k < last; ++k) {
-        PortBlock b = blocks.block(k);
-        Ipv4Address internal =
-            from_u32(base + static_cast<uint32_t>(k * config.hosts_per_subscriber));
-        out.push_back({{internal, len}, b.address, b.first_port, b.last_port});
+        out.push_back(layout(k));
     }
     return out;
 }

@@ -13,6 +13,7 @@
 
 #include "config/nat64_config.h"
 #include "daemon/bpf_translator.h"
+#include "daemon/port_blocks.h"
 #include "netlink/nft_nat_table.h"
 
 namespace xlat64 {
@@ -31,6 +32,20 @@ std::vector<Nat64PrefixEntry> nat64_prefix_entries(const Nat64Config& config);
 uint64_t nat64_mapped_blocks(const Nat64Config& config);
 // The nftables elements of blocks FIRST..LAST-1.
 std::vector<NatBlock> nat64_nat_blocks(const Nat64Config& config, uint64_t first, uint64_t last);
+// nat64_nat_blocks one block at a time, with the layout worked out once: for the ledger and the
+// run-time, which describe blocks one by one (a million of them at a restore or an import).
+class NatBlockLayout {
+  public:
+    explicit NatBlockLayout(const Nat64Config& config);
+    NatBlock operator()(uint64_t block) const;
+
+  private:
+    BlockSpace blocks_;
+    uint32_t internal_base_;
+    uint32_t hosts_;
+    uint8_t internal_len_;
+};
+
 // Blocks FIRST..LAST-1 in the order dynamic mode should hand them out: the first block of every
 // public address, then the second of each..., so a lightly used pool spreads its subscribers over
 // all public addresses.

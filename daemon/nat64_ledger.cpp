@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <stdexcept>
+#include <utility>
 
 #include "daemon/log.h"
 #include "daemon/nat64_layout.h"
@@ -72,7 +73,11 @@ std::string iso8601(int64_t unix_seconds) {
 }
 
 Nat64Ledger::Nat64Ledger(Store& store, Nat64Config config, const StateConfig& state)
-    : store_(store), config_(std::move(config)), state_(state) {
+    : store_(store),
+      config_(std::move(config)),
+      state_(state),
+      layout_(config_),
+      subscribers_(config_) {
     if (state_.log_file) {
         log_file_.open(*state_.log_file, std::ios::app);
         if (!log_file_) {
@@ -89,33 +94,77 @@ std::string Nat64Ledger::account_of(const Ipv6Prefix& subscriber) {
 
 // The documented, stable line (README "Traceability"): space-separated key=value after the event
 // name, in this order; new keys are only ever appended.
+std::string Nat64Ledger::line_of(const std::string& event, const Allocation& a, int64_t when,
+                                 const std::string& extra) const {
+    return "nat64 " + event + " time=" + iso8601(when) + " subscriber=" + to_string(a.subscriber) +
+           " account=" + (a.account.empty() ? "-" : a.account) +
+           " public=" + to_string(a.public_address) + " ports=" + std::to_string(a.first_port) +
+           "-" + std::to_string(a.last_port) + " block=" + std::to_string(a.block) +
+           " internal=" + to_string(a.internal) + extra;
+}
+
 void Nat64Ledger::log_line(const std::string& event, const Allocation& a, int64_t when,
                            const std::string& extra) {
-    const std::string line =
-        "nat64 " + event + " time=" + iso8601(when) + " subscriber=" + to_string(a.subscriber) +
-        " account=" + (a.account.empty() ? "-" : a.account) +
-        " public=" + to_string(a.public_address) + " ports=" + std::to_string(a.first_port) + "-" +
-        std::to_string(a.last_port) + " block=" + std::to_string(a.block) +
-        " internal=" + to_string(a.internal) + extra;
-    log_notice(line);
+    log_lines(line_of(event, a, when, extra) + '\n');
+}
+
+// LINES (each ending in a newline) to the journal in one write, and to the allocation log.
+void Nat64Ledger::log_lines(const std::string& lines) {
+    if (lines.empty()) {
+        return;
+    }
+    log_notice(std::string_view(lines).substr(0, lines.size() - 1));
     if (log_file_) {
-        log_file_ << line << '\n';
+        log_file_ << lines;
         log_file_.flush();
     }
 }
 
 // SUBSCRIBER holding BLOCK under the running configuration, as the store records it.
 Allocation Nat64Ledger::allocation_of(const Ipv6Prefix& subscriber, uint32_t block) {
-    const NatBlock b = nat64_nat_blocks(config_, block, block + 1).front();
+    return allocation_of(subscriber, account_of(subscriber), block);
+}
+
+Allocation Nat64Ledger::allocation_of(const Ipv6Prefix& subscriber, const std::string& account,
+                                      uint32_t block) const {
+    const NatBlock b = layout_(block);
     Allocation a;
     a.subscriber = subscriber;
-    a.account = account_of(subscriber);
+    a.account = account;
     a.block = block;
     a.internal = b.internal;
     a.public_address = b.public_address;
     a.first_port = b.first_port;
     a.last_port = b.last_port;
     return a;
+}
+
+std::vector<Store::SubscriberChange> Nat64Ledger::import(
+    const std::vector<Subscriber>& subscribers,
+    const std::vector<std::pair<size_t, uint32_t>>& leases, int64_t from) {
+    std::vector<Allocation> allocations;
+    allocations.reserve(leases.size());
+    for (const auto& [index, block] : leases) {
+        const Subscriber& s = subscribers.at(index);
+        allocations.push_back(allocation_of(s.prefix, s.account, block));
+        allocations.back().valid_from = from;
+    }
+    auto t = store_.transaction();
+    auto changes = store_.add_subscribers(subscribers);
+    store_.open_allocations(allocations);
+    t.commit();
+    // Batches of lines: a million allocations must not cost a million writes (nor one write of
+    // 200 MB).
+    constexpr size_t kLinesPerWrite = 1024;
+    std::string lines;
+    for (size_t i = 0; i < allocations.size(); ++i) {
+        lines += line_of("allocate", allocations[i], from, "") + '\n';
+        if ((i + 1) % kLinesPerWrite == 0) {
+            log_lines(std::exchange(lines, {}));
+        }
+    }
+    log_lines(lines);
+    return changes;
 }
 
 void Nat64Ledger::allocated(const Ipv6Prefix& subscriber, uint32_t block, int64_t from,
@@ -136,22 +185,38 @@ void Nat64Ledger::released(const Ipv6Prefix& subscriber, uint32_t block, int64_t
 bool Nat64Ledger::matches_layout(const Allocation& a) const {
     if (config_.mode != Nat64Mode::dynamic || a.block >= nat64_block_count(config_) ||
         a.subscriber.len != config_.subscriber_length ||
-        !SubscriberSpace(config_).index_of(a.subscriber.addr)) {
+        !subscribers_.index_of(a.subscriber.addr)) {
         return false;
     }
-    const NatBlock b = nat64_nat_blocks(config_, a.block, a.block + 1).front();
+    const NatBlock b = layout_(a.block);
     return b.internal == a.internal && b.public_address == a.public_address &&
            b.first_port == a.first_port && b.last_port == a.last_port;
 }
 
 std::vector<RestoredLease> Nat64Ledger::restorable_leases() {
+    std::vector<Allocation> open = store_.open_allocation_list();
     std::vector<RestoredLease> out;
-    for (const Allocation& a : store_.open_allocation_list()) {
+    out.reserve(open.size());
+    for (const Allocation& a : open) {
         if (matches_layout(a)) {
             out.push_back({a.subscriber, static_cast<uint32_t>(a.block)});
         }
     }
+    if (!read_once_) {
+        first_read_ = std::move(open);
+    }
     return out;
+}
+
+// The reconcile and the sync that follows it run in one turn of the event loop; what the data
+// path recorded in between (drain_events) only opens allocations, and the sync treats a lease it
+// finds recorded twice as already recorded. Later calls always read the store.
+std::vector<Allocation> Nat64Ledger::open_allocations() {
+    read_once_ = true;
+    if (first_read_) {
+        return std::exchange(first_read_, std::nullopt).value();
+    }
+    return store_.open_allocation_list();
 }
 
 void Nat64Ledger::closed_by_configuration(const Allocation& a) {

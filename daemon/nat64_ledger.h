@@ -14,7 +14,9 @@
 #include <nlohmann/json.hpp>
 
 #include "config/config.h"
+#include "daemon/nat64_layout.h"
 #include "daemon/plan.h"
+#include "daemon/port_blocks.h"
 #include "daemon/store.h"
 
 namespace xlat64 {
@@ -39,13 +41,22 @@ class Nat64Ledger {
     void released(const Ipv6Prefix& subscriber, uint32_t block, int64_t until, int64_t held_seconds,
                   const std::string& reason);
 
+    // Bulk provisioning (xlat64ctl subscriber import): SUBSCRIBERS provisioned and LEASES (index
+    // into SUBSCRIBERS, block) recorded as held since FROM, in one transaction and one commit;
+    // then one log line per lease, written in batches. Throws StoreError with nothing recorded.
+    std::vector<Store::SubscriberChange> import(
+        const std::vector<Subscriber>& subscribers,
+        const std::vector<std::pair<size_t, uint32_t>>& leases, int64_t from);
+
     // An allocation means the same under this configuration as when it was made.
     bool matches_layout(const Allocation& allocation) const;
     // The open allocations that do, as leases to re-create after a reboot (dynamic mode).
     std::vector<RestoredLease> restorable_leases();
     // Closes an allocation whose block means something else now, and logs it.
     void closed_by_configuration(const Allocation& allocation);
-    std::vector<Allocation> open_allocations() { return store_.open_allocation_list(); }
+    // Every open allocation. The first call after restorable_leases() (start-up: the reconcile,
+    // then the run-time's sync) reuses what that one read: a million rows are read once.
+    std::vector<Allocation> open_allocations();
 
     // Keeps the history of nat64 configurations (for deterministic traces).
     void record_configuration();
@@ -55,14 +66,24 @@ class Nat64Ledger {
     uint64_t prune();
 
   private:
+    std::string line_of(const std::string& event, const Allocation& allocation, int64_t when,
+                        const std::string& extra) const;
     void log_line(const std::string& event, const Allocation& allocation, int64_t when,
                   const std::string& extra);
+    void log_lines(const std::string& lines);
     Allocation allocation_of(const Ipv6Prefix& subscriber, uint32_t block);
+    Allocation allocation_of(const Ipv6Prefix& subscriber, const std::string& account,
+                             uint32_t block) const;
 
     Store& store_;
     Nat64Config config_;
     StateConfig state_;
+    NatBlockLayout layout_;
+    SubscriberSpace subscribers_;
     std::ofstream log_file_;
+    // restorable_leases()'s read, kept for the first open_allocations() only (see there).
+    std::optional<std::vector<Allocation>> first_read_;
+    bool read_once_ = false;
 };
 
 }  // namespace xlat64

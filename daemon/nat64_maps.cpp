@@ -41,6 +41,52 @@ std::vector<Key> keys_of(int fd, const char* name, uint64_t bound) {
     return keys;
 }
 
+// Entries per BPF_MAP_*_BATCH call: large enough that a million entries cost a few hundred system
+// calls, and above any hash bucket's length (the kernel refuses a batch smaller than a bucket).
+constexpr uint32_t kBatch = 8192;
+
+// Every entry of a hash map, read with BPF_MAP_LOOKUP_BATCH: a million leases in a few hundred
+// system calls instead of two per entry (get_next_key and lookup).
+template <typename Key, typename Value>
+std::vector<std::pair<Key, Value>> entries_of(int fd, const char* name) {
+    std::vector<Key> keys(kBatch);
+    std::vector<Value> values(kBatch);
+    std::vector<std::pair<Key, Value>> out;
+    uint32_t token = 0;
+    bool first = true;
+    while (true) {
+        uint32_t count = kBatch;
+        int err = bpf_map_lookup_batch(fd, first ? nullptr : &token, &token, keys.data(),
+                                       values.data(), &count, nullptr);
+        if (err && err != -ENOENT) {
+            fail(std::string("reading ") + name, err);
+        }
+        for (uint32_t i = 0; i < count; ++i) {
+            out.emplace_back(keys[i], values[i]);
+        }
+        if (err == -ENOENT) {
+            return out;
+        }
+        first = false;
+    }
+}
+
+// KEYS[i] -> VALUES[i] with BPF_MAP_UPDATE_BATCH (BPF_ANY: the kernel takes no BPF_NOEXIST in a
+// batch, so callers use it only where nobody else can be writing those keys).
+template <typename Key, typename Value>
+void update_all(int fd, const char* name, const std::vector<Key>& keys,
+                const std::vector<Value>& values) {
+    for (size_t done = 0; done < keys.size();) {
+        uint32_t count = static_cast<uint32_t>(std::min<size_t>(kBatch, keys.size() - done));
+        int err = bpf_map_update_batch(fd, &keys[done], &values[done], &count, nullptr);
+        if (err) {
+            fail(std::string("writing ") + std::to_string(keys.size()) + " entries to " + name,
+                 err);
+        }
+        done += count;
+    }
+}
+
 template <typename Key>
 void delete_all(int fd, const char* name, uint64_t bound) {
     for (const Key& key : keys_of<Key>(fd, name, bound)) {
@@ -125,6 +171,7 @@ void Nat64Maps::flush() {
     }
 }
 
+// One system call per block: queue maps have no batch operations.
 void Nat64Maps::push_free_blocks(const std::vector<uint32_t>& blocks) {
     for (uint32_t block : blocks) {
         int err = bpf_map_update_elem(fds_.free_blocks, nullptr, &block, BPF_ANY);
@@ -136,12 +183,10 @@ void Nat64Maps::push_free_blocks(const std::vector<uint32_t>& blocks) {
 
 std::vector<Nat64Lease> Nat64Maps::leases() const {
     std::vector<Nat64Lease> out;
-    for (const in6_addr& key :
-         keys_of<in6_addr>(fds_.subscribers, XLAT64_MAP_N64_SUBS, XLAT64_N64_BLOCKS_MAX)) {
-        xlat_n64_sub value{};
-        if (bpf_map_lookup_elem(fds_.subscribers, &key, &value) == 0) {
-            out.push_back({{to_address(key), sub_len_}, value.block, value.allocated_ns});
-        }
+    const auto entries = entries_of<in6_addr, xlat_n64_sub>(fds_.subscribers, XLAT64_MAP_N64_SUBS);
+    out.reserve(entries.size());
+    for (const auto& [key, value] : entries) {
+        out.push_back({{to_address(key), sub_len_}, value.block, value.allocated_ns});
     }
     return out;
 }
@@ -157,17 +202,15 @@ std::optional<Nat64Lease> Nat64Maps::lease(const Ipv6Prefix& subscriber) const {
 
 std::vector<Nat64Host> Nat64Maps::hosts() const {
     std::vector<Nat64Host> out;
-    for (const in6_addr& key :
-         keys_of<in6_addr>(fds_.hosts6, XLAT64_MAP_N64_HOSTS6, XLAT64_N64_HOSTS_MAX)) {
-        xlat_n64_host value{};
-        if (bpf_map_lookup_elem(fds_.hosts6, &key, &value) == 0) {
-            Nat64Host h;
-            h.host = to_address(key);
-            std::memcpy(h.internal.data(), &value.internal, 4);
-            h.block = value.block;
-            h.last_seen_ns = value.last_seen_ns;
-            out.push_back(h);
-        }
+    const auto entries = entries_of<in6_addr, xlat_n64_host>(fds_.hosts6, XLAT64_MAP_N64_HOSTS6);
+    out.reserve(entries.size());
+    for (const auto& [key, value] : entries) {
+        Nat64Host h;
+        h.host = to_address(key);
+        std::memcpy(h.internal.data(), &value.internal, 4);
+        h.block = value.block;
+        h.last_seen_ns = value.last_seen_ns;
+        out.push_back(h);
     }
     return out;
 }
@@ -209,13 +252,63 @@ std::optional<Ipv6Prefix> Nat64Maps::owner_of(uint32_t block) const {
 
 std::vector<std::pair<uint32_t, Ipv6Prefix>> Nat64Maps::owners() const {
     std::vector<std::pair<uint32_t, Ipv6Prefix>> out;
-    for (uint32_t block :
-         keys_of<uint32_t>(fds_.owners, XLAT64_MAP_N64_OWNERS, XLAT64_N64_BLOCKS_MAX)) {
-        if (auto owner = owner_of(block)) {
-            out.emplace_back(block, *owner);
-        }
+    const auto entries = entries_of<uint32_t, in6_addr>(fds_.owners, XLAT64_MAP_N64_OWNERS);
+    out.reserve(entries.size());
+    for (const auto& [block, sub] : entries) {
+        out.emplace_back(block, Ipv6Prefix{to_address(sub), sub_len_});
     }
     return out;
+}
+
+// Only after flush(): the free queue is empty, so the data path can hand out no block and take
+// no subscriber meanwhile, and batches without BPF_NOEXIST cannot overwrite anyone's claim.
+void Nat64Maps::restore_leases(const std::vector<std::pair<Ipv6Prefix, uint32_t>>& leases,
+                               uint64_t allocated_ns) {
+    std::vector<uint32_t> blocks;
+    std::vector<in6_addr> subscribers;
+    std::vector<xlat_n64_sub> values;
+    blocks.reserve(leases.size());
+    subscribers.reserve(leases.size());
+    values.reserve(leases.size());
+    for (const auto& [subscriber, block] : leases) {
+        blocks.push_back(block);
+        subscribers.push_back(to_in6(mask_address(subscriber.addr, subscriber.len)));
+        xlat_n64_sub value{};
+        value.block = block;
+        value.allocated_ns = allocated_ns;
+        values.push_back(value);
+    }
+    // Claims first, as the data path does: a subscriber never resolves to an unclaimed block.
+    update_all(fds_.owners, XLAT64_MAP_N64_OWNERS, blocks, subscribers);
+    update_all(fds_.subscribers, XLAT64_MAP_N64_SUBS, subscribers, values);
+}
+
+std::vector<uint32_t> Nat64Maps::pop_free_blocks(size_t count) {
+    std::vector<uint32_t> out;
+    out.reserve(count);
+    while (out.size() < count) {
+        auto block = pop_free_block();
+        if (!block) {
+            break;
+        }
+        out.push_back(*block);
+    }
+    return out;
+}
+
+bool Nat64Maps::add_lease(const Ipv6Prefix& subscriber, uint32_t block, uint64_t allocated_ns) {
+    in6_addr key = to_in6(mask_address(subscriber.addr, subscriber.len));
+    xlat_n64_sub value{};
+    value.block = block;
+    value.allocated_ns = allocated_ns;
+    int err = bpf_map_update_elem(fds_.subscribers, &key, &value, BPF_NOEXIST);
+    if (err == -EEXIST) {
+        return false;
+    }
+    if (err) {
+        fail("leasing block " + std::to_string(block) + " to " + to_string(subscriber), err);
+    }
+    return true;
 }
 
 std::optional<uint32_t> Nat64Maps::pop_free_block() {

@@ -55,10 +55,19 @@ class Nat64Maps {
     // steps as the data path, so both can never hand one block out twice.
     // Takes the next block from the free queue (nullopt: empty).
     std::optional<uint32_t> pop_free_block();
+    // Up to COUNT blocks from the free queue (fewer when it runs dry).
+    std::vector<uint32_t> pop_free_blocks(size_t count);
     // Marks BLOCK as SUBSCRIBER's; false when someone holds it already.
     bool claim_block(uint32_t block, const Ipv6Prefix& subscriber);
     // SUBSCRIBER resolves to BLOCK from now on (after claim_block).
     void set_lease(const Ipv6Prefix& subscriber, uint32_t block, uint64_t allocated_ns);
+    // The same, unless SUBSCRIBER has a lease already (the data path may have just given it
+    // one): then false and nothing changes.
+    bool add_lease(const Ipv6Prefix& subscriber, uint32_t block, uint64_t allocated_ns);
+    // Claims and leases every (subscriber, block) in batches, right after flush() (a reboot's
+    // restore): see nat64_maps.cpp for why batches are safe only then.
+    void restore_leases(const std::vector<std::pair<Ipv6Prefix, uint32_t>>& leases,
+                        uint64_t allocated_ns);
 
     void remove_host(const Nat64Host& host);
     // Step one of returning a block: the subscriber stops resolving to it.

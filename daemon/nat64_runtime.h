@@ -43,6 +43,16 @@ class Nat64Runtime {
 
     // xlat64ctl subscriber add / del: provisioning from dial-up systems.
     nlohmann::json add_subscriber(const std::string& prefix, const std::string& account);
+    // xlat64ctl subscriber import: one chunk of the file (subscriber_import.h's format). With
+    // CHECK only what is wrong with it (and, on request, the free blocks and how many of its
+    // subscribers hold none); else provisioned all or nothing (see import_chunk).
+    struct ImportRequest {
+        std::string text;
+        bool check = false;
+        bool count_free = false;
+        bool count_unleased = false;
+    };
+    nlohmann::json import_subscribers(const ImportRequest& request);
     nlohmann::json remove_subscriber(const std::string& prefix);
     nlohmann::json trace(const std::string& address_port, std::optional<int64_t> at);
 
@@ -61,9 +71,16 @@ class Nat64Runtime {
     };
     void expire(uint64_t now_ns);
     void record_pending();
-    void return_orphaned_blocks();
+    void recreate_lost_leases(const std::vector<Allocation>& lost, std::vector<Nat64Lease>& leases);
+    void return_orphaned_blocks(const std::vector<Nat64Lease>& leases);
+    std::vector<int64_t> leases_by_block(const std::vector<Nat64Lease>& leases) const;
     Ipv6Prefix subscriber_prefix(const std::string& text);
+    std::string admission_problem(const Ipv6Prefix& prefix) const;
     std::optional<uint32_t> lease_block_now(const Ipv6Prefix& subscriber);
+    nlohmann::json check_chunk(const ImportRequest& request);
+    nlohmann::json import_chunk(const std::vector<Subscriber>& subscribers);
+    std::vector<std::pair<size_t, uint32_t>> claim_blocks(
+        const std::vector<Subscriber>& subscribers, const std::vector<size_t>& need);
     void finish_releases();
     void log_exhaustion();
     std::string describe_block(uint32_t block) const;
@@ -73,6 +90,7 @@ class Nat64Runtime {
 
     Nat64Ledger& ledger_;
     Nat64Config config_;
+    NatBlockLayout layout_;
     Nat64Maps maps_;
     NftNatTable table_;
     SubscriberSpace subscribers_;

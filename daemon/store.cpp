@@ -178,9 +178,13 @@ class store_detail::Query {
 
     int64_t integer(int column) const { return sqlite3_column_int64(stmt_, column); }
     bool is_null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
-    std::string text(int column) const {
+    std::string text(int column) const { return std::string(view(column)); }
+    // Valid until the next step: parsing a million rows must not copy each column first.
+    std::string_view view(int column) const {
         auto data = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
-        return data ? std::string(data, sqlite3_column_bytes(stmt_, column)) : std::string();
+        return data ? std::string_view(data,
+                                       static_cast<size_t>(sqlite3_column_bytes(stmt_, column)))
+                    : std::string_view();
     }
 
     // A row whose contents do not parse: the file was changed behind xlat64's back.
@@ -206,10 +210,10 @@ namespace {
 // A column holding an address or prefix as text; a value that does not parse is a corrupt row.
 template <typename Parse>
 auto parsed_column(const store_detail::Query& q, int column, Parse parse, const char* what) {
-    auto text = q.text(column);
+    const std::string_view text = q.view(column);
     auto value = parse(text);
     if (!value) {
-        q.corrupt_row(std::string("invalid ") + what + " '" + text + "'");
+        q.corrupt_row(std::string("invalid ") + what + " '" + std::string(text) + "'");
     }
     return *value;
 }
@@ -348,6 +352,10 @@ void Store::configure() {
     exec("PRAGMA foreign_keys=ON", "opening");
     // The WAL of a big batch is truncated after its checkpoint rather than left at full size.
     exec("PRAGMA journal_size_limit=67108864", "opening");
+    // 64 MiB of page cache instead of 2: a bulk import writes five b-trees at once (the table and
+    // its indexes); with a small cache SQLite spills and rereads their pages inside the
+    // transaction, which made an import of a million subscribers several times slower.
+    exec("PRAGMA cache_size=-65536", "opening");
 }
 
 void Store::migrate() {
@@ -459,6 +467,34 @@ bool Store::add_subscriber(const Ipv6Prefix& prefix, const std::string& account,
         .run();
     t.commit();
     return added;
+}
+
+std::vector<Store::SubscriberChange> Store::add_subscribers(const std::vector<Subscriber>& subs) {
+    Transaction t(*this);
+    std::vector<SubscriberChange> out;
+    out.reserve(subs.size());
+    for (const Subscriber& s : subs) {
+        const std::string prefix = to_string(s.prefix);
+        if (query("INSERT INTO subscribers (prefix, account, created) VALUES (?1, ?2, ?3) "
+                  "ON CONFLICT (prefix) DO NOTHING",
+                  "writing")
+                .bind(1, prefix)
+                .bind(2, s.account)
+                .bind(3, s.created)
+                .run() > 0) {
+            out.push_back(SubscriberChange::added);
+            continue;
+        }
+        const bool changed =
+            query("UPDATE subscribers SET account = ?2 WHERE prefix = ?1 AND account != ?2",
+                  "writing")
+                .bind(1, prefix)
+                .bind(2, s.account)
+                .run() > 0;
+        out.push_back(changed ? SubscriberChange::updated : SubscriberChange::unchanged);
+    }
+    t.commit();
+    return out;
 }
 
 bool Store::remove_subscriber(const Ipv6Prefix& prefix) {
@@ -580,6 +616,11 @@ uint64_t Store::close_all_open(int64_t until) {
 std::vector<Allocation> Store::open_allocation_list() {
     auto q = query(select_allocations("WHERE valid_until IS NULL ORDER BY block"), "reading");
     std::vector<Allocation> out;
+    {
+        // One allocation of the vector instead of twenty doublings at a million rows.
+        auto count = query("SELECT count(*) FROM allocations WHERE valid_until IS NULL", "reading");
+        out.reserve(count.step() ? static_cast<size_t>(count.integer(0)) : 0);
+    }
     while (q.step()) {
         out.push_back(allocation_row(q));
     }

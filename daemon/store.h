@@ -133,6 +133,10 @@ class Store {
     // --- subscribers ---
     // Adds PREFIX, or changes its account; true when it was new. `created` is kept on a change.
     bool add_subscriber(const Ipv6Prefix& prefix, const std::string& account, int64_t now);
+    // add_subscriber for many (their `created` is used for the new ones), in one transaction
+    // (or the open one): nothing is written for a subscriber already there with that account.
+    enum class SubscriberChange : uint8_t { added, updated, unchanged };
+    std::vector<SubscriberChange> add_subscribers(const std::vector<Subscriber>& subscribers);
     bool remove_subscriber(const Ipv6Prefix& prefix);
     std::optional<Subscriber> subscriber(const Ipv6Prefix& prefix);
     std::vector<Subscriber> subscribers();

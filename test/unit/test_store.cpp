@@ -399,3 +399,40 @@ TEST_CASE("a batch of 100000 allocations round-trips", "[store]") {
     REQUIRE(found);
     CHECK(found->subscriber == batch[54321].subscriber);
 }
+
+TEST_CASE("add_subscribers adds, updates and leaves alone, in one transaction", "[store]") {
+    TempDir dir;
+    Store store = Store::open(dir.file("state.db"));
+    store.add_subscriber(v6p("2001:db8:1::/64"), "alice", 100);
+    store.add_subscriber(v6p("2001:db8:2::/64"), "bob", 100);
+    const std::vector<Subscriber> batch = {{v6p("2001:db8:1::/64"), "alice", 200},
+                                           {v6p("2001:db8:2::/64"), "robert", 200},
+                                           {v6p("2001:db8:3::/64"), "carol", 200}};
+    using C = Store::SubscriberChange;
+    CHECK(store.add_subscribers(batch) == std::vector<C>{C::unchanged, C::updated, C::added});
+    // created is kept for the ones that were there.
+    CHECK(store.subscriber(v6p("2001:db8:2::/64")) ==
+          Subscriber{v6p("2001:db8:2::/64"), "robert", 100});
+    CHECK(store.subscriber(v6p("2001:db8:3::/64")) ==
+          Subscriber{v6p("2001:db8:3::/64"), "carol", 200});
+    // Again: nothing changes.
+    CHECK(store.add_subscribers(batch) == std::vector<C>{C::unchanged, C::unchanged, C::unchanged});
+    CHECK(store.subscribers().size() == 3);
+}
+
+TEST_CASE("subscribers and their allocations commit together or not at all", "[store]") {
+    TempDir dir;
+    Store store = Store::open(dir.file("state.db"));
+    store.open_allocation(allocation(7, 100));  // block 7 is held
+    {
+        auto t = store.transaction();
+        store.add_subscribers({{v6p("2001:db8:9::/64"), "dave", 200}});
+        Allocation clash = allocation(7, 200);
+        clash.subscriber = v6p("2001:db8:9::/64");
+        CHECK_THROWS_AS(store.open_allocations({allocation(8, 200), clash}), StoreError);
+        // The caller's transaction is rolled back as a whole when it is not committed.
+    }
+    CHECK(store.subscribers().empty());
+    REQUIRE(store.open_allocation_list().size() == 1);
+    CHECK(store.open_allocation_list().front().block == 7);
+}
