@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 
+#include "config/eamt_file.h"
 #include "config/yaml_reader.h"
 #include "daemon/rfc6052.h"
 
@@ -178,75 +179,128 @@ std::vector<EamCandidate> read_eamt_entries(const Field& field, IssueList& issue
     return entries;
 }
 
-// xlat64 copies the suffix bits one to one (RFC 7757 section 3.2), so both sides need the same
-// number of them.
-void check_suffix_lengths(const Located<Ipv4Prefix>& v4, const Located<Ipv6Prefix>& v6,
-                          IssueList& issues) {
-    unsigned v4_suffix = 32 - v4.prefix.len;
-    unsigned v6_suffix = 128 - v6.prefix.len;
-    if (v4_suffix == v6_suffix) {
-        return;
-    }
-    unsigned fitting_len = 128 - v4_suffix;
-    Ipv6Prefix fitting{mask_address(v6.prefix.addr, fitting_len),
-                       static_cast<uint8_t>(fitting_len)};
-    issues.add(v6.field, to_string(v4.prefix) + " has " + std::to_string(v4_suffix) +
-                             " host bits but " + to_string(v6.prefix) + " has " +
-                             std::to_string(v6_suffix) +
-                             "; an EAM maps each address one to one, so use " + to_string(fitting));
-}
+// Every EAM entry of `eamt:` and `eamt_file:` with where it was written, for the checks that
+// compare entries with each other and with the rest of the configuration. A million entries are
+// checked by sorting, never pairwise.
+class EamtChecker {
+  public:
+    EamtChecker(std::vector<EamCandidate> yaml, std::vector<EamtFileEntry> file,
+                std::optional<std::filesystem::path> file_path, IssueList& issues)
+        : yaml_(std::move(yaml)),
+          file_(std::move(file)),
+          file_path_(file_path ? file_path->string() : std::string()),
+          issues_(issues) {}
 
-// Two entries with the same prefix on one side would make that side's lookup ambiguous. Nested
-// prefixes of different lengths are fine: the longest match wins (RFC 7757 section 3.2).
-// Where a prefix was first seen: its entry's index and 1-based line.
-struct FirstSeen {
-    size_t index;
-    int line;
+    // The entries valid on their own, YAML ones first; problems are reported at the entry.
+    std::vector<EamEntry> check(const std::optional<Ipv6Prefix>& pool6) {
+        check_yaml_suffixes();
+        check_unique(&EamEntry::ipv4, [](const EamCandidate& c) { return ipv4_of(c); });
+        check_unique(&EamEntry::ipv6, [](const EamCandidate& c) { return ipv6_of(c); });
+        if (pool6) {
+            check_pool6_overlap(*pool6);
+        }
+        std::vector<EamEntry> eamt;
+        eamt.reserve(yaml_.size() + file_.size());
+        for (const EamCandidate& c : yaml_) {
+            if (c.ipv4 && c.ipv6) {
+                eamt.push_back({c.ipv4->prefix, c.ipv6->prefix});
+            }
+        }
+        for (const EamtFileEntry& e : file_) {
+            eamt.push_back(e.entry);
+        }
+        return eamt;
+    }
+
+  private:
+    static std::optional<Ipv4Prefix> ipv4_of(const EamCandidate& c) {
+        return c.ipv4 ? std::optional(c.ipv4->prefix) : std::nullopt;
+    }
+    static std::optional<Ipv6Prefix> ipv6_of(const EamCandidate& c) {
+        return c.ipv6 ? std::optional(c.ipv6->prefix) : std::nullopt;
+    }
+
+    void check_yaml_suffixes() {
+        for (const EamCandidate& c : yaml_) {
+            if (c.ipv4 && c.ipv6) {
+                if (auto problem = eam_suffix_problem(c.ipv4->prefix, c.ipv6->prefix)) {
+                    issues_.add(c.ipv6->field, *problem);
+                }
+            }
+        }
+    }
+
+    // Entry I (YAML entries first, then the file's), as the message about a duplicate on one
+    // side names it.
+    std::string where(size_t i, bool ipv6_side) const {
+        if (i < yaml_.size()) {
+            const Field& field = ipv6_side ? yaml_[i].ipv6->field : yaml_[i].ipv4->field;
+            return "eamt[" + std::to_string(i) + "] (line " + std::to_string(field.mark.line + 1) +
+                   ")";
+        }
+        return "line " + std::to_string(file_[i - yaml_.size()].line) + " of " + file_path_;
+    }
+
+    // Reports MESSAGE at entry I's side (IPV6_SIDE: its ipv6 key) where it was written.
+    void report(size_t i, bool ipv6_side, const std::string& message) {
+        if (i < yaml_.size()) {
+            issues_.add(ipv6_side ? yaml_[i].ipv6->field : yaml_[i].ipv4->field, message);
+        } else {
+            issues_.add_in_file(file_path_, "eamt_file",
+                                static_cast<int>(file_[i - yaml_.size()].line), message);
+        }
+    }
+
+    // Two entries with the same prefix on one side would make that side's lookup ambiguous.
+    // Nested prefixes of different lengths are fine: the longest match wins (RFC 7757 section
+    // 3.2).
+    template <typename Prefix, typename FromYaml>
+    void check_unique(Prefix EamEntry::*side, FromYaml from_yaml) {
+        std::vector<std::pair<Prefix, size_t>> seen;
+        seen.reserve(yaml_.size() + file_.size());
+        for (size_t i = 0; i < yaml_.size(); ++i) {
+            if (auto prefix = from_yaml(yaml_[i])) {
+                seen.emplace_back(*prefix, i);
+            }
+        }
+        for (size_t i = 0; i < file_.size(); ++i) {
+            seen.emplace_back(file_[i].entry.*side, yaml_.size() + i);
+        }
+        std::sort(seen.begin(), seen.end());  // equal prefixes in entry order
+        for (size_t i = 1, first = 0; i < seen.size(); ++i) {
+            if (seen[i].first != seen[first].first) {
+                first = i;
+                continue;
+            }
+            constexpr bool ipv6_side = std::is_same_v<Prefix, Ipv6Prefix>;
+            report(seen[i].second, ipv6_side,
+                   to_string(seen[i].first) + " is already mapped by " +
+                       where(seen[first].second, ipv6_side));
+        }
+    }
+
+    void check_pool6_overlap(const Ipv6Prefix& pool6) {
+        auto message = [&](const Ipv6Prefix& p) {
+            return to_string(p) + " overlaps pool6 " + to_string(pool6) +
+                   "; pool6 addresses must keep meaning IPv4 addresses";
+        };
+        for (size_t i = 0; i < yaml_.size(); ++i) {
+            if (yaml_[i].ipv6 && overlaps(pool6, yaml_[i].ipv6->prefix)) {
+                report(i, true, message(yaml_[i].ipv6->prefix));
+            }
+        }
+        for (size_t i = 0; i < file_.size(); ++i) {
+            if (overlaps(pool6, file_[i].entry.ipv6)) {
+                report(yaml_.size() + i, true, message(file_[i].entry.ipv6));
+            }
+        }
+    }
+
+    std::vector<EamCandidate> yaml_;
+    std::vector<EamtFileEntry> file_;
+    std::string file_path_;
+    IssueList& issues_;
 };
-
-template <typename Prefix>
-void check_unique(const std::optional<Located<Prefix>>& side, size_t index,
-                  std::map<Prefix, FirstSeen>& seen, IssueList& issues) {
-    if (!side) {
-        return;
-    }
-    auto [it, inserted] =
-        seen.try_emplace(side->prefix, FirstSeen{index, side->field.mark.line + 1});
-    if (!inserted) {
-        issues.add(side->field, to_string(side->prefix) + " is already mapped by eamt[" +
-                                    std::to_string(it->second.index) + "] (line " +
-                                    std::to_string(it->second.line) + ")");
-    }
-}
-
-void check_pool6_overlap(const Located<Ipv6Prefix>& v6, const std::optional<Ipv6Prefix>& pool6,
-                         IssueList& issues) {
-    if (pool6 && overlaps(*pool6, v6.prefix)) {
-        issues.add(v6.field, to_string(v6.prefix) + " overlaps pool6 " + to_string(*pool6) +
-                                 "; pool6 addresses must keep meaning IPv4 addresses");
-    }
-}
-
-std::vector<EamEntry> read_eamt(const Field& field, const std::optional<Ipv6Prefix>& pool6,
-                                IssueList& issues) {
-    auto candidates = read_eamt_entries(field, issues);
-    std::map<Ipv4Prefix, FirstSeen> seen_v4;
-    std::map<Ipv6Prefix, FirstSeen> seen_v6;
-    std::vector<EamEntry> eamt;
-    for (size_t i = 0; i < candidates.size(); ++i) {
-        const EamCandidate& c = candidates[i];
-        check_unique(c.ipv4, i, seen_v4, issues);
-        check_unique(c.ipv6, i, seen_v6, issues);
-        if (c.ipv6) {
-            check_pool6_overlap(*c.ipv6, pool6, issues);
-        }
-        if (c.ipv4 && c.ipv6) {
-            check_suffix_lengths(*c.ipv4, *c.ipv6, issues);
-            eamt.push_back({c.ipv4->prefix, c.ipv6->prefix});
-        }
-    }
-    return eamt;
-}
 
 // An address of either family; `what` names it with an example, e.g. "an IPv4 address, e.g. ...".
 template <typename Family>
@@ -327,11 +381,59 @@ void read_state(const Field& field, StateConfig& state, IssueList& issues) {
     }
 }
 
+// The entries of an EAMT whose prefix on one side overlaps a given prefix, found by binary search
+// (a NAT64 section is checked against a million-entry EAMT in milliseconds).
+template <typename Prefix>
+class EamSideIndex {
+  public:
+    EamSideIndex(const std::vector<EamEntry>& eamt, Prefix EamEntry::*side) : eamt_(eamt) {
+        sorted_.reserve(eamt.size());
+        for (size_t i = 0; i < eamt.size(); ++i) {
+            sorted_.emplace_back(eamt[i].*side, i);
+        }
+        std::sort(sorted_.begin(), sorted_.end());
+    }
+
+    // The entries overlapping P: those containing it, then those inside it.
+    std::vector<const EamEntry*> overlapping(const Prefix& p) const {
+        std::vector<const EamEntry*> out;
+        for (unsigned len = 0; len < p.len; ++len) {
+            const Prefix outer{mask_address(p.addr, len), static_cast<uint8_t>(len)};
+            auto it = std::lower_bound(sorted_.begin(), sorted_.end(), std::pair(outer, size_t{0}));
+            if (it != sorted_.end() && it->first == outer) {
+                out.push_back(&eamt_[it->second]);
+            }
+        }
+        // Sorted by address then length, the prefixes inside P follow P's address at lengths of
+        // at least P's.
+        auto it = std::lower_bound(sorted_.begin(), sorted_.end(), std::pair(p, size_t{0}));
+        for (; it != sorted_.end() && contains(p, it->first.addr); ++it) {
+            out.push_back(&eamt_[it->second]);
+        }
+        return out;
+    }
+
+  private:
+    const std::vector<EamEntry>& eamt_;
+    std::vector<std::pair<Prefix, size_t>> sorted_;
+};
+
+// "the EAM entry A <-> B" and how many more there are, for an overlap with ENTRIES (not empty).
+std::string name_eam_entries(const std::vector<const EamEntry*>& entries) {
+    std::string text = "the EAM entry " + to_string(entries.front()->ipv4) + " <-> " +
+                       to_string(entries.front()->ipv6);
+    if (entries.size() > 1) {
+        text += " (and " + std::to_string(entries.size() - 1) + " more)";
+    }
+    return text;
+}
+
 // The data path looks a source up in the EAMT, then pool6, then the NAT64 hosts: an address
 // claimed by two of them would silently belong to the first. The internal pool is routed into the
 // device and must not hide an EAM IPv4 prefix either.
 void check_nat64_against_siit(const Config& config, const Field& nat64, IssueList& issues) {
     const Nat64Config& n = *config.nat64;
+    const EamSideIndex<Ipv6Prefix> eam_ipv6(config.eamt, &EamEntry::ipv6);
     for (size_t i = 0; i < n.prefixes.size(); ++i) {
         const std::string key = nat64.key + ".prefixes[" + std::to_string(i) + "]";
         const Ipv6Prefix& p = n.prefixes[i];
@@ -340,22 +442,17 @@ void check_nat64_against_siit(const Config& config, const Field& nat64, IssueLis
                        to_string(p) + " overlaps pool6 " + to_string(*config.pool6) +
                            "; subscribers' addresses and IPv4-embedded addresses must differ");
         }
-        for (const EamEntry& e : config.eamt) {
-            if (overlaps(e.ipv6, p)) {
-                issues.add(key, nat64.mark,
-                           to_string(p) + " overlaps the EAM entry " + to_string(e.ipv4) + " <-> " +
-                               to_string(e.ipv6) +
-                               "; a host is either an EAM host or a NAT64 subscriber");
-            }
+        if (auto hit = eam_ipv6.overlapping(p); !hit.empty()) {
+            issues.add(key, nat64.mark,
+                       to_string(p) + " overlaps " + name_eam_entries(hit) +
+                           "; a host is either an EAM host or a NAT64 subscriber");
         }
     }
-    for (const EamEntry& e : config.eamt) {
-        if (overlaps(e.ipv4, n.internal_pool)) {
-            issues.add(nat64.key + ".internal_pool", nat64.mark,
-                       to_string(n.internal_pool) + " overlaps the EAM entry " + to_string(e.ipv4) +
-                           " <-> " + to_string(e.ipv6) +
-                           "; the internal pool must be used by nothing else");
-        }
+    const EamSideIndex<Ipv4Prefix> eam_ipv4(config.eamt, &EamEntry::ipv4);
+    if (auto hit = eam_ipv4.overlapping(n.internal_pool); !hit.empty()) {
+        issues.add(nat64.key + ".internal_pool", nat64.mark,
+                   to_string(n.internal_pool) + " overlaps " + name_eam_entries(hit) +
+                       "; the internal pool must be used by nothing else");
     }
 }
 
@@ -366,7 +463,8 @@ Config read_config(const YAML::Node& root, IssueList& issues) {
         top.key = kFileKey;
     }
     auto values = read_map(
-        top, {"device", "pool6", "eamt", "control", "bpf", "nat64", "translation", "state"},
+        top,
+        {"device", "pool6", "eamt", "eamt_file", "control", "bpf", "nat64", "translation", "state"},
         issues);
     if (const Field* device = find(values, "device")) {
         read_device(*device, config.device, issues);
@@ -374,9 +472,19 @@ Config read_config(const YAML::Node& root, IssueList& issues) {
     if (const Field* pool6 = find(values, "pool6")) {
         config.pool6 = read_pool6(*pool6, issues);
     }
+    std::vector<EamCandidate> yaml_eamt;
     if (const Field* eamt = find(values, "eamt")) {
-        config.eamt = read_eamt(*eamt, config.pool6, issues);
+        yaml_eamt = read_eamt_entries(*eamt, issues);
     }
+    std::vector<EamtFileEntry> file_eamt;
+    if (const Field* file = find(values, "eamt_file")) {
+        config.eamt_file = read_absolute_path(*file, "/etc/xlat64/eamt.txt", issues);
+        if (config.eamt_file) {
+            file_eamt = read_eamt_file(*config.eamt_file, issues);
+        }
+    }
+    config.eamt = EamtChecker(std::move(yaml_eamt), std::move(file_eamt), config.eamt_file, issues)
+                      .check(config.pool6);
     if (const Field* control = find(values, "control")) {
         auto control_values = read_map(*control, {"socket"}, issues);
         if (const Field* socket = find(control_values, "socket")) {
@@ -410,9 +518,11 @@ std::string format_issues(const std::string& source, const std::vector<ConfigIss
     std::string out;
     for (const ConfigIssue& issue : issues) {
         out += out.empty() ? "" : "\n";
-        out += source + ":";
+        out += (issue.file.empty() ? source : issue.file) + ":";
         if (issue.line > 0) {
-            out += std::to_string(issue.line) + ":" + std::to_string(issue.column) + ":";
+            out += std::to_string(issue.line) + ":";
+            // The lines of eamt_file have no columns worth naming.
+            out += issue.column > 0 ? std::to_string(issue.column) + ":" : "";
         }
         out += " " + issue.key + ": " + issue.message;
     }

@@ -72,7 +72,10 @@ struct StateConfig {
 struct Config {
     DeviceConfig device;
     std::optional<Ipv6Prefix> pool6;  // RFC 6052 prefix: /32, /40, /48, /56, /64 or /96
+    // Every EAM entry: those of `eamt:` first, then those of `eamt_file:`, in file order.
     std::vector<EamEntry> eamt;
+    // A plain-text EAMT (config/eamt_file.h) for tables too large for YAML.
+    std::optional<std::filesystem::path> eamt_file;
     std::filesystem::path control_socket = "/run/xlat64/control.sock";
     std::filesystem::path bpf_pin_dir = "/sys/fs/bpf/xlat64";
     TranslationConfig translation;     // RFC 7915 options (`translation:`)
@@ -88,6 +91,9 @@ struct ConfigIssue {
     int line = 0;     // 1-based; 0 when the problem is the file itself
     int column = 0;   // 1-based
     std::string message;
+    // Set when the problem is in another file the configuration names (eamt_file), whose name
+    // then replaces the configuration's in the report.
+    std::string file;
 };
 
 // Thrown for an invalid configuration; what() lists every issue as

@@ -14,16 +14,46 @@ namespace xlat64 {
 using Ipv4Address = std::array<uint8_t, 4>;
 using Ipv6Address = std::array<uint8_t, 16>;
 
+// The order of (address bytes, length), compared as big-endian integers: the same order as
+// comparing the byte arrays, without a memcmp call per comparison, which dominated sorting and
+// diffing million-entry EAMTs.
+namespace prefix_order {
+template <size_t N>
+uint64_t be_word(const std::array<uint8_t, N>& bytes, size_t first) {
+    uint64_t word = 0;
+    for (size_t i = first; i < first + 8 && i < N; ++i) {
+        word = word << 8 | bytes[i];
+    }
+    return word;
+}
+}  // namespace prefix_order
+
 struct Ipv4Prefix {
     Ipv4Address addr{};
     uint8_t len = 0;
-    auto operator<=>(const Ipv4Prefix&) const = default;
+    bool operator==(const Ipv4Prefix&) const = default;
+    std::strong_ordering operator<=>(const Ipv4Prefix& other) const {
+        const uint64_t a = prefix_order::be_word(addr, 0) << 8 | len;
+        const uint64_t b = prefix_order::be_word(other.addr, 0) << 8 | other.len;
+        return a <=> b;
+    }
 };
 
 struct Ipv6Prefix {
     Ipv6Address addr{};
     uint8_t len = 0;
-    auto operator<=>(const Ipv6Prefix&) const = default;
+    bool operator==(const Ipv6Prefix&) const = default;
+    std::strong_ordering operator<=>(const Ipv6Prefix& other) const {
+        if (auto c = prefix_order::be_word(addr, 0) <=> prefix_order::be_word(other.addr, 0);
+            c != 0) {
+            return c;
+        }
+        if (auto c = prefix_order::be_word(addr, 8) <=> prefix_order::be_word(other.addr, 8);
+            c != 0) {
+            return c;
+        }
+        return len <=> other.len;
+    }
 };
 
 std::optional<Ipv4Address> parse_ipv4_address(std::string_view text);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <tuple>
 #include <utility>
 
 namespace xlat64::yaml_reader {
@@ -14,9 +15,15 @@ void IssueList::add(const std::string& key, const YAML::Mark& mark, std::string 
     issues_.push_back({key, line, column, std::move(message)});
 }
 
+void IssueList::add_in_file(const std::string& file, const std::string& key, int line,
+                            std::string message) {
+    issues_.push_back({key, line, 0, std::move(message), file});
+}
+
 std::vector<ConfigIssue> IssueList::take_sorted() {
+    // The configuration's own problems first, then those of the files it names.
     std::stable_sort(issues_.begin(), issues_.end(), [](const auto& a, const auto& b) {
-        return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+        return std::tie(a.file, a.line, a.column) < std::tie(b.file, b.line, b.column);
     });
     return std::move(issues_);
 }

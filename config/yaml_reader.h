@@ -35,6 +35,9 @@ class IssueList {
     void add(const Field& field, std::string message) {
         add(field.key, field.mark, std::move(message));
     }
+    // A problem on line LINE of FILE, another file than the configuration (eamt_file).
+    void add_in_file(const std::string& file, const std::string& key, int line,
+                     std::string message);
     bool empty() const { return issues_.empty(); }
     // Lets a section tell whether reading it found problems, without a list of its own.
     size_t size() const { return issues_.size(); }
@@ -142,12 +145,26 @@ std::optional<typename Family::Prefix> masked_prefix(std::string_view text) {
                                    static_cast<uint8_t>(*len)};
 }
 
+// Why TEXT, refused by Family::parse_prefix, is not a valid prefix, and what would be.
+template <typename Family>
+std::string prefix_problem(std::string_view text, const PrefixRules& rules = {}) {
+    std::string format =
+        std::string("ADDRESS/LENGTH, e.g. ") + (rules.example ? rules.example : Family::kExample);
+    std::string found = quote(std::string(text), rules.quoting);
+    if (!rules.suggest_masked) {
+        return found + " is not " + Family::kWhat + " (" + format + ") with its host bits zero";
+    }
+    if (auto masked = masked_prefix<Family>(text)) {
+        return found + " has host bits set: did you mean " + to_string(*masked) + "?";
+    }
+    return found + " is not " + Family::kWhat + " (expected " + format + ")";
+}
+
 template <typename Family>
 std::optional<typename Family::Prefix> read_prefix(const Field& field, IssueList& issues,
                                                    const PrefixRules& rules = {}) {
-    std::string format =
-        std::string("ADDRESS/LENGTH, e.g. ") + (rules.example ? rules.example : Family::kExample);
-    std::string expected = std::string(Family::kWhat) + " (" + format + ")";
+    std::string expected = std::string(Family::kWhat) + " (ADDRESS/LENGTH, e.g. " +
+                           (rules.example ? rules.example : Family::kExample) + ")";
     auto text = read_scalar(field, expected, issues, rules.quoting);
     if (!text) {
         return std::nullopt;
@@ -155,14 +172,7 @@ std::optional<typename Family::Prefix> read_prefix(const Field& field, IssueList
     if (auto prefix = Family::parse_prefix(*text)) {
         return prefix;
     }
-    std::string found = quote(*text, rules.quoting);
-    if (!rules.suggest_masked) {
-        issues.add(field, found + " is not " + expected + " with its host bits zero");
-    } else if (auto masked = masked_prefix<Family>(*text)) {
-        issues.add(field, found + " has host bits set: did you mean " + to_string(*masked) + "?");
-    } else {
-        issues.add(field, found + " is not " + Family::kWhat + " (expected " + format + ")");
-    }
+    issues.add(field, prefix_problem<Family>(*text, rules));
     return std::nullopt;
 }
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,10 @@ class Backend {
     virtual ObservedState observe(const DesiredState& want) = 0;
     // Carries out one planned change; throws with context on failure.
     virtual void apply(const Change& change) = 0;
+    // Carries out a run of EAM additions or removals (CHANGES all AddEam, or all RemoveEam) at
+    // once: a large table in a few system calls instead of several per entry. On failure none of
+    // them is applied (throws).
+    virtual void apply_eams(std::span<const Change> changes) = 0;
 
     virtual std::vector<Counter> counters() = 0;
     // The backend's part of "xlat64ctl status": device, program, pool6, eamt_entries, routes...

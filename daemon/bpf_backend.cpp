@@ -87,8 +87,7 @@ ObservedState BpfBackend::observe(const DesiredState& want) {
         have.pool6.reset();
         have.translation.reset();
     }
-    have.eamt = translator_->eamt();
-    std::sort(have.eamt.begin(), have.eamt.end());
+    have.eamt = translator_->eamt();  // sorted
     have.nat64_prefixes = nat64_maps(0).prefixes();
     have.nat_table = observe_nat_table(want);
     return have;
@@ -114,7 +113,7 @@ void BpfBackend::apply(const Change& change) {
                 DeviceRoutes(sock_, device_ifindex(), device_.name()).remove(c.route);
             },
             [&](const change::RemoveEam& c) { translator_->remove_eam(c.entry); },
-            [&](const change::SetSettings& c) { translator_->set_settings(c.to); },
+            [&](const change::SetSettings& c) { translator_->set_settings(*c.to); },
             [&](const change::AddEam& c) { translator_->add_eam(c.entry); },
             [&](const change::AttachProgram&) {
                 TcEgressProgram(device_ifindex(), device_.name()).attach(translator_->program_fd());
@@ -126,20 +125,37 @@ void BpfBackend::apply(const Change& change) {
                 NftNatTable(nft_sock_, c.table, c.shape).ensure();
             },
             [&](const change::SetNatBlocks& c) {
-                NftNatTable table(nft_sock_, c.config.table, nat64_nft_shape(c.config));
-                auto blocks = nat64_nat_blocks(c.config, c.first, c.last);
+                NftNatTable table(nft_sock_, c.config->table, nat64_nft_shape(*c.config));
+                auto blocks = nat64_nat_blocks(*c.config, c.first, c.last);
                 c.replace ? table.replace_blocks(blocks) : table.add_blocks(blocks);
             },
             [&](const change::SetNat64Prefixes& c) { nat64_maps(0).set_prefixes(c.to); },
             [&](const change::ResetNat64State& c) { reset_nat64(c); },
             [&](const change::QueueFreeBlocks& c) {
-                nat64_maps(0).push_free_blocks(nat64_free_order(c.config, c.first, c.last));
+                nat64_maps(0).push_free_blocks(nat64_free_order(*c.config, c.first, c.last));
             },
             [&](const change::RemoveNatTable& c) {
                 NftNatTable(nft_sock_, c.table, nat_shape_or_default(std::nullopt)).remove();
             },
         },
         change);
+}
+
+void BpfBackend::apply_eams(std::span<const Change> changes) {
+    std::vector<EamEntry> entries;
+    entries.reserve(changes.size());
+    for (const Change& change : changes) {
+        if (const auto* add = std::get_if<change::AddEam>(&change)) {
+            entries.push_back(add->entry);
+        } else {
+            entries.push_back(std::get<change::RemoveEam>(change).entry);
+        }
+    }
+    if (std::holds_alternative<change::AddEam>(changes.front())) {
+        translator_->add_eams(entries);
+    } else {
+        translator_->remove_eams(entries);
+    }
 }
 
 std::vector<Counter> BpfBackend::counters() {
@@ -181,7 +197,7 @@ nlohmann::json BpfBackend::status() {
     result["program"] = program_status(ours ? device->ifindex : 0);
     auto pool6 = translator_->pool6();
     result["pool6"] = pool6 ? nlohmann::json(to_string(*pool6)) : nlohmann::json(nullptr);
-    result["eamt_entries"] = translator_->eamt().size();
+    result["eamt_entries"] = translator_->eamt_size();
     result["pin_dir"] = translator_->pin_dir().string();
     result["routes"] =
         ours ? DeviceRoutes(sock_, device->ifindex, device_.name()).list().size() : 0;

@@ -23,6 +23,7 @@ class BpfBackend : public Backend {
 
     ObservedState observe(const DesiredState& want) override;
     void apply(const Change& change) override;
+    void apply_eams(std::span<const Change> changes) override;
     std::vector<Counter> counters() override;
     nlohmann::json status() override;
     std::unique_ptr<Nat64Runtime> nat64_runtime(Nat64Ledger& ledger) override;

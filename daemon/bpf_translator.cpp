@@ -165,6 +165,81 @@ bool same_entry(const xlat_eam6_value& a, const xlat_eam6_value& b) {
            a.prefix4 == b.prefix4;
 }
 
+// ENOTSUPP, the kernel's own "operation not supported" (524): what BPF_MAP_*_BATCH answers for a
+// map type without batch operations, before touching any entry. Not in the uapi headers.
+constexpr int kENOTSUPP = 524;
+
+bool batch_unsupported(int err) {
+    return err == -kENOTSUPP || err == -EOPNOTSUPP;
+}
+
+// Writes KEYS[i] -> VALUES[i] with one BPF_MAP_UPDATE_BATCH, or one update per entry where the
+// kernel has no batch operations for the map type (decided at run time, not by kernel version).
+// Returns how many were written; ERR the error that stopped the rest (0: none).
+template <typename K, typename V>
+size_t update_all(int fd, const std::vector<K>& keys, const std::vector<V>& values, int& err) {
+    auto count = static_cast<__u32>(keys.size());
+    LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+    err = keys.empty() ? 0 : bpf_map_update_batch(fd, keys.data(), values.data(), &count, &opts);
+    if (!batch_unsupported(err)) {
+        return err == 0 ? keys.size() : count;  // COUNT: the entries written before the error
+    }
+    for (size_t i = 0; i < keys.size(); ++i) {
+        err = bpf_map_update_elem(fd, &keys[i], &values[i], BPF_ANY);
+        if (err) {
+            return i;
+        }
+    }
+    return keys.size();
+}
+
+// Deletes the first N of KEYS, batched where the kernel can; a key already gone is no error.
+// Returns 0 or the error that stopped it.
+template <typename K>
+int delete_all(int fd, const std::vector<K>& keys, size_t n) {
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    size_t done = 0;
+    while (done < n) {
+        auto count = static_cast<__u32>(n - done);
+        int err = bpf_map_delete_batch(fd, &keys[done], &count, &opts);
+        if (err == 0) {
+            return 0;
+        }
+        if (batch_unsupported(err)) {
+            break;
+        }
+        done += count;
+        if (err != -ENOENT) {
+            return err;
+        }
+        ++done;  // the batch stops at a missing key: skip it
+    }
+    for (; done < n; ++done) {
+        int err = bpf_map_delete_elem(fd, &keys[done]);
+        if (err && err != -ENOENT) {
+            return err;
+        }
+    }
+    return 0;
+}
+
+// The four arrays of a batch of EAM entries, both tries' keys and values.
+struct EamBatch {
+    std::vector<xlat_lpm4_key> keys4;
+    std::vector<xlat_eam4_value> values4;
+    std::vector<xlat_lpm6_key> keys6;
+    std::vector<xlat_eam6_value> values6;
+
+    void push_back(const EamEntry& entry) {
+        check_eam(entry);
+        EamKeys k = eam_keys(entry);
+        keys4.push_back(k.key4);
+        values4.push_back(k.value4);
+        keys6.push_back(k.key6);
+        values6.push_back(k.value6);
+    }
+};
+
 }  // namespace
 
 const std::array<StatInfo, XLAT_STAT_MAX>& stat_infos() {
@@ -459,6 +534,57 @@ void BpfTranslator::set_translation(const TranslationConfig& translation) {
 }
 
 std::vector<EamEntry> BpfTranslator::eamt() const {
+    settle_eamt();
+    return *eamt_;
+}
+
+size_t BpfTranslator::eamt_size() const {
+    settle_eamt();
+    return eamt_->size();
+}
+
+void BpfTranslator::settle_eamt() const {
+    if (!eamt_) {
+        eamt_ = read_eamt_from_kernel();
+        eamt_writes_.clear();
+        return;
+    }
+    if (eamt_writes_.empty()) {
+        return;
+    }
+    // The writes keep their order within one IPv4 prefix: the trie is keyed by it.
+    std::stable_sort(eamt_writes_.begin(), eamt_writes_.end(),
+                     [](const auto& a, const auto& b) { return a.first.ipv4 < b.first.ipv4; });
+    std::vector<EamEntry> merged;
+    merged.reserve(eamt_->size() + eamt_writes_.size());
+    auto held = eamt_->begin();
+    for (size_t i = 0; i < eamt_writes_.size();) {
+        const Ipv4Prefix key = eamt_writes_[i].first.ipv4;
+        while (held != eamt_->end() && held->ipv4 < key) {
+            merged.push_back(*held++);
+        }
+        std::optional<EamEntry> now;
+        if (held != eamt_->end() && held->ipv4 == key) {
+            now = *held++;
+        }
+        for (; i < eamt_writes_.size() && eamt_writes_[i].first.ipv4 == key; ++i) {
+            const auto& [entry, added] = eamt_writes_[i];
+            if (added) {
+                now = entry;
+            } else if (now == entry) {  // remove_eam leaves another entry of the prefix alone
+                now.reset();
+            }
+        }
+        if (now) {
+            merged.push_back(*now);
+        }
+    }
+    merged.insert(merged.end(), held, eamt_->end());
+    *eamt_ = std::move(merged);
+    eamt_writes_.clear();
+}
+
+std::vector<EamEntry> BpfTranslator::read_eamt_from_kernel() const {
     int fd = bpf_map__fd(skel_->maps.xlat_eamt4);
     std::vector<EamEntry> entries;
     xlat_lpm4_key key{};
@@ -494,7 +620,7 @@ std::vector<EamEntry> BpfTranslator::eamt() const {
     return entries;
 }
 
-void BpfTranslator::add_eam(const EamEntry& entry) {
+void BpfTranslator::write_eam(const EamEntry& entry) {
     check_eam(entry);
     EamKeys k = eam_keys(entry);
     int fd4 = bpf_map__fd(skel_->maps.xlat_eamt4);
@@ -521,7 +647,7 @@ void BpfTranslator::add_eam(const EamEntry& entry) {
     }
 }
 
-void BpfTranslator::remove_eam(const EamEntry& entry) {
+void BpfTranslator::erase_eam(const EamEntry& entry) {
     check_eam(entry);
     EamKeys k = eam_keys(entry);
     int fd4 = bpf_map__fd(skel_->maps.xlat_eamt4);
@@ -549,6 +675,81 @@ void BpfTranslator::remove_eam(const EamEntry& entry) {
         }
     } else if (err && err != -ENOENT) {
         throw_error("removing EAM " + eam_text(entry) + " from " XLAT64_MAP_EAMT6, -err);
+    }
+}
+
+void BpfTranslator::add_eam(const EamEntry& entry) {
+    try {
+        write_eam(entry);
+    } catch (...) {
+        eamt_.reset();  // a failed write (or its undo) may have left anything: read it again
+        throw;
+    }
+    eamt_writes_.emplace_back(entry, true);
+}
+
+void BpfTranslator::remove_eam(const EamEntry& entry) {
+    try {
+        erase_eam(entry);
+    } catch (...) {
+        eamt_.reset();
+        throw;
+    }
+    eamt_writes_.emplace_back(entry, false);
+}
+
+void BpfTranslator::add_eams(const std::vector<EamEntry>& entries) {
+    EamBatch batch;
+    for (const EamEntry& entry : entries) {
+        batch.push_back(entry);
+    }
+    const int fd4 = bpf_map__fd(skel_->maps.xlat_eamt4);
+    const int fd6 = bpf_map__fd(skel_->maps.xlat_eamt6);
+    int err = 0;
+    const size_t written4 = update_all(fd4, batch.keys4, batch.values4, err);
+    size_t written6 = 0;
+    if (err == 0) {
+        written6 = update_all(fd6, batch.keys6, batch.values6, err);
+    }
+    if (err) {
+        // No entry may stay in one direction only. The reconciler never overwrites with a batch
+        // (it removes an entry before adding its replacement), so undoing is deleting.
+        eamt_.reset();
+        delete_all(fd6, batch.keys6, written6);
+        delete_all(fd4, batch.keys4, written4);
+        const bool in4 = written4 < entries.size();
+        throw_error("adding EAM " + eam_text(entries[in4 ? written4 : written6]) + " to " +
+                        (in4 ? XLAT64_MAP_EAMT4 : XLAT64_MAP_EAMT6) + " (one of " +
+                        std::to_string(entries.size()) + " added at once, none kept)",
+                    -err);
+    }
+    for (const EamEntry& entry : entries) {
+        eamt_writes_.emplace_back(entry, true);
+    }
+}
+
+void BpfTranslator::remove_eams(const std::vector<EamEntry>& entries) {
+    // Only entries the tries hold exactly as given, as remove_eam: the record says which, without
+    // a lookup per entry.
+    settle_eamt();
+    EamBatch batch;
+    for (const EamEntry& entry : entries) {
+        if (std::binary_search(eamt_->begin(), eamt_->end(), entry)) {
+            batch.push_back(entry);
+        }
+    }
+    const int fd4 = bpf_map__fd(skel_->maps.xlat_eamt4);
+    const int fd6 = bpf_map__fd(skel_->maps.xlat_eamt6);
+    int err = delete_all(fd4, batch.keys4, batch.keys4.size());
+    if (err == 0) {
+        err = delete_all(fd6, batch.keys6, batch.keys6.size());
+    }
+    if (err) {
+        eamt_.reset();
+        throw_error("removing " + std::to_string(entries.size()) + " EAM entries", -err);
+    }
+    for (const EamEntry& entry : entries) {
+        eamt_writes_.emplace_back(entry, false);
     }
 }
 

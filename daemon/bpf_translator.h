@@ -108,11 +108,20 @@ class BpfTranslator {
     // set_settings() with only the translation options changed.
     void set_translation(const TranslationConfig& translation);
 
-    // The EAMT as the kernel holds it now, sorted.
+    // The EAMT as the kernel holds it, sorted. Read from the kernel the first time (adopting
+    // what a previous daemon left); after that from this object's own record of what it wrote,
+    // because reading a trie back costs two system calls per entry, seconds for a million, on
+    // every reload. The pinned maps have no other writer: another xlat64d cannot run on the
+    // same pins, and a hand edit with bpftool is seen (and repaired) at the next start.
     std::vector<EamEntry> eamt() const;
+    size_t eamt_size() const;
     // Adds or overwrites the entry in both directions' tries.
     void add_eam(const EamEntry& entry);
     void remove_eam(const EamEntry& entry);
+    // The same for many entries with a few system calls (batched map updates): a reload of a
+    // large table. On failure nothing of the batch stays (throws).
+    void add_eams(const std::vector<EamEntry>& entries);
+    void remove_eams(const std::vector<EamEntry>& entries);
 
     StatsSnapshot read_stats() const;
     Nat64MapFds nat64_map_fds() const;
@@ -128,8 +137,18 @@ class BpfTranslator {
     struct SkeletonDeleter {
         void operator()(xlat64_bpf* skel) const;
     };
+    std::vector<EamEntry> read_eamt_from_kernel() const;
+    void write_eam(const EamEntry& entry);
+    void erase_eam(const EamEntry& entry);
+    // Folds the writes since the last read into eamt_ (sorted by IPv4 prefix, one entry each).
+    void settle_eamt() const;
+
     std::unique_ptr<xlat64_bpf, SkeletonDeleter> skel_;
     std::filesystem::path pin_dir_;
+    // The kernel's EAMT as last read, and the writes since (the entry, and whether it was an
+    // add): folding them in only when the table is read keeps a million adds linear.
+    mutable std::optional<std::vector<EamEntry>> eamt_;
+    mutable std::vector<std::pair<EamEntry, bool>> eamt_writes_;
 };
 
 }  // namespace xlat64

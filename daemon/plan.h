@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -76,6 +77,20 @@ struct ObservedState {
     std::optional<uint32_t> attached_program_id;
 };
 
+// A large part of a Change, shared rather than held by value: Change is a variant as large as its
+// largest alternative, and the plan for a million-entry EAMT is a million of them.
+template <typename T>
+using Shared = std::shared_ptr<const T>;
+
+template <typename T>
+Shared<T> share(T value) {
+    return std::make_shared<const T>(std::move(value));
+}
+template <typename T>
+Shared<T> share(const std::optional<T>& value) {
+    return value ? share(*value) : nullptr;
+}
+
 namespace change {
 struct CreateDevice {
     std::string name;
@@ -101,8 +116,8 @@ struct RemoveEam {
 // The whole settings the program reads (pool6, translation options, NAT64 parameters), written as
 // one unit with one atomic flip (BpfTranslator::set_settings).
 struct SetSettings {
-    std::optional<TranslatorSettings> from;
-    TranslatorSettings to;
+    Shared<TranslatorSettings> from;  // null: never written
+    Shared<TranslatorSettings> to;
 };
 struct AddEam {
     EamEntry entry;
@@ -120,7 +135,7 @@ struct EnsureNatTable {
 };
 // nftables elements for blocks first..last-1; REPLACE: they become the map's only elements.
 struct SetNatBlocks {
-    Nat64Config config;
+    Shared<Nat64Config> config;
     uint64_t first = 0;
     uint64_t last = 0;
     bool replace = false;
@@ -131,12 +146,12 @@ struct SetNat64Prefixes {
 // Every host and dynamic block is forgotten; in dynamic mode the leases the store holds are
 // re-created and the free queue is refilled with the other blocks.
 struct ResetNat64State {
-    std::optional<Nat64Config> config;
+    Shared<Nat64Config> config;  // null: NAT64 off
     std::vector<RestoredLease> leases;
 };
 // Dynamic mode: blocks first..last-1 join the free queue (the pool grew).
 struct QueueFreeBlocks {
-    Nat64Config config;
+    Shared<Nat64Config> config;
     uint64_t first = 0;
     uint64_t last = 0;
 };
@@ -157,6 +172,45 @@ inline std::string to_string(const EamEntry& entry) {
     return to_string(entry.ipv4) + " <-> " + to_string(entry.ipv6);
 }
 
+// The fewest prefixes covering exactly the addresses of the EAM entries' IPv4 sides: nested
+// prefixes fold into the outer one and adjacent halves into their parent, so that a contiguous
+// EAMT of a million /32s needs a handful of routes, not a million (each costs the kernel's FIB
+// memory and every reconcile a dump). The translator still looks each address up in the EAMT.
+// A route of the operator's more specific than such an aggregate wins over it, as routing does.
+inline std::vector<Ipv4Prefix> eam_route_prefixes(const std::vector<EamEntry>& eamt) {
+    std::vector<Ipv4Prefix> sorted;
+    sorted.reserve(eamt.size());
+    for (const EamEntry& entry : eamt) {
+        sorted.push_back(entry.ipv4);
+    }
+    // By address then length: a prefix comes before every prefix inside it.
+    std::sort(sorted.begin(), sorted.end());
+    std::vector<Ipv4Prefix> out;
+    for (const Ipv4Prefix& p : sorted) {
+        if (!out.empty() && out.back().len <= p.len && contains(out.back(), p.addr)) {
+            continue;
+        }
+        out.push_back(p);
+        // Two halves of one parent are always the last two, the lower one first.
+        while (out.size() >= 2) {
+            const Ipv4Prefix& low = out[out.size() - 2];
+            const Ipv4Prefix& high = out.back();
+            if (low.len != high.len || low.len == 0) {
+                break;
+            }
+            const uint8_t parent_len = static_cast<uint8_t>(low.len - 1);
+            if (mask_address(low.addr, parent_len) != low.addr ||
+                mask_address(high.addr, parent_len) != low.addr) {
+                break;
+            }
+            const Ipv4Prefix parent{low.addr, parent_len};
+            out.pop_back();
+            out.back() = parent;
+        }
+    }
+    return out;
+}
+
 inline DesiredState desired_state(const Config& config) {
     DesiredState want;
     want.device_name = config.device.name;
@@ -173,8 +227,8 @@ inline DesiredState desired_state(const Config& config) {
         want.routes.push_back(RouteSpec{*want.pool6, 0});
     }
     const uint32_t ipv4_mtu = ipv4_route_mtu(want.mtu, want.translation.lowest_ipv6_mtu);
-    for (const EamEntry& entry : want.eamt) {
-        want.routes.push_back(RouteSpec{entry.ipv4, ipv4_mtu});
+    for (const Ipv4Prefix& prefix : eam_route_prefixes(want.eamt)) {
+        want.routes.push_back(RouteSpec{prefix, ipv4_mtu});
     }
     // The internal NAT64 pool: the NAT44's replies to subscribers' hosts go back through it.
     if (want.nat64) {
@@ -194,6 +248,57 @@ template <typename T>
 std::vector<T> missing_from(const std::vector<T>& a, const std::vector<T>& b) {
     std::vector<T> out;
     std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
+    return out;
+}
+
+// How the routes of SORTED (sorted, as missing_from returns them) relate to the prefix P: one of
+// them has P's prefix, or one overlaps it (contains it or lies inside it). Binary searches, so
+// that a reload replacing a million routes stays linear.
+struct RouteOverlap {
+    bool same_prefix = false;
+    bool overlap = false;
+};
+
+template <typename Prefix>
+RouteOverlap route_overlap(const std::vector<RouteSpec>& sorted, const Prefix& p) {
+    auto first_at_or_after = [&](const Prefix& q) {
+        return std::lower_bound(sorted.begin(), sorted.end(), RouteSpec{q, 0});
+    };
+    auto has = [&](const Prefix& q) {
+        auto it = first_at_or_after(q);
+        return it != sorted.end() && it->destination == RoutePrefix{q};
+    };
+    RouteOverlap out;
+    for (unsigned len = 0; len < p.len && !out.overlap; ++len) {
+        out.overlap = has(Prefix{mask_address(p.addr, len), static_cast<uint8_t>(len)});
+    }
+    // Sorted by address then length, the prefixes inside P come right after P itself.
+    auto it = first_at_or_after(p);
+    for (; it != sorted.end() && it->destination == RoutePrefix{p}; ++it) {
+        out.same_prefix = true;
+    }
+    if (it != sorted.end()) {
+        if (const Prefix* next = std::get_if<Prefix>(&it->destination)) {
+            out.overlap = out.overlap || contains(p, next->addr);
+        }
+    }
+    out.overlap = out.overlap || out.same_prefix;
+    return out;
+}
+
+// Route additions in two groups: those that overlap a route being removed (an aggregate split
+// or merged after an EAM change: 198.18.0.0/15 giving way to its pieces) come before the
+// removal, so that an address that stays mapped is never left without its route and sent
+// untranslated towards the default route meanwhile; the rest come last, once the maps are ready.
+// A route with the same prefix as a removed one (an MTU change) can only follow its removal.
+inline std::pair<std::vector<RouteSpec>, std::vector<RouteSpec>> split_route_additions(
+    const std::vector<RouteSpec>& added, const std::vector<RouteSpec>& removed) {
+    std::pair<std::vector<RouteSpec>, std::vector<RouteSpec>> out;
+    for (const RouteSpec& route : added) {
+        const RouteOverlap o =
+            std::visit([&](const auto& p) { return route_overlap(removed, p); }, route.destination);
+        (o.overlap && !o.same_prefix ? out.first : out.second).push_back(route);
+    }
     return out;
 }
 
@@ -237,10 +342,10 @@ inline void plan_nat64_table(const Nat64Config& want, const ObservedState& have,
         plan.push_back(change::EnsureNatTable{want.table, nat64_nft_shape(want)});
     }
     if (have.nat_table == NatTableState::absent || transition == Nat64Transition::reset) {
-        plan.push_back(change::SetNatBlocks{want, 0, mapped, true});
+        plan.push_back(change::SetNatBlocks{share(want), 0, mapped, true});
     } else if (transition == Nat64Transition::grow && have.nat64 &&
                want.mode == Nat64Mode::dynamic && have.nat64->blocks < mapped) {
-        plan.push_back(change::SetNatBlocks{want, have.nat64->blocks, mapped, false});
+        plan.push_back(change::SetNatBlocks{share(want), have.nat64->blocks, mapped, false});
     }
 }
 
@@ -254,7 +359,7 @@ inline void plan_settings_and_nat64(const DesiredState& want, const ObservedStat
     const TranslatorSettings settings = want.settings();
     const auto observed = observed_settings(have);
     if (observed != settings) {
-        plan.push_back(change::SetSettings{observed, settings});
+        plan.push_back(change::SetSettings{share(observed), share(settings)});
     }
     const auto prefixes =
         want.nat64 ? nat64_prefix_entries(*want.nat64) : std::vector<Nat64PrefixEntry>{};
@@ -263,7 +368,7 @@ inline void plan_settings_and_nat64(const DesiredState& want, const ObservedStat
     }
     if (!want.nat64) {
         if (have.nat64) {
-            plan.push_back(change::ResetNat64State{std::nullopt, {}});
+            plan.push_back(change::ResetNat64State{nullptr, {}});
         }
         if (have.nat_table == NatTableState::current ||
             have.nat_table == NatTableState::other_shape) {
@@ -272,11 +377,11 @@ inline void plan_settings_and_nat64(const DesiredState& want, const ObservedStat
         return;
     }
     if (transition == Nat64Transition::reset) {
-        plan.push_back(change::ResetNat64State{want.nat64, want.nat64_leases});
+        plan.push_back(change::ResetNat64State{share(want.nat64), want.nat64_leases});
     } else if (transition == Nat64Transition::grow && want.nat64->mode == Nat64Mode::dynamic &&
                have.nat64->blocks < settings.nat64->blocks) {
         plan.push_back(
-            change::QueueFreeBlocks{*want.nat64, have.nat64->blocks, settings.nat64->blocks});
+            change::QueueFreeBlocks{share(want.nat64), have.nat64->blocks, settings.nat64->blocks});
     }
 }
 
@@ -292,7 +397,13 @@ inline Plan compute_plan(const DesiredState& want, const ObservedState& have) {
     using plan_detail::missing_from;
     Plan plan;
     plan_detail::plan_device(want, have, plan);
-    for (const RouteSpec& route : missing_from(have.routes, want.routes)) {
+    const std::vector<RouteSpec> removed = missing_from(have.routes, want.routes);
+    auto [early_routes, late_routes] =
+        plan_detail::split_route_additions(missing_from(want.routes, have.routes), removed);
+    for (const RouteSpec& route : early_routes) {
+        plan.push_back(change::AddRoute{route});
+    }
+    for (const RouteSpec& route : removed) {
         plan.push_back(change::RemoveRoute{route});
     }
     for (const EamEntry& entry : missing_from(have.eamt, want.eamt)) {
@@ -305,7 +416,7 @@ inline Plan compute_plan(const DesiredState& want, const ObservedState& have) {
     if (!have.program_current) {
         plan.push_back(change::AttachProgram{have.attached_program_id});
     }
-    for (const RouteSpec& route : missing_from(want.routes, have.routes)) {
+    for (const RouteSpec& route : late_routes) {
         plan.push_back(change::AddRoute{route});
     }
     return plan;
@@ -358,15 +469,15 @@ inline std::string describe_translation(const TranslationConfig& t) {
 inline std::string describe_settings(const change::SetSettings& c) {
     std::vector<std::string> parts;
     const auto from_pool6 = c.from ? c.from->pool6 : std::nullopt;
-    if (from_pool6 != c.to.pool6) {
-        parts.push_back(describe_pool6(from_pool6, c.to.pool6));
+    if (from_pool6 != c.to->pool6) {
+        parts.push_back(describe_pool6(from_pool6, c.to->pool6));
     }
-    if (!c.from || c.from->translation != c.to.translation) {
-        parts.push_back("set translation options: " + describe_translation(c.to.translation));
+    if (!c.from || c.from->translation != c.to->translation) {
+        parts.push_back("set translation options: " + describe_translation(c.to->translation));
     }
-    if (!c.from || c.from->nat64 != c.to.nat64) {
-        if (c.to.nat64 || (c.from && c.from->nat64)) {
-            parts.push_back("set " + describe_nat64(c.to.nat64));
+    if (!c.from || c.from->nat64 != c.to->nat64) {
+        if (c.to->nat64 || (c.from && c.from->nat64)) {
+            parts.push_back("set " + describe_nat64(c.to->nat64));
         }
     }
     std::string out;
@@ -426,7 +537,7 @@ inline std::string describe(const Change& c) {
         std::string operator()(const change::SetNatBlocks& c) const {
             return std::string(c.replace ? "set" : "add") + " NAT44 blocks " +
                    std::to_string(c.first) + ".." + std::to_string(c.last == 0 ? 0 : c.last - 1) +
-                   " in table ip " + c.config.table;
+                   " in table ip " + c.config->table;
         }
         std::string operator()(const change::SetNat64Prefixes& c) const {
             std::string out = "set NAT64 admitted prefixes:";

@@ -23,6 +23,13 @@ void log_plan(const Plan& plan) {
     }
 }
 
+// EAM additions and removals go to the backend in runs: a million-entry table is programmed
+// with batched map updates.
+bool is_eam_change(const Change& change) {
+    return std::holds_alternative<change::AddEam>(change) ||
+           std::holds_alternative<change::RemoveEam>(change);
+}
+
 }  // namespace
 
 Plan Reconciler::plan(const Config& config, const std::vector<RestoredLease>& leases) {
@@ -32,12 +39,27 @@ Plan Reconciler::plan(const Config& config, const std::vector<RestoredLease>& le
 }
 
 void Reconciler::apply(const Plan& plan) {
-    for (const Change& change : plan) {
-        try {
-            backend_.apply(change);
-        } catch (const std::exception& e) {
-            throw std::runtime_error("reconcile: " + describe(change) + " failed: " + e.what());
+    for (size_t i = 0; i < plan.size();) {
+        size_t end = i + 1;
+        if (is_eam_change(plan[i])) {
+            while (end < plan.size() && plan[end].index() == plan[i].index()) {
+                ++end;
+            }
         }
+        try {
+            if (end - i == 1) {
+                backend_.apply(plan[i]);
+            } else {
+                backend_.apply_eams(std::span<const Change>(plan).subspan(i, end - i));
+            }
+        } catch (const std::exception& e) {
+            const std::string what =
+                end - i == 1
+                    ? describe(plan[i])
+                    : describe(plan[i]) + " and " + std::to_string(end - i - 1) + " more like it";
+            throw std::runtime_error("reconcile: " + what + " failed: " + e.what());
+        }
+        i = end;
     }
 }
 

@@ -728,3 +728,72 @@ TEST_CASE("BpfTranslator keeps pool6 and the EAMT as given", "[datapath][maps]")
     CHECK(translator.program_tag().size() == 16);
     CHECK(translator.program_id() != 0);
 }
+
+// BpfTranslator answers eamt() from its record of its own writes after the first read (issue 7:
+// reading a million-entry trie back on every reload took seconds). A second translator on the
+// same pins reads the kernel itself: after any mix of adds, overwrites and removals both agree.
+TEST_CASE("BpfTranslator's EAMT record matches the kernel's tries", "[datapath][maps]") {
+    using xlat64::EamEntry;
+    const std::filesystem::path pins =
+        "/sys/fs/bpf/xlat64-test-eamt-" + std::to_string(::getpid());
+    std::filesystem::create_directories(pins);
+    struct RemovePins {
+        std::filesystem::path dir;
+        ~RemovePins() { xlat64::BpfTranslator::remove_pins(dir); }
+    } remove_pins{pins};
+
+    xlat64::BpfTranslator writer(xlat64::BpfLoadOptions{pins, 14});
+    auto entry = [](uint32_t v4_host, uint32_t v6_host) {
+        EamEntry e{*xlat64::parse_ipv4_prefix("192.0.2.0/32"),
+                   *xlat64::parse_ipv6_prefix("2001:db8:ee::/128")};
+        e.ipv4.addr[3] = static_cast<uint8_t>(v4_host);
+        e.ipv6.addr[14] = static_cast<uint8_t>(v6_host >> 8);
+        e.ipv6.addr[15] = static_cast<uint8_t>(v6_host);
+        return e;
+    };
+    CHECK(writer.eamt().empty());  // the first read: from the (new) kernel maps
+    uint32_t seed = 7;
+    auto next = [&](uint32_t bound) {
+        seed = seed * 1103515245 + 12345;
+        return (seed >> 8) % bound;
+    };
+    for (int round = 0; round < 5; ++round) {
+        for (int i = 0; i < 200; ++i) {
+            const EamEntry e = entry(next(64), next(1024));
+            switch (next(3)) {
+                case 0:
+                    writer.add_eam(e);
+                    break;
+                case 1:  // usually not the entry the prefix holds: must leave it alone
+                    writer.remove_eam(e);
+                    break;
+                default:
+                    for (const EamEntry& held : writer.eamt()) {
+                        if (held.ipv4 == e.ipv4) {
+                            writer.remove_eam(held);
+                        }
+                    }
+            }
+        }
+        // The batched forms the reconciler uses for runs of changes (issue 7).
+        std::vector<EamEntry> batch;
+        for (uint32_t i = 0; i < 40; ++i) {
+            batch.push_back(entry(64 + i, next(1024)));
+        }
+        writer.add_eams(batch);
+        std::vector<EamEntry> doomed;
+        for (const EamEntry& held : writer.eamt()) {
+            if (next(2) == 0) {
+                doomed.push_back(held);
+            } else if (next(2) == 0) {  // not what the prefix holds: stays
+                doomed.push_back(EamEntry{held.ipv4, entry(0, 1023).ipv6});
+            }
+        }
+        writer.remove_eams(doomed);
+        xlat64::BpfTranslator reader(xlat64::BpfLoadOptions{pins, 14});
+        INFO("round " << round);
+        CHECK(reader.eamt() == writer.eamt());
+        CHECK(reader.eamt_size() == writer.eamt_size());
+    }
+    CHECK(!writer.eamt().empty());
+}

@@ -174,8 +174,8 @@ TEST_CASE("config: unknown keys list the valid ones", "[config]") {
     CHECK(issue.line == 2);
     CHECK(issue.column == 1);
     CHECK(issue.message ==
-          "unknown key 'pool4'; valid keys here: device, pool6, eamt, control, bpf, nat64, "
-          "translation, state");
+          "unknown key 'pool4'; valid keys here: device, pool6, eamt, eamt_file, control, bpf, "
+          "nat64, translation, state");
 
     issue = only_issue("device:\n  nmae: x\n");
     CHECK(issue.key == "device.nmae");
@@ -396,7 +396,7 @@ TEST_CASE("config: what() has one line per issue", "[config]") {
               "/etc/xlat64/xlat64.yaml:1:8: pool6: prefix length /80 is not allowed by RFC 6052 "
               "section 2.2; use /32, /40, /48, /56, /64 or /96\n"
               "/etc/xlat64/xlat64.yaml:2:1: pool4: unknown key 'pool4'; valid keys here: device, "
-              "pool6, eamt, control, bpf, nat64, translation, state");
+              "pool6, eamt, eamt_file, control, bpf, nat64, translation, state");
     }
     ConfigError no_position("f.yaml", {{"(file)", 0, 0, "cannot read f.yaml: gone"}});
     CHECK(std::string(no_position.what()) == "f.yaml: (file): cannot read f.yaml: gone");
@@ -576,4 +576,140 @@ nat64:
                Contains("overlaps the NAT64 internal pool"));
     CHECK_THAT(*eam_conflict(config, eam("198.51.100.0/25", "2001:db8:2::/120")),
                Contains("same number of host bits"));
+}
+
+// --- eamt_file: (issue 7, EAMTs too large for YAML) -------------------------------------------
+
+namespace {
+
+// A file under the temporary directory holding TEXT, removed with the object.
+class TempFile {
+  public:
+    explicit TempFile(const std::string& text)
+        : path_(std::filesystem::temp_directory_path() /
+                ("xlat64-eamt-" + std::to_string(::getpid()) + "-" + std::to_string(++count_))) {
+        std::ofstream(path_) << text;
+    }
+    ~TempFile() { std::filesystem::remove(path_); }
+    TempFile(const TempFile&) = delete;
+    TempFile& operator=(const TempFile&) = delete;
+    std::string path() const { return path_.string(); }
+
+  private:
+    static inline int count_ = 0;
+    std::filesystem::path path_;
+};
+
+EamEntry eam(const char* v4, const char* v6) {
+    return {*parse_ipv4_prefix(v4), *parse_ipv6_prefix(v6)};
+}
+
+}  // namespace
+
+TEST_CASE("config: eamt_file entries follow those of eamt", "[config][eamt_file]") {
+    TempFile file(
+        "# servers\n"
+        "192.0.2.0/28\t2001:db8:46::/124   # web\n"
+        "\n"
+        "   198.51.100.7/32 2001:db8:1::7/128\r\n");
+    Config config = parse_config(
+        "eamt:\n  - {ipv4: 203.0.113.0/24, ipv6: 2001:db8:2::/120}\n"
+        "eamt_file: " +
+            file.path() + "\n",
+        "t");
+    CHECK(config.eamt_file == std::filesystem::path(file.path()));
+    CHECK(config.eamt == std::vector<EamEntry>{eam("203.0.113.0/24", "2001:db8:2::/120"),
+                                               eam("192.0.2.0/28", "2001:db8:46::/124"),
+                                               eam("198.51.100.7/32", "2001:db8:1::7/128")});
+}
+
+TEST_CASE("config: eamt_file problems name the file and the line", "[config][eamt_file]") {
+    TempFile file(
+        "192.0.2.0/28 2001:db8:46::/124\n"
+        "192.0.2.1/28 2001:db8:47::/124\n"     // host bits
+        "192.0.2.16/28\n"                      // one field
+        "192.0.2.32/28 2001:db8:48::/64\n"     // suffix lengths differ
+        "192.0.2.0/28 2001:db8:49::/124\n"     // same IPv4 prefix as line 1
+        "192.0.2.48/28 2001:db8:64::/124\n");  // overlaps pool6
+    try {
+        parse_config("pool6: 2001:db8:64::/96\neamt_file: " + file.path() + "\n", "c.yaml");
+        FAIL("accepted");
+    } catch (const ConfigError& e) {
+        const auto& issues = e.issues();
+        REQUIRE(issues.size() == 5);
+        for (const ConfigIssue& issue : issues) {
+            CHECK(issue.file == file.path());
+            CHECK(issue.key == "eamt_file");
+        }
+        CHECK(issues[0].line == 2);
+        CHECK(issues[0].message == "'192.0.2.1/28' has host bits set: did you mean 192.0.2.0/28?");
+        CHECK(issues[1].line == 3);
+        CHECK_THAT(issues[1].message, Contains("expected IPV4-PREFIX IPV6-PREFIX"));
+        CHECK_THAT(issues[1].message, Contains("found 1 field"));
+        CHECK(issues[2].line == 4);
+        CHECK_THAT(issues[2].message, Contains("so use 2001:db8:48::/124"));
+        CHECK(issues[3].line == 5);
+        CHECK(issues[3].message == "192.0.2.0/28 is already mapped by line 1 of " + file.path());
+        CHECK(issues[4].line == 6);
+        CHECK_THAT(issues[4].message, Contains("overlaps pool6 2001:db8:64::/96"));
+        CHECK_THAT(std::string(e.what()),
+                   Contains(file.path() + ":2: eamt_file: '192.0.2.1/28' has host bits set"));
+    }
+}
+
+TEST_CASE("config: an entry of eamt and one of eamt_file with the same prefix",
+          "[config][eamt_file]") {
+    TempFile file("198.51.100.0/24 2001:db8:1::/120\n");
+    auto issues = issues_of(
+        "eamt:\n  - ipv4: 203.0.113.0/24\n    ipv6: 2001:db8:1::/120\n"
+        "eamt_file: " +
+        file.path() + "\n");
+    REQUIRE(issues.size() == 1);
+    CHECK(issues[0].file == file.path());
+    CHECK(issues[0].line == 1);
+    CHECK(issues[0].message == "2001:db8:1::/120 is already mapped by eamt[0] (line 3)");
+}
+
+TEST_CASE("config: eamt_file must be readable and absolute", "[config][eamt_file]") {
+    auto issue = only_issue("eamt_file: /nonexistent/xlat64-eamt.txt\n");
+    CHECK(issue.file == "/nonexistent/xlat64-eamt.txt");
+    CHECK_THAT(issue.message,
+               Contains("cannot read /nonexistent/xlat64-eamt.txt: No such file or directory"));
+    issue = only_issue("eamt_file: eamt.txt\n");
+    CHECK(issue.key == "eamt_file");
+    CHECK_THAT(issue.message, Contains("is not an absolute path"));
+}
+
+TEST_CASE("config: a wrong eamt_file lists its first problems only", "[config][eamt_file]") {
+    std::string text;
+    for (int i = 0; i < 1000; ++i) {
+        text += "garbage line\n";
+    }
+    TempFile file(text);
+    auto issues = issues_of("eamt_file: " + file.path() + "\n");
+    REQUIRE(issues.size() == 21);
+    CHECK(issues[19].line == 20);
+    CHECK(issues.back().message == "980 more lines have problems; only the first 20 are listed");
+}
+
+TEST_CASE("config: a NAT64 prefix overlapping many EAM entries is reported once",
+          "[config][eamt_file]") {
+    std::string text;
+    for (int i = 0; i < 256; ++i) {
+        text +=
+            "192.0.2." + std::to_string(i) + "/32 2001:db8:100::" + std::to_string(i) + "/128\n";
+    }
+    TempFile file(text);
+    auto issues = issues_of("eamt_file: " + file.path() + R"(
+nat64:
+  prefixes: [2001:db8:100::/56]
+  subscriber_length: 64
+  internal_pool: 100.64.0.0/16
+  public_prefixes: [203.0.113.0/28]
+)");
+    REQUIRE(issues.size() == 1);
+    CHECK(issues[0].key == "nat64.prefixes[0]");
+    CHECK_THAT(issues[0].message,
+               Contains("overlaps the EAM entry 192.0.2.0/32 <-> 2001:db8:100::/128 (and 255 "
+                        "more)"));
 }

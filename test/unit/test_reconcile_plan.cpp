@@ -192,7 +192,7 @@ TEST_CASE("changed settings are one change carrying the whole settings") {
               "traffic_class 0, allow_wkp_non_global false",
           });
     const auto& change = std::get<change::SetSettings>(plan[0]);
-    CHECK(change.to.pool6 == config.pool6);
+    CHECK(change.to->pool6 == config.pool6);
 }
 
 TEST_CASE("settings never written are written even without pool6 (EAMT only)") {
@@ -201,4 +201,94 @@ TEST_CASE("settings never written are written even without pool6 (EAMT only)") {
     ObservedState have = converged(config);
     have.translation.reset();
     CHECK(descriptions(compute_plan(desired_state(config), have)).size() == 1);
+}
+
+// --- routes of large EAMTs (issue 7) ------------------------------------------------------------
+
+namespace {
+
+std::vector<std::string> texts(const std::vector<Ipv4Prefix>& prefixes) {
+    std::vector<std::string> out;
+    for (const Ipv4Prefix& p : prefixes) {
+        out.push_back(to_string(p));
+    }
+    return out;
+}
+
+std::vector<EamEntry> eams(const std::vector<const char*>& ipv4) {
+    std::vector<EamEntry> out;
+    uint8_t n = 0;
+    for (const char* text : ipv4) {
+        Ipv4Prefix p = v4(text);
+        Ipv6Prefix q = v6("2001:db8:ee::/128");
+        q.addr[15] = ++n;  // distinct IPv6 sides; routes only follow the IPv4 ones
+        q.len = static_cast<uint8_t>(96 + p.len);
+        out.push_back({p, {mask_address(q.addr, q.len), q.len}});
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("EAM routes: adjacent halves fold into their parent, nested prefixes into the outer") {
+    CHECK(texts(eam_route_prefixes(
+              eams({"192.0.2.1/32", "192.0.2.0/32", "192.0.2.2/32", "192.0.2.3/32"}))) ==
+          std::vector<std::string>{"192.0.2.0/30"});
+    CHECK(texts(eam_route_prefixes(eams({"192.0.2.0/24", "192.0.2.7/32", "192.0.2.128/25"}))) ==
+          std::vector<std::string>{"192.0.2.0/24"});
+    // Not halves of one parent: .1 and .2 are adjacent but straddle the /31 boundary.
+    CHECK(texts(eam_route_prefixes(eams({"192.0.2.1/32", "192.0.2.2/32"}))) ==
+          std::vector<std::string>{"192.0.2.1/32", "192.0.2.2/32"});
+    // A fold can complete an earlier one: .0/31 and .2/31 give .0/30, with .4/30 the /29.
+    CHECK(texts(eam_route_prefixes(
+              eams({"192.0.2.0/31", "192.0.2.4/30", "192.0.2.2/31", "198.51.100.0/24"}))) ==
+          std::vector<std::string>{"192.0.2.0/29", "198.51.100.0/24"});
+    CHECK(eam_route_prefixes({}).empty());
+}
+
+TEST_CASE("EAM routes: every address of the entries is covered, and no other") {
+    // 1000 /32s from 192.0.2.0 upwards, every seventh left out.
+    std::vector<EamEntry> eamt;
+    for (uint32_t i = 0; i < 1000; ++i) {
+        if (i % 7 == 3) {
+            continue;
+        }
+        Ipv4Prefix p = v4("192.0.0.0/32");
+        p.addr[2] = static_cast<uint8_t>(i >> 8);
+        p.addr[3] = static_cast<uint8_t>(i);
+        eamt.push_back({p, v6("2001:db8::/128")});
+    }
+    const auto routes = eam_route_prefixes(eamt);
+    CHECK(routes.size() < eamt.size() / 2);
+    for (uint32_t i = 0; i < 1100; ++i) {
+        Ipv4Address a = v4("192.0.0.0/32").addr;
+        a[2] = static_cast<uint8_t>(i >> 8);
+        a[3] = static_cast<uint8_t>(i);
+        const bool routed = std::any_of(routes.begin(), routes.end(),
+                                        [&](const Ipv4Prefix& r) { return contains(r, a); });
+        CHECK(routed == (i < 1000 && i % 7 != 3));
+    }
+}
+
+TEST_CASE("an EAM route split by a removal: the pieces are added before the aggregate goes") {
+    Config old_config = sample_config();
+    old_config.pool6.reset();
+    old_config.eamt = eams({"192.0.2.0/32", "192.0.2.1/32", "192.0.2.2/32", "192.0.2.3/32"});
+    Config config = old_config;
+    config.eamt.erase(config.eamt.begin() + 2);  // 192.0.2.2
+    CHECK(descriptions(compute_plan(desired_state(config), converged(old_config))) ==
+          std::vector<std::string>{
+              "add route 192.0.2.0/31 mtu 1472",
+              "add route 192.0.2.3/32 mtu 1472",
+              "remove route 192.0.2.0/30 mtu 1472",
+              "remove EAM 192.0.2.2/32 <-> 2001:db8:ee::3/128",
+          });
+    // And back: the merged route comes first, its pieces go after.
+    CHECK(descriptions(compute_plan(desired_state(old_config), converged(config))) ==
+          std::vector<std::string>{
+              "add route 192.0.2.0/30 mtu 1472",
+              "remove route 192.0.2.0/31 mtu 1472",
+              "remove route 192.0.2.3/32 mtu 1472",
+              "add EAM 192.0.2.2/32 <-> 2001:db8:ee::3/128",
+          });
 }
