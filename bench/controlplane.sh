@@ -2,14 +2,18 @@
 # Control-plane benchmark (issue 7): how xlat64d's start-up, reload, reboot restore and
 # provisioning grow with the size of the tables, from 10,000 to 1,000,000.
 #
-#   eam-start        start xlat64d with N EAMT entries (/32 <-> /128) in its configuration, until
+#   eam-start        start xlat64d with N EAMT entries (/32 <-> /128) in its eamt_file, until
 #                    `xlat64ctl status` answers; then the kernel memory of its maps
 #   eam-reload       `xlat64ctl reload` with 1% of the N entries changed (their IPv6 side)
+#   eam-reload-100   `xlat64ctl reload` with 100 entries changed, whatever N: what a reload costs
+#                    beyond the change itself (reading and checking the file)
 #   eam-reload-noop  `xlat64ctl reload` once more, nothing changed (the fixed cost of a reload)
 #   reboot           a store with N open allocations (dynamic NAT64), no kernel state: start
 #                    until status answers; the log must say "restoring N leases from the store"
 #   restart          SIGTERM and start again with the kernel state kept (adoption)
 #   subscriber-add   N x `xlat64ctl subscriber add` (one CLI call, one commit each), N <= 10,000
+#   import           `xlat64ctl subscriber import` of a file of N subscribers (each gets its block)
+#   import-again     the same file once more (idempotent: nothing changes)
 #
 # Every step runs xlat64d in a throw-away network namespace (no traffic), with its own pin dir,
 # control socket and state directory under a temporary directory. Peak RSS is the daemon's VmHWM
@@ -17,8 +21,8 @@
 # memory is the sum of bpftool's bytes_memlock over the xlat_* maps of the pin dir.
 #
 # Limits that make some sizes extrapolated (marked so in the table and the JSON):
-# - eam-*: 198.18.0.0/15 (RFC 2544) holds 131,072 /32s; larger N is extrapolated linearly from
-#   the largest measured size.
+# - eam-*: the IPv4 sides are /32s of 100.64.0.0/10 (4,194,304 of them); larger N is
+#   extrapolated linearly from the largest measured size.
 # - subscriber-add: measured only for N <= 10,000; larger N is the per-subscriber time of the
 #   largest measured size times N.
 # - reboot, restart, subscriber-add: dynamic NAT64, the public addresses the smallest
@@ -26,11 +30,15 @@
 #   blocks. A size whose layout xlat64d refuses to start with is recorded as failed (exit 1).
 #
 # Usage (root): controlplane.sh [--sizes 10000,100000,1000000] [--smoke] [--output FILE]
+#                               [--steps eam,reboot,subscriber-add,import] [--profile DIR]
 #   --smoke    N=1000 for every step; only checks that each step worked (exit 1 otherwise).
+#   --steps    only these steps (reboot includes restart, import includes import-again).
+#   --profile  a system-wide `perf record -g` around each reboot and restart start-up, saved in
+#              DIR with a `perf report` summary.
 # Environment: XLAT64D, XLAT64CTL (binaries, required), PYTHON (default /usr/bin/python3).
 #
 # Safety: no packet is sent; everything lives in a namespace created here, on documentation
-# prefixes (198.18.0.0/15, 2001:db8::/32, 100.64.0.0/10 internal). Daemon (by PID), kernel state
+# prefixes (198.18.0.0/15, 2001:db8::/32, 100.64.0.0/10 for the EAMT and as internal pool). Daemon (by PID), kernel state
 # (xlat64d --teardown), namespace, pins and the temporary directory are removed on exit, whether
 # the run succeeded or not.
 
@@ -43,11 +51,15 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 SMOKE=0
 SIZES=10000,100000,1000000
 OUTPUT=
+STEPS=eam,reboot,subscriber-add,import
+PROFILE_DIR=
 while (($#)); do
 	case $1 in
 	--smoke) SMOKE=1 ;;
 	--sizes) SIZES=$2; shift ;;
 	--output) OUTPUT=$2; shift ;;
+	--steps) STEPS=$2; shift ;;
+	--profile) PROFILE_DIR=$2; shift ;;
 	-h | --help) sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "controlplane.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
@@ -60,7 +72,7 @@ for n in "${SIZE_LIST[@]}"; do
 done
 mapfile -t SIZE_LIST < <(printf '%s\n' "${SIZE_LIST[@]}" | sort -n -u)
 
-EAM_MAX=131072         # /32s in 198.18.0.0/15
+EAM_MAX=4194304        # /32s in 100.64.0.0/10
 BLOCKS_MAX=1015808     # 198.18.0.0/17, 31 blocks of 2048 ports per address
 SUBSCRIBER_ADD_MAX=10000
 
@@ -71,6 +83,7 @@ PIN_DIR=/sys/fs/bpf/xlat64-cp-$ID
 SOCKET=$TMP/control.sock
 STATE_DIR=$TMP/state
 CONFIG=$TMP/xlat64.yaml   # the file xlat64d runs with (a reload re-reads it)
+EAMT_FILE=$TMP/eamt.txt   # its eamt_file in the eam-* steps
 RESULTS=$TMP/results.jsonl
 DAEMON_PID=
 DAEMON_LOG=
@@ -122,22 +135,23 @@ common_config() {
 	EOF
 }
 
-# eam_config N CHANGED: N entries 198.18.0.0+i/32 <-> 2001:db8:ee::i/128; with CHANGED=1 every
-# hundredth entry (i % 100 == 0) maps to 2001:db8:ef::i/128 instead.
+# eam_config N EVERY FIRST: the configuration, and in $EAMT_FILE N entries 100.64.0.0+i/32 <->
+# 2001:db8:ee::i/128, except that the entries with i % EVERY == 0 (EVERY > 0) or i < FIRST map to
+# 2001:db8:ef::i/128 instead. The EAMT is in an eamt_file, the format meant for tables this size
+# (yaml-cpp takes about 18 s and 3 GB for a million entries in YAML; README "Large EAMTs").
 eam_config() {
 	common_config
-	"$PYTHON" - "$1" "$2" <<-'EOF'
+	echo "eamt_file: $EAMT_FILE"
+	"$PYTHON" - "$1" "$2" "${3:-0}" "$EAMT_FILE" <<-'EOF'
 		import ipaddress, sys
-		n, changed = int(sys.argv[1]), sys.argv[2] == "1"
-		v4 = int(ipaddress.IPv4Address("198.18.0.0"))
+		n, every, first, path = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+		v4 = int(ipaddress.IPv4Address("100.64.0.0"))
 		a = int(ipaddress.IPv6Address("2001:db8:ee::"))
 		b = int(ipaddress.IPv6Address("2001:db8:ef::"))
-		out = ["eamt:"]
-		for i in range(n):
-		    six = (b if changed and i % 100 == 0 else a) + i
-		    out.append(f"  - ipv4: {ipaddress.IPv4Address(v4 + i)}/32")
-		    out.append(f"    ipv6: {ipaddress.IPv6Address(six)}/128")
-		print("\n".join(out))
+		with open(path, "w") as f:
+		    for i in range(n):
+		        six = (b if (every and i % every == 0) or i < first else a) + i
+		        f.write(f"{ipaddress.IPv4Address(v4 + i)}/32 {ipaddress.IPv6Address(six)}/128\n")
 	EOF
 }
 
@@ -189,6 +203,23 @@ start_daemon() {
 	t1=$(now)
 	START_SECONDS=$(elapsed "$t0" "$t1")
 }
+
+# profiled_start LOGNAME: start_daemon, with a system-wide `perf record -g` around it when
+# --profile DIR was given (DIR/LOGNAME.data and a `perf report` summary beside it).
+profiled_start() {
+	[[ -n $PROFILE_DIR ]] || { start_daemon "$1"; return; }
+	mkdir -p "$PROFILE_DIR"
+	perf record -a -g -o "$PROFILE_DIR/$1.data" >"$PROFILE_DIR/$1.record.log" 2>&1 &
+	local perf_pid=$!
+	sleep 0.5
+	start_daemon "$1"
+	kill -INT "$perf_pid" && wait "$perf_pid" || true
+	perf report -i "$PROFILE_DIR/$1.data" --no-children --sort comm,dso,symbol --stdio \
+		2>/dev/null | grep -v '^$' | head -n 120 >"$PROFILE_DIR/$1.report.txt" || true
+}
+
+# want STEP: the step was selected with --steps.
+want() { [[ ,$STEPS, == *,$1,* ]]; }
 
 stop_daemon() {
 	[[ -n $DAEMON_PID ]] || return 0
@@ -255,12 +286,27 @@ check() {
 
 # --- steps ---
 
-# eam N: start with N entries, reload 1% changed, reload unchanged.
+# eam_reload STEP N WHAT: times `xlat64ctl reload` of the configuration as it is now, records it
+# as STEP with the JSON note WHAT (the answer is added).
+eam_reload() {
+	local step=$1 n=$2 what=$3 t0 t1 out rss
+	reset_hwm
+	t0=$(now)
+	out=$(ctl reload 2>&1) || die "reload failed: $out"
+	t1=$(now)
+	rss=$(hwm_kib)
+	record "$step" "$n" "$(elapsed "$t0" "$t1")" "$rss" "" \
+		"$("$PYTHON" -c 'import json,sys; d=json.loads(sys.argv[1]); d["answer"]=sys.argv[2]; print(json.dumps(d))' "$what" "$out")"
+	log "$step N=$n: $(elapsed "$t0" "$t1")s: $out"
+	RELOAD_ANSWER=$out
+}
+
+# eam N: start with N entries, reload with 1% changed, with 100 changed, unchanged.
 step_eam() {
-	local n=$1 t0 t1 out
+	local n=$1
 	teardown
 	eam_config "$n" 0 >"$CONFIG"
-	log "eam-start N=$n ($(du -h "$CONFIG" | cut -f1) of YAML)"
+	log "eam-start N=$n ($(du -h "$EAMT_FILE" | cut -f1) of eamt_file)"
 	start_daemon "eam-$n"
 	local rss maps
 	rss=$(hwm_kib)
@@ -269,30 +315,25 @@ step_eam() {
 	size=$(ctl --json status | "$PYTHON" -c 'import json,sys; s=json.load(sys.stdin); print(s.get("eamt_entries", s.get("eamt", {}).get("entries", "?")) if isinstance(s, dict) else "?")' 2>/dev/null || echo "?")
 	record eam-start "$n" "$START_SECONDS" "$rss" "$maps" "{\"status_eamt\": \"$size\"}"
 	log "eam-start N=$n: ${START_SECONDS}s, VmHWM $rss KiB, EAMT in status: $size"
-	((SMOKE)) && check "eam-start N=$n: status answers, map memory > 0" \
-		test "$(jq_total "$maps")" -gt 0
+	check "eam-start N=$n: status counts $n EAMT entries" test "$size" = "$n"
+	((SMOKE)) && check "eam-start N=$n: map memory > 0" test "$(jq_total "$maps")" -gt 0
 
-	eam_config "$n" 1 >"$CONFIG"
-	reset_hwm
-	t0=$(now)
-	out=$(ctl reload 2>&1) || die "reload failed: $out"
-	t1=$(now)
-	rss=$(hwm_kib)
-	maps=$(map_memory)
-	record eam-reload "$n" "$(elapsed "$t0" "$t1")" "$rss" "$maps" \
-		"$("$PYTHON" -c 'import json,sys; print(json.dumps({"changed_entries": (int(sys.argv[1])+99)//100, "answer": sys.argv[2]}))' "$n" "$out")"
-	log "eam-reload N=$n: $(elapsed "$t0" "$t1")s: $out"
-	((SMOKE)) && check "eam-reload N=$n: applied with changes" grep -Eq 'applied, [1-9][0-9]* change' <<<"$out"
+	local changed=$(((n + 99) / 100))
+	eam_config "$n" 100 >"$CONFIG"
+	eam_reload eam-reload "$n" "{\"changed_entries\": $changed}"
+	# Each changed entry is removed and added again: two changes.
+	check "eam-reload N=$n: $changed entries changed" \
+		grep -q "applied, $((2 * changed)) changes" <<<"$RELOAD_ANSWER"
 
-	reset_hwm
-	t0=$(now)
-	out=$(ctl reload 2>&1) || die "reload failed: $out"
-	t1=$(now)
-	rss=$(hwm_kib)
-	record eam-reload-noop "$n" "$(elapsed "$t0" "$t1")" "$rss" "" \
-		"$("$PYTHON" -c 'import json,sys; print(json.dumps({"answer": sys.argv[1]}))' "$out")"
-	log "eam-reload-noop N=$n: $(elapsed "$t0" "$t1")s: $out"
-	((SMOKE)) && check "eam-reload-noop N=$n: nothing to change" grep -q 'already matches' <<<"$out"
+	# Back to the start (not recorded), then 100 entries changed.
+	eam_config "$n" 0 >"$CONFIG"
+	ctl reload >/dev/null || die "reload back to the start failed"
+	eam_config "$n" 0 100 >"$CONFIG"
+	eam_reload eam-reload-100 "$n" "{\"changed_entries\": 100}"
+	check "eam-reload-100 N=$n: 100 entries changed" grep -q "applied, 200 changes" <<<"$RELOAD_ANSWER"
+
+	eam_reload eam-reload-noop "$n" "{}"
+	check "eam-reload-noop N=$n: nothing to change" grep -q 'already matches' <<<"$RELOAD_ANSWER"
 	teardown
 }
 
@@ -343,7 +384,7 @@ step_reboot() {
 	nsenter --net="/run/netns/$NS" "$XLAT64D" --config "$CONFIG" --teardown >>"$TMP/teardown.log" 2>&1 ||
 		die "teardown failed"
 	[[ ! -e $PIN_DIR/xlat_n64_owner ]] || die "teardown left the pins"
-	start_daemon "reboot-$n"
+	profiled_start "reboot-$n"
 	local rss maps restored
 	rss=$(hwm_kib)
 	maps=$(map_memory)
@@ -353,7 +394,7 @@ step_reboot() {
 	check "reboot N=$n: log says restoring $n leases" test "${restored:-0}" = "$n"
 
 	stop_daemon
-	start_daemon "restart-$n"
+	profiled_start "restart-$n"
 	rss=$(hwm_kib)
 	record restart "$n" "$START_SECONDS" "$rss" "$(map_memory)" "{\"blocks\": $(nat64_blocks "$n")}"
 	log "restart N=$n (kernel state kept): ${START_SECONDS}s, VmHWM $rss KiB"
@@ -393,16 +434,59 @@ for k in range(int(sys.argv[1])):
 	teardown
 }
 
+# import N: `xlat64ctl subscriber import` of a file of N subscribers (dynamic mode: each gets its
+# block), end to end (the CLI's check of the whole file, the daemon's check, the chunks); then the
+# same file again (idempotent: nothing changes).
+step_import() {
+	local n=$1 t0 t1 out
+	teardown
+	nat64_config "$n" >"$CONFIG"
+	start_daemon "import-$n"
+	"$PYTHON" -c '
+import ipaddress, sys
+s = int(ipaddress.IPv6Address("2001:db8:100::"))
+w = sys.stdout.write
+for k in range(int(sys.argv[1])):
+    w(f"{ipaddress.IPv6Address(s + (k << 64))}/64 bench-{k}\n")' "$n" >"$TMP/import.txt"
+	reset_hwm
+	t0=$(now)
+	out=$(ctl subscriber import "$TMP/import.txt" 2>&1) || die "import failed: $out"
+	t1=$(now)
+	local sec rss maps leases
+	sec=$(elapsed "$t0" "$t1")
+	rss=$(hwm_kib)
+	maps=$(map_memory)
+	leases=$("$PYTHON" -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM allocations WHERE valid_until IS NULL").fetchone()[0])' "$STATE_DIR/state.db")
+	record import "$n" "$sec" "$rss" "$maps" \
+		"$("$PYTHON" -c 'import json,sys; print(json.dumps({"open_allocations": int(sys.argv[1]), "answer": sys.argv[2]}))' "$leases" "$out")"
+	log "import N=$n: ${sec}s: $out; $leases open allocations in the store"
+	check "import N=$n: $n open allocations in the store" test "$leases" = "$n"
+	reset_hwm
+	t0=$(now)
+	out=$(ctl subscriber import "$TMP/import.txt" 2>&1) || die "import again failed: $out"
+	t1=$(now)
+	sec=$(elapsed "$t0" "$t1")
+	record import-again "$n" "$sec" "$(hwm_kib)" "" \
+		"$("$PYTHON" -c 'import json,sys; print(json.dumps({"answer": sys.argv[1]}))' "$out")"
+	log "import-again N=$n: ${sec}s: $out"
+	check "import-again N=$n: nothing changed" grep -q ": 0 added, 0 with a new account id, $n unchanged; 0 port blocks leased" <<<"$out"
+	teardown
+}
+
 # --- the run ---
 
 log "xlat64d $XLAT64D, sizes ${SIZE_LIST[*]}, temp $TMP, namespace $NS"
 for n in "${SIZE_LIST[@]}"; do
-	if ((n <= EAM_MAX)); then
+	if ! want eam; then
+		:
+	elif ((n <= EAM_MAX)); then
 		step_eam "$n"
 	else
-		log "eam N=$n: more than the $EAM_MAX /32s of 198.18.0.0/15: extrapolated"
+		log "eam N=$n: more than the $EAM_MAX /32s of 100.64.0.0/10: extrapolated"
 	fi
-	if ((n <= BLOCKS_MAX)); then
+	if ! want reboot; then
+		:
+	elif ((n <= BLOCKS_MAX)); then
 		step_reboot "$n"
 	else
 		log "reboot N=$n: more than the $BLOCKS_MAX blocks of the layout: skipped"
@@ -411,7 +495,18 @@ done
 sub_sizes=()
 for n in "${SIZE_LIST[@]}"; do ((n <= SUBSCRIBER_ADD_MAX)) && sub_sizes+=("$n"); done
 ((${#sub_sizes[@]})) || sub_sizes=("$SUBSCRIBER_ADD_MAX")
-for n in "${sub_sizes[@]}"; do step_subscriber_add "$n"; done
+if want subscriber-add; then
+	for n in "${sub_sizes[@]}"; do step_subscriber_add "$n"; done
+fi
+if want import; then
+	for n in "${SIZE_LIST[@]}"; do
+		if ((n <= BLOCKS_MAX)); then
+			step_import "$n"
+		else
+			log "import N=$n: more than the $BLOCKS_MAX blocks of the layout: skipped"
+		fi
+	done
+fi
 
 # Table and JSON (extrapolated rows added for the sizes that were not measured).
 "$PYTHON" - "$RESULTS" "${OUTPUT:-}" "$SIZES" "$SMOKE" <<-'EOF' >&2
@@ -421,7 +516,7 @@ for n in "${sub_sizes[@]}"; do step_subscriber_add "$n"; done
 	sizes = sorted({int(s) for s in sizes.split(",")})
 	def measured(step):
 	    return sorted((r for r in rows if r["step"] == step), key=lambda r: r["n"])
-	for step in ("eam-start", "eam-reload", "eam-reload-noop", "subscriber-add"):
+	for step in ("eam-start", "eam-reload", "eam-reload-100", "eam-reload-noop", "subscriber-add"):
 	    m = measured(step)
 	    if not m:
 	        continue
@@ -437,7 +532,8 @@ for n in "${sub_sizes[@]}"; do step_subscriber_add "$n"; done
 	        rows.append({"step": step, "n": 1000000, "extrapolated_from": base["n"],
 	                     "seconds": base["seconds"] * 1000000 / base["n"], "peak_rss_kib": None,
 	                     "map_bytes": None})
-	order = ["eam-start", "eam-reload", "eam-reload-noop", "reboot", "restart", "subscriber-add"]
+	order = ["eam-start", "eam-reload", "eam-reload-100", "eam-reload-noop", "reboot", "restart", "subscriber-add",
+	         "import", "import-again"]
 	rows.sort(key=lambda r: (order.index(r["step"]), r["n"]))
 	fmt = "{:<17} {:>9} {:>12} {:>14} {:>14}  {}"
 	print(fmt.format("step", "N", "seconds", "peak RSS MiB", "maps MiB", "note"))
@@ -448,6 +544,8 @@ for n in "${sub_sizes[@]}"; do step_subscriber_add "$n"; done
 	        note = f"extrapolated (linear) from N={r['extrapolated_from']}"
 	    elif r["step"] == "subscriber-add":
 	        note = f"{r['seconds'] / r['n'] * 1000:.2f} ms per subscriber"
+	    elif r["step"] in ("import", "import-again"):
+	        note = f"{r['seconds'] / r['n'] * 1e6:.1f} us per subscriber"
 	    elif r.get("error"):
 	        note = "FAILED: " + r["error"].split(" failed: ")[-1][-70:]
 	    elif r["step"] in ("reboot", "restart"):
