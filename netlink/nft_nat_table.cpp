@@ -400,15 +400,24 @@ SetPtr set_definition(const std::string& table, const SetSpec& spec) {
     return s;
 }
 
-SetPtr blocks_set_definition(const std::string& table) {
-    SetPtr s = set_definition(table, {.name = kBlocksSet,
-                                      .id = kBlocksSetId,
-                                      .flags = NFT_SET_INTERVAL | NFT_SET_MAP,
-                                      .key_type = kTypeIpv4Addr,
-                                      .key_len = 4,
-                                      .data_type = kTypeConcatAddrService,
-                                      .data_len = kBlockDataLen,
-                                      .counter = true});
+// Blocks of one internal address each (hosts_per_subscriber 1, the common case) are keys, not
+// intervals: a hash map takes one element per block instead of an interval's two and inserts
+// without an rbtree walk, which at a million blocks is seconds of a reboot's restore.
+bool blocks_are_addresses(const NftNatShape& shape) {
+    return shape.block_len == 32;
+}
+
+SetPtr blocks_set_definition(const std::string& table, const NftNatShape& shape) {
+    SetPtr s = set_definition(
+        table, {.name = kBlocksSet,
+                .id = kBlocksSetId,
+                .flags = blocks_are_addresses(shape) ? uint32_t{NFT_SET_MAP}
+                                                     : uint32_t{NFT_SET_INTERVAL | NFT_SET_MAP},
+                .key_type = kTypeIpv4Addr,
+                .key_len = 4,
+                .data_type = kTypeConcatAddrService,
+                .data_len = kBlockDataLen,
+                .counter = true});
     // How nft describes such a map, so `nft list` prints "interval ipv4_addr . inet_service"
     // rather than raw bytes: key in network byte order, data an interval.
     auto udata = checked<UdataPtr>(nftnl_udata_buf_alloc(64));
@@ -421,9 +430,9 @@ SetPtr blocks_set_definition(const std::string& table) {
 }
 
 // All the table's sets, in creation order. The anonymous { tcp, udp } comes with its elements.
-std::vector<SetPtr> set_definitions(const std::string& table) {
+std::vector<SetPtr> set_definitions(const std::string& table, const NftNatShape& shape) {
     std::vector<SetPtr> sets;
-    sets.push_back(blocks_set_definition(table));
+    sets.push_back(blocks_set_definition(table, shape));
     sets.push_back(set_definition(table, {.name = kSessionsSet,
                                           .id = kSessionsSetId,
                                           .flags = NFT_SET_EVAL,
@@ -966,10 +975,14 @@ struct ElementSpec {
 };
 
 // An interval set holds a prefix as a start element and an end element one past its last
-// address; a prefix reaching 255.255.255.255 has no end element.
-std::vector<ElementSpec> interval_elements(const NatBlock& block, bool with_data) {
+// address; a prefix reaching 255.255.255.255 has no end element. In a map of addresses
+// (blocks_are_addresses) the start element is all there is.
+std::vector<ElementSpec> interval_elements(const NatBlock& block, bool with_data, bool interval) {
     std::vector<ElementSpec> out;
     out.push_back({block.internal.addr, false, with_data ? std::optional(block) : std::nullopt});
+    if (!interval) {
+        return out;
+    }
     uint64_t end =
         uint64_t{to_u32(block.internal.addr)} + (uint64_t{1} << (32 - block.internal.len));
     if (end <= UINT32_MAX) {
@@ -998,8 +1011,9 @@ ElemPtr element_object(const ElementSpec& spec) {
 }
 
 // Appends NEWSETELEM or DELSETELEM messages for BLOCKS, each as large as an element nest allows.
-void add_element_messages(Batch& batch, const std::string& table, uint16_t type,
-                          const std::vector<NatBlock>& blocks) {
+void add_element_messages(Batch& batch, const std::string& table, const NftNatShape& shape,
+                          uint16_t type, const std::vector<NatBlock>& blocks) {
+    const bool interval = !blocks_are_addresses(shape);
     const bool adding = type == NFT_MSG_NEWSETELEM;
     const char* verb = adding ? "adding element " : "deleting element ";
     const std::string where = std::string(adding ? " to " : " from ") + table + "/" + kBlocksSet;
@@ -1013,7 +1027,7 @@ void add_element_messages(Batch& batch, const std::string& table, uint16_t type,
         int index = 0;
         for (; next < blocks.size() && nlh->nlmsg_len < kMaxElementsMessage; ++next) {
             offsets.emplace_back(nlh->nlmsg_len, verb + to_string(blocks[next].internal) + where);
-            for (const ElementSpec& spec : interval_elements(blocks[next], adding)) {
+            for (const ElementSpec& spec : interval_elements(blocks[next], adding, interval)) {
                 ElemPtr e = element_object(spec);
                 nftnl_set_elem_nlmsg_build(nlh, e.get(), ++index);
             }
@@ -1037,7 +1051,7 @@ void add_create_messages(Batch& batch, const std::string& name, const NftNatShap
     TablePtr table = table_object(name, true);
     add_object_message(batch, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL, table.get(),
                        nftnl_table_nlmsg_build_payload, "creating table ip " + name);
-    for (SetPtr& set : set_definitions(name)) {
+    for (SetPtr& set : set_definitions(name, shape)) {
         const char* set_name = nftnl_set_get_str(set.get(), NFTNL_SET_NAME);
         std::string what =
             std::string(nftnl_set_get_u32(set.get(), NFTNL_SET_FLAGS) & NFT_SET_MAP ? "map "
@@ -1120,8 +1134,9 @@ int collect_element(nftnl_set_elem* e, void* out) {
 }
 
 // Pairs each start element with the end element after it; the interval is a prefix because
-// only prefixes are ever added.
-std::vector<NatBlockCounter> to_blocks(std::vector<DumpedElement> elements) {
+// only prefixes are ever added. ADDRESSES: every block is one address (a map of addresses, or
+// an interval map of /32s from an earlier version, whose end elements are skipped).
+std::vector<NatBlockCounter> to_blocks(std::vector<DumpedElement> elements, bool addresses) {
     std::vector<uint32_t> ends;
     for (const auto& d : elements) {
         if (d.end) {
@@ -1135,7 +1150,9 @@ std::vector<NatBlockCounter> to_blocks(std::vector<DumpedElement> elements) {
             continue;
         }
         auto end = std::upper_bound(ends.begin(), ends.end(), d.key);
-        uint64_t size = end == ends.end() ? (uint64_t{1} << 32) - d.key : *end - d.key;
+        uint64_t size = addresses           ? 1
+                        : end == ends.end() ? (uint64_t{1} << 32) - d.key
+                                            : *end - d.key;
         NatBlock block = d.data;
         block.internal = {from_u32(d.key), static_cast<uint8_t>(32 - std::countr_zero(size))};
         out.push_back({block, d.packets, d.bytes});
@@ -1364,7 +1381,7 @@ void NftNatTable::require_ours(const char* action) {
 
 bool NftNatTable::shape_matches() {
     std::vector<SetPtr> sets = dump_sets(sock_, name_);
-    std::vector<SetPtr> expected_sets = set_definitions(name_);
+    std::vector<SetPtr> expected_sets = set_definitions(name_, shape_);
     if (signatures(sets, set_signature) != signatures(expected_sets, set_signature)) {
         return false;
     }
@@ -1410,7 +1427,7 @@ bool NftNatTable::ensure() {
         add_delete_table_message(batch, name_);
     }
     add_create_messages(batch, name_, shape_);
-    add_element_messages(batch, name_, NFT_MSG_NEWSETELEM, kept);
+    add_element_messages(batch, name_, shape_, NFT_MSG_NEWSETELEM, kept);
     batch.send();
     return true;
 }
@@ -1423,7 +1440,7 @@ void NftNatTable::replace_blocks(const std::vector<NatBlock>& blocks) {
     mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, name_.c_str());
     mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, kBlocksSet);
     batch.commit("flushing " + name_ + "/" + kBlocksSet);
-    add_element_messages(batch, name_, NFT_MSG_NEWSETELEM, blocks);
+    add_element_messages(batch, name_, shape_, NFT_MSG_NEWSETELEM, blocks);
     batch.send();
 }
 
@@ -1432,7 +1449,7 @@ void NftNatTable::add_blocks(const std::vector<NatBlock>& blocks) {
         return;
     }
     Batch batch(sock_);
-    add_element_messages(batch, name_, NFT_MSG_NEWSETELEM, blocks);
+    add_element_messages(batch, name_, shape_, NFT_MSG_NEWSETELEM, blocks);
     batch.send();
 }
 
@@ -1441,7 +1458,7 @@ void NftNatTable::remove_blocks(const std::vector<NatBlock>& blocks) {
         return;
     }
     Batch batch(sock_);
-    add_element_messages(batch, name_, NFT_MSG_DELSETELEM, blocks);
+    add_element_messages(batch, name_, shape_, NFT_MSG_DELSETELEM, blocks);
     batch.send();
 }
 
@@ -1449,7 +1466,7 @@ std::vector<NatBlockCounter> NftNatTable::read_blocks() {
     std::vector<DumpedElement> elements;
     dump_elements(sock_, name_, kBlocksSet,
                   [&](nftnl_set_elem* e) { collect_element(e, &elements); });
-    return to_blocks(std::move(elements));
+    return to_blocks(std::move(elements), blocks_are_addresses(shape_));
 }
 
 std::optional<NatBlockCounter> NftNatTable::read_block(const Ipv4Prefix& internal) {

@@ -8,7 +8,7 @@
 //       comment "managed by xlat64d; remove with xlat64d --teardown"
 //       map blocks {
 //           type ipv4_addr : interval ipv4_addr . inet_service
-//           flags interval
+//           flags interval                 (not with blocks of one address)
 //           counter
 //           elements = { 100.64.0.0/30 counter packets 0 bytes 0 : 203.0.113.1 . 1024-1039, ... }
 //       }
@@ -55,11 +55,13 @@
 // an established connection's packet at its first test (ct status, three expressions, no set).
 // Everything per connection (sessions, blocks, hairpin) is looked up or written once.
 //
-// One element per subscriber: its internal block (an interval key) maps to its public address and
-// port range. The per-element counter counts the NAT sessions the block created (the nat chain
-// sees the first packet of each connection only): a counter per block without a rule per block.
-// A source in the internal pool without a block is dropped and counted rather than leaked to the
-// outside with its internal address.
+// One element per subscriber: its internal block (an interval key; a plain address when blocks
+// are one address each, hosts_per_subscriber 1, so that the map is a hash rather than an
+// interval tree: half the elements and no tree walk to insert a million) maps to its public
+// address and port range. The per-element counter counts the NAT sessions the block created (the
+// nat chain sees the first packet of each connection only): a counter per block without a rule per
+// block. A source in the internal pool without a block is dropped and counted rather than leaked to
+// the outside with its internal address.
 //
 // NAT behaviour (kernel conntrack does the work):
 // - mapping: endpoint-independent, from the port-offset flag (see snat_rule in the .cpp): public

@@ -566,3 +566,45 @@ int main(int argc, char** argv) {
     }
     return Catch::Session().run(argc, argv);
 }
+
+// hosts_per_subscriber 1: every block is one internal address, and the blocks map is a map of
+// addresses (a hash, one element per block) rather than an interval map (issue 7: a million
+// blocks are restored in a reboot). Everything else reads and writes it alike; a table of the
+// earlier interval shape is rebuilt with its blocks.
+TEST_CASE("nat: blocks of one address are a map of addresses", "[nat]") {
+    Namespace ns;
+    const NftNatShape shape{kPool, 32, 16};
+    NftSocket sock;
+    NftNatTable nat(sock, "xlat64", shape);
+    CHECK(nat.ensure());
+    const std::vector<NatBlock> blocks = {block("100.64.0.1/32", "203.0.113.1", 1024, 1039),
+                                          block("100.64.0.2/32", "203.0.113.1", 1040, 1055),
+                                          block("100.64.0.3/32", "203.0.113.2", 1024, 1039)};
+    nat.replace_blocks(blocks);
+    const std::string listing = run("nft list map ip xlat64 blocks");
+    INFO(listing);
+    CHECK_THAT(listing, !Catch::Contains("flags interval"));
+    CHECK_THAT(listing, Catch::Contains("100.64.0.2 counter packets 0 bytes 0 : 203.0.113.1 . "
+                                        "1040-1055"));
+    CHECK(listed(nat) == blocks);
+    auto one = nat.read_block(blocks[1].internal);
+    REQUIRE(one);
+    CHECK(one->block == blocks[1]);
+    CHECK_FALSE(nat.read_block(*parse_ipv4_prefix("100.64.0.9/32")));
+
+    nat.remove_blocks({blocks[0]});
+    nat.add_blocks({block("100.64.0.9/32", "203.0.113.3", 1024, 1039)});
+    CHECK(listed(nat) ==
+          std::vector{blocks[1], blocks[2], block("100.64.0.9/32", "203.0.113.3", 1024, 1039)});
+    CHECK_FALSE(NftNatTable(sock, "xlat64", shape).ensure());  // adopted
+
+    // The same blocks in a table of the interval shape (an earlier version): rebuilt, kept.
+    CHECK(nat.remove());
+    NftNatTable interval(sock, "xlat64", NftNatShape{kPool, 31, 16});
+    interval.ensure();
+    interval.replace_blocks(blocks);
+    CHECK(nat.ensure());
+    CHECK(listed(nat) == blocks);
+    CHECK_THAT(run("nft list map ip xlat64 blocks"), !Catch::Contains("flags interval"));
+    CHECK(nat.remove());
+}
