@@ -26,7 +26,7 @@
 # - subscriber-add: measured only for N <= 10,000; larger N is the per-subscriber time of the
 #   largest measured size times N.
 # - reboot, restart, subscriber-add: dynamic NAT64, the public addresses the smallest
-#   198.18.0.0/LEN (LEN >= 17: at most 1,015,808 blocks of 2048 ports, 31 per address) holding N
+#   100.96.0.0/LEN (LEN >= 17: at most 1,015,808 blocks of 2048 ports, 31 per address) holding N
 #   blocks. A size whose layout xlat64d refuses to start with is recorded as failed (exit 1).
 #
 # Usage (root): controlplane.sh [--sizes 10000,100000,1000000] [--smoke] [--output FILE]
@@ -38,7 +38,8 @@
 # Environment: XLAT64D, XLAT64CTL (binaries, required), PYTHON (default /usr/bin/python3).
 #
 # Safety: no packet is sent; everything lives in a namespace created here, on documentation
-# prefixes (198.18.0.0/15, 2001:db8::/32, 100.64.0.0/10 for the EAMT and as internal pool). Daemon (by PID), kernel state
+# prefixes (2001:db8::/32 and 100.64.0.0/10: the EAMT, the internal pool 100.64.0.0/12, the
+# public addresses from 100.96.0.0/17). Daemon (by PID), kernel state
 # (xlat64d --teardown), namespace, pins and the temporary directory are removed on exit, whether
 # the run succeeded or not.
 
@@ -73,7 +74,7 @@ done
 mapfile -t SIZE_LIST < <(printf '%s\n' "${SIZE_LIST[@]}" | sort -n -u)
 
 EAM_MAX=4194304        # /32s in 100.64.0.0/10
-BLOCKS_MAX=1015808     # 198.18.0.0/17, 31 blocks of 2048 ports per address
+BLOCKS_MAX=1015808     # 100.96.0.0/17, 31 blocks of 2048 ports per address
 SUBSCRIBER_ADD_MAX=10000
 
 ID=$(printf '%04x' $((RANDOM)))
@@ -156,7 +157,7 @@ eam_config() {
 }
 
 # nat64_config N: dynamic NAT64, /64 subscribers in 2001:db8:100::/40, one internal address per
-# block; public addresses: the smallest prefix of 198.18.0.0/17.. with at least N blocks of 2048
+# block; public addresses: the smallest prefix of 100.96.0.0/17.. with at least N blocks of 2048
 # ports (31 per address), so the layout grows with N as an operator's would.
 nat64_public_len() {
 	local n=$1 len=32
@@ -172,8 +173,8 @@ nat64_config() {
 		  prefixes: [2001:db8:100::/40]
 		  subscriber_length: 64
 		  hosts_per_subscriber: 1
-		  internal_pool: 100.64.0.0/10
-		  public_prefixes: [198.18.0.0/$(nat64_public_len "$1")]
+		  internal_pool: 100.64.0.0/12
+		  public_prefixes: [100.96.0.0/$(nat64_public_len "$1")]
 		  ports: 1024-65535
 		  block_size: 2048
 		  mode: dynamic
@@ -357,10 +358,10 @@ step_reboot() {
 	"$PYTHON" - "$STATE_DIR/state.db" "$n" <<-'EOF'
 		import ipaddress, sqlite3, sys, time
 		path, n = sys.argv[1], int(sys.argv[2])
-		# The layout of nat64_config: block k = public address k // 31 of 198.18.0.0/LEN, ports
+		# The layout of nat64_config: block k = public address k // 31 of 100.96.0.0/LEN, ports
 		# 1024 + (k % 31) * 2048 .. +2047 (address-major, port_blocks.cpp), internal 100.64.0.0 + k
 		# (/32, hosts_per_subscriber 1); subscriber k = 2001:db8:100::/40 + k, /64.
-		pub = int(ipaddress.IPv4Address("198.18.0.0"))
+		pub = int(ipaddress.IPv4Address("100.96.0.0"))
 		internal = int(ipaddress.IPv4Address("100.64.0.0"))
 		sub = int(ipaddress.IPv6Address("2001:db8:100::"))
 		now = int(time.time())
