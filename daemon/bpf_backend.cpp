@@ -66,6 +66,7 @@ Nat64Maps BpfBackend::nat64_maps(uint8_t subscriber_len) const {
 }
 
 ObservedState BpfBackend::observe(const DesiredState& want) {
+    finish_nat_fill();
     ObservedState have;
     have.device = device_.observe();
     if (have.device && have.device->managed) {
@@ -103,6 +104,11 @@ int BpfBackend::device_ifindex() {
 }
 
 void BpfBackend::apply(const Change& change) {
+    if (std::holds_alternative<change::EnsureNatTable>(change) ||
+        std::holds_alternative<change::SetNatBlocks>(change) ||
+        std::holds_alternative<change::RemoveNatTable>(change)) {
+        finish_nat_fill();
+    }
     std::visit(
         Overloaded{
             [&](const change::CreateDevice& c) { device_.create(c.mtu); },
@@ -124,11 +130,7 @@ void BpfBackend::apply(const Change& change) {
             [&](const change::EnsureNatTable& c) {
                 NftNatTable(nft_sock_, c.table, c.shape).ensure();
             },
-            [&](const change::SetNatBlocks& c) {
-                NftNatTable table(nft_sock_, c.config->table, nat64_nft_shape(*c.config));
-                auto blocks = nat64_nat_blocks(*c.config, c.first, c.last);
-                c.replace ? table.replace_blocks(blocks) : table.add_blocks(blocks);
-            },
+            [&](const change::SetNatBlocks& c) { set_nat_blocks(c); },
             [&](const change::SetNat64Prefixes& c) { nat64_maps(0).set_prefixes(c.to); },
             [&](const change::ResetNat64State& c) { reset_nat64(c); },
             [&](const change::QueueFreeBlocks& c) {
@@ -155,6 +157,33 @@ void BpfBackend::apply_eams(std::span<const Change> changes) {
         translator_->add_eams(entries);
     } else {
         translator_->remove_eams(entries);
+    }
+}
+
+void BpfBackend::set_nat_blocks(const change::SetNatBlocks& c) {
+    auto fill = [config = c.config, first = c.first, last = c.last,
+                 replace = c.replace](NftSocket& sock) {
+        NftNatTable table(sock, config->table, nat64_nft_shape(*config));
+        auto blocks = nat64_nat_blocks(*config, first, last);
+        replace ? table.replace_blocks(blocks) : table.add_blocks(blocks);
+    };
+    if (!c.new_table) {
+        fill(nft_sock_);
+        return;
+    }
+    nat_fill_ = std::async(std::launch::async, [fill, what = describe(Change(c))] {
+        try {
+            NftSocket sock;
+            fill(sock);
+        } catch (const std::exception& e) {
+            throw std::runtime_error(what + " failed: " + e.what());
+        }
+    });
+}
+
+void BpfBackend::finish_nat_fill() {
+    if (nat_fill_.valid()) {
+        nat_fill_.get();
     }
 }
 
@@ -185,6 +214,7 @@ nlohmann::json BpfBackend::program_status(int ifindex) const {
 }
 
 nlohmann::json BpfBackend::status() {
+    finish_nat_fill();
     auto device = device_.observe();
     const bool ours = device && device->managed;
     nlohmann::json result;
@@ -238,6 +268,7 @@ void BpfBackend::reset_nat64(const change::ResetNat64State& c) {
 }
 
 std::unique_ptr<Nat64Runtime> BpfBackend::nat64_runtime(Nat64Ledger& ledger) {
+    finish_nat_fill();
     return std::make_unique<Nat64Runtime>(ledger, nat64_maps(ledger.config().subscriber_length),
                                           nft_sock_);
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <string>
 
@@ -34,11 +35,16 @@ class BpfBackend : public Backend {
     NatTableState observe_nat_table(const DesiredState& want);
     void reset_nat64(const change::ResetNat64State& change);
     Nat64Maps nat64_maps(uint8_t subscriber_len) const;
+    void set_nat_blocks(const change::SetNatBlocks& change);
+    // Waits for a blocks map being filled in the background (set_nat_blocks); rethrows its error.
+    void finish_nat_fill();
 
     NlSocket sock_;
     NftSocket nft_sock_;
     TunDevice device_;
     std::unique_ptr<BpfTranslator> translator_;
+    // A new table's blocks map being filled on another thread, with its own socket.
+    std::future<void> nat_fill_;
 };
 
 // Removes what the BPF backend created for this configuration: the device if it carries our

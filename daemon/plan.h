@@ -134,11 +134,16 @@ struct EnsureNatTable {
     NftNatShape shape;
 };
 // nftables elements for blocks first..last-1; REPLACE: they become the map's only elements.
+// NEW_TABLE: the table did not exist before this plan, so no block can be mapped wrongly while
+// the map fills: a backend may fill it alongside the changes that follow (a reboot restores a
+// million blocks on one core and the BPF maps on the other), finishing before it reads the
+// kernel again.
 struct SetNatBlocks {
     Shared<Nat64Config> config;
     uint64_t first = 0;
     uint64_t last = 0;
     bool replace = false;
+    bool new_table = false;
 };
 struct SetNat64Prefixes {
     std::vector<Nat64PrefixEntry> to;
@@ -342,7 +347,8 @@ inline void plan_nat64_table(const Nat64Config& want, const ObservedState& have,
         plan.push_back(change::EnsureNatTable{want.table, nat64_nft_shape(want)});
     }
     if (have.nat_table == NatTableState::absent || transition == Nat64Transition::reset) {
-        plan.push_back(change::SetNatBlocks{share(want), 0, mapped, true});
+        plan.push_back(change::SetNatBlocks{share(want), 0, mapped, true,
+                                            have.nat_table == NatTableState::absent});
     } else if (transition == Nat64Transition::grow && have.nat64 &&
                want.mode == Nat64Mode::dynamic && have.nat64->blocks < mapped) {
         plan.push_back(change::SetNatBlocks{share(want), have.nat64->blocks, mapped, false});

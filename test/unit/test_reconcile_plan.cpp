@@ -292,3 +292,37 @@ TEST_CASE("an EAM route split by a removal: the pieces are added before the aggr
               "add EAM 192.0.2.2/32 <-> 2001:db8:ee::3/128",
           });
 }
+
+TEST_CASE("a new NAT64 table's blocks may fill alongside the next changes, a reset's may not") {
+    const Config config = parse_config(R"(nat64:
+  prefixes: [2001:db8:100::/56]
+  subscriber_length: 64
+  internal_pool: 100.64.0.0/16
+  public_prefixes: [203.0.113.0/28]
+)",
+                                       "t");
+    const DesiredState want = desired_state(config);
+    auto set_blocks = [](const Plan& plan) {
+        for (const Change& change : plan) {
+            if (const auto* c = std::get_if<change::SetNatBlocks>(&change)) {
+                return *c;
+            }
+        }
+        FAIL("no SetNatBlocks in the plan");
+        return change::SetNatBlocks{};
+    };
+    ObservedState have;  // nothing in the kernel: a first start or a reboot
+    const change::SetNatBlocks fresh = set_blocks(compute_plan(want, have));
+    CHECK(fresh.replace);
+    CHECK(fresh.new_table);
+
+    // The table is there and the layout changes: its blocks are replaced in order, since packets
+    // of the old layout may still be SNATed by it.
+    have.nat_table = NatTableState::current;
+    have.translation = want.translation;
+    have.nat64 = want.settings().nat64;
+    have.nat64->layout_hash ^= 1;
+    const change::SetNatBlocks reset = set_blocks(compute_plan(want, have));
+    CHECK(reset.replace);
+    CHECK_FALSE(reset.new_table);
+}
