@@ -17,6 +17,20 @@ namespace {
     throw std::runtime_error(what + ": " + std::strerror(err < 0 ? -err : err));
 }
 
+// Inserts KEY -> VALUE unless KEY is there: false when it is. WHAT() names the step for an error
+// (built only then: imports claim a million blocks).
+template <typename What>
+bool insert_new(int fd, const void* key, const void* value, What what) {
+    int err = bpf_map_update_elem(fd, key, value, BPF_NOEXIST);
+    if (err == -EEXIST) {
+        return false;
+    }
+    if (err) {
+        fail(what(), err);
+    }
+    return true;
+}
+
 // Every key of a hash or trie map. Bounded, so that a map changing under the walk (the data path
 // adds hosts all the time) cannot keep it going forever; a key deleted meanwhile restarts the
 // kernel's walk, which at worst repeats keys.
@@ -301,14 +315,9 @@ bool Nat64Maps::add_lease(const Ipv6Prefix& subscriber, uint32_t block, uint64_t
     xlat_n64_sub value{};
     value.block = block;
     value.allocated_ns = allocated_ns;
-    int err = bpf_map_update_elem(fds_.subscribers, &key, &value, BPF_NOEXIST);
-    if (err == -EEXIST) {
-        return false;
-    }
-    if (err) {
-        fail("leasing block " + std::to_string(block) + " to " + to_string(subscriber), err);
-    }
-    return true;
+    return insert_new(fds_.subscribers, &key, &value, [&] {
+        return "leasing block " + std::to_string(block) + " to " + to_string(subscriber);
+    });
 }
 
 std::optional<uint32_t> Nat64Maps::pop_free_block() {
@@ -325,14 +334,9 @@ std::optional<uint32_t> Nat64Maps::pop_free_block() {
 
 bool Nat64Maps::claim_block(uint32_t block, const Ipv6Prefix& subscriber) {
     in6_addr sub = to_in6(mask_address(subscriber.addr, subscriber.len));
-    int err = bpf_map_update_elem(fds_.owners, &block, &sub, BPF_NOEXIST);
-    if (err == -EEXIST) {
-        return false;
-    }
-    if (err) {
-        fail("claiming block " + std::to_string(block) + " for " + to_string(subscriber), err);
-    }
-    return true;
+    return insert_new(fds_.owners, &block, &sub, [&] {
+        return "claiming block " + std::to_string(block) + " for " + to_string(subscriber);
+    });
 }
 
 void Nat64Maps::set_lease(const Ipv6Prefix& subscriber, uint32_t block, uint64_t allocated_ns) {

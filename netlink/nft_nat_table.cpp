@@ -552,9 +552,8 @@ uint32_t prefix_mask(uint8_t len) {
     return len == 0 ? 0 : ~uint32_t{0} << (32 - len);
 }
 
-// reg = reg & MASK (an IPv4 address in network order).
-void mask_register(nftnl_rule* r, uint32_t reg, uint8_t len) {
-    uint32_t mask = htonl(prefix_mask(len));
+// reg = reg & MASK, the 4 bytes of MASK as they are in memory.
+void and_register(nftnl_rule* r, uint32_t reg, uint32_t mask) {
     uint32_t zero = 0;
     add_expr(r, "bitwise", [&](nftnl_expr* e) {
         nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, reg);
@@ -563,6 +562,11 @@ void mask_register(nftnl_rule* r, uint32_t reg, uint8_t len) {
         nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
         nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
     });
+}
+
+// reg = reg & the netmask of LEN (an IPv4 address in network order).
+void mask_register(nftnl_rule* r, uint32_t reg, uint8_t len) {
+    and_register(r, reg, htonl(prefix_mask(len)));
 }
 
 void compare_eq(nftnl_rule* r, uint32_t reg, const void* data, uint32_t len) {
@@ -576,14 +580,8 @@ void compare_eq(nftnl_rule* r, uint32_t reg, const void* data, uint32_t len) {
 // The conntrack status bits BITS in REG (loaded with NFT_CT_STATUS, host byte order) are all
 // set (SET) or all clear.
 void match_status(nftnl_rule* r, uint32_t reg, uint32_t bits, bool set) {
-    uint32_t zero = 0;
-    add_expr(r, "bitwise", [&](nftnl_expr* e) {
-        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, reg);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, reg);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 4);
-        nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &bits, 4);
-        nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
-    });
+    and_register(r, reg, bits);
+    const uint32_t zero = 0;
     compare_eq(r, reg, set ? &bits : &zero, 4);
 }
 
