@@ -30,8 +30,12 @@ rm -rf /sys/fs/bpf/xlat64-verify /sys/fs/bpf/xlat_* # loadall pins BY_NAME maps 
 # rfc7915_*: ICMP errors, PMTUD (50 MB) and fragments on the 6.1 kernel; the image has no traceroute,
 # which that test skips and says so. nat44_blocks checks conntrack's view only with the conntrack
 # tool, which the image lacks (it says so); nat64_subscribers reads /proc/net/nf_conntrack instead.
+# eamt_file: batched LPM trie writes (6.1 may lack batch operations for tries: the fallback) and
+# aggregated routes; nat64_bulk_import and nat64_restart_reboot: batched hash map updates and
+# lookups, and the blocks map of one-address blocks (a hash map), with traffic.
 for test in siit_ipv6_client_pool6 siit_ipv4_client_eamt rfc7915_pmtud_fragments_traceroute \
-	nat44_blocks nat64_subscribers nat64_dynamic reload_nat64_pool eamt_runtime; do
+	nat44_blocks nat64_subscribers nat64_dynamic reload_nat64_pool eamt_runtime eamt_file \
+	nat64_bulk_import nat64_restart_reboot; do
 	echo "== $test"
 	start=$SECONDS
 	if bash "$share/e2e/$test.sh"; then
