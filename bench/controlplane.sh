@@ -157,7 +157,8 @@ eam_config() {
 }
 
 # nat64_config N: dynamic NAT64, /64 subscribers in 2001:db8:100::/40, one internal address per
-# block; public addresses: the smallest prefix of 100.96.0.0/17.. with at least N blocks of 2048
+# block, session_counters off as the README advises beyond 100,000 subscribers
+# (NAT64_SESSION_COUNTERS=true measures them on); public addresses: the smallest prefix of 100.96.0.0/17.. with at least N blocks of 2048
 # ports (31 per address), so the layout grows with N as an operator's would.
 nat64_public_len() {
 	local n=$1 len=32
@@ -178,6 +179,7 @@ nat64_config() {
 		  ports: 1024-65535
 		  block_size: 2048
 		  mode: dynamic
+		  session_counters: ${NAT64_SESSION_COUNTERS:-false}
 	EOF
 }
 

@@ -197,10 +197,12 @@ std::string format_subscriber(const json& s) {
     out += field("public", text(s, "public_address") + " ports " + text(s, "ports"));
     out += field("internal", text(s, "internal"));
     const json& sessions = s.value("sessions", json::object());
-    out += field("sessions", text(sessions, "total") + " in conntrack (tcp " +
-                                 text(sessions, "tcp") + ", udp " + text(sessions, "udp") +
-                                 ", icmp " + text(sessions, "icmp") + "), " +
-                                 text(s, "sessions_created") + " created");
+    out +=
+        field("sessions",
+              text(sessions, "total") + " in conntrack (tcp " + text(sessions, "tcp") + ", udp " +
+                  text(sessions, "udp") + ", icmp " + text(sessions, "icmp") + ")" +
+                  (s.contains("sessions_created") ? ", " + text(s, "sessions_created") + " created"
+                                                  : std::string()));
     for (const json& h : s.value("hosts", json::array())) {
         out += field("host", text(h, "address") + " -> " + text(h, "internal") + ", idle " +
                                  format_duration(h.value("idle_seconds", 0LL)));

@@ -41,6 +41,7 @@ const std::vector<std::string> kKeys = {"prefixes",
                                         "block_size",
                                         "mode",
                                         "idle_timeout",
+                                        "session_counters",
                                         "table"};
 
 // The pools an internal address may come from: never routed on the Internet, so the internal
@@ -219,6 +220,14 @@ void read_values(Located& in, IssueList& issues) {
     if (v.count("idle_timeout")) {
         c.idle_timeout_seconds = static_cast<uint32_t>(
             integer(v["idle_timeout"], 1, kMaxIdleTimeout, issues).value_or(0));
+    }
+    if (v.count("session_counters")) {
+        auto text = scalar(v["session_counters"], "true or false", issues);
+        if (text == "true" || text == "false") {
+            c.session_counters = text == "true";
+        } else if (text) {
+            issues.add(v["session_counters"], "expected true or false, found " + quote(*text));
+        }
     }
     if (v.count("table")) {
         auto text = scalar(v["table"], "an nftables table name, e.g. xlat64", issues);

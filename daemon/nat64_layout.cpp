@@ -143,6 +143,7 @@ NftNatShape nat64_nft_shape(const Nat64Config& config) {
                            config.internal_pool.len};
     shape.block_len = static_cast<uint8_t>(32 - std::countr_zero(config.hosts_per_subscriber));
     shape.block_ports = config.block_size;
+    shape.session_counters = config.session_counters;
     return shape;
 }
 

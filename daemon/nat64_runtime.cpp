@@ -509,8 +509,10 @@ nlohmann::json Nat64Runtime::subscriber(const std::string& text) {
     out["ports"] = std::to_string(b.first_port) + "-" + std::to_string(b.last_port);
     out["hosts"] = hosts;
     out["sessions"] = counts_json(counts_in(counts, b.internal));
-    if (auto counter = table_.read_block(b.internal)) {
-        out["sessions_created"] = counter->sessions;
+    if (config_.session_counters) {
+        if (auto counter = table_.read_block(b.internal)) {
+            out["sessions_created"] = counter->sessions;
+        }
     }
     nlohmann::json exhausted = nlohmann::json::array();
     for (const NatExhaustion& e : table_.read_exhausted()) {

@@ -417,7 +417,7 @@ SetPtr blocks_set_definition(const std::string& table, const NftNatShape& shape)
                 .key_len = 4,
                 .data_type = kTypeConcatAddrService,
                 .data_len = kBlockDataLen,
-                .counter = true});
+                .counter = shape.session_counters});
     // How nft describes such a map, so `nft list` prints "interval ipv4_addr . inet_service"
     // rather than raw bytes: key in network byte order, data an interval.
     auto udata = checked<UdataPtr>(nftnl_udata_buf_alloc(64));

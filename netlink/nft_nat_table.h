@@ -136,6 +136,8 @@ struct NftNatShape {
     uint8_t block_len = 32;
     // Ports per block: a subscriber's limit of live connections per protocol.
     uint32_t block_ports = 1;
+    // A counter in every blocks element (connections the block created); nat64.session_counters.
+    bool session_counters = true;
     bool operator==(const NftNatShape&) const = default;
 };
 

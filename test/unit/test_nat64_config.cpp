@@ -180,3 +180,12 @@ TEST_CASE("nat64: the message format is FILE:LINE:COL: KEY: MESSAGE", "[nat64_co
                    Contains("router.yaml:5:15: nat64.block_size: expected a power of two"));
     }
 }
+
+TEST_CASE("nat64: session_counters", "[nat64_config]") {
+    CHECK(parse_config(nat64(""), "t.yaml").nat64->session_counters);
+    CHECK_FALSE(
+        parse_config(nat64("  session_counters: false\n"), "t.yaml").nat64->session_counters);
+    auto issue = only_issue(nat64("  session_counters: sometimes\n"));
+    CHECK(issue.key == "nat64.session_counters");
+    CHECK(issue.message == "expected true or false, found 'sometimes'");
+}
