@@ -177,6 +177,15 @@ inline std::string to_string(const EamEntry& entry) {
     return to_string(entry.ipv4) + " <-> " + to_string(entry.ipv6);
 }
 
+// V sorted. Tables are mostly generated in order, and desired_state() runs twice per reconcile
+// (plan and verification): checking is linear, sorting a million entries again is not.
+template <typename T>
+void sort_unless_sorted(std::vector<T>& v) {
+    if (!std::is_sorted(v.begin(), v.end())) {
+        std::sort(v.begin(), v.end());
+    }
+}
+
 // The fewest prefixes covering exactly the addresses of the EAM entries' IPv4 sides: nested
 // prefixes fold into the outer one and adjacent halves into their parent, so that a contiguous
 // EAMT of a million /32s needs a handful of routes, not a million (each costs the kernel's FIB
@@ -188,8 +197,9 @@ inline std::vector<Ipv4Prefix> eam_route_prefixes(const std::vector<EamEntry>& e
     for (const EamEntry& entry : eamt) {
         sorted.push_back(entry.ipv4);
     }
-    // By address then length: a prefix comes before every prefix inside it.
-    std::sort(sorted.begin(), sorted.end());
+    // By address then length: a prefix comes before every prefix inside it. (From a sorted EAMT
+    // they are in that order already: entries compare by their IPv4 side first.)
+    sort_unless_sorted(sorted);
     std::vector<Ipv4Prefix> out;
     for (const Ipv4Prefix& p : sorted) {
         if (!out.empty() && out.back().len <= p.len && contains(out.back(), p.addr)) {
@@ -224,7 +234,7 @@ inline DesiredState desired_state(const Config& config) {
     want.eamt = config.eamt;
     want.translation = config.translation;
     want.nat64 = config.nat64;
-    std::sort(want.eamt.begin(), want.eamt.end());
+    sort_unless_sorted(want.eamt);
     // Only destinations that need translation go into the device: pool6 and the EAM IPv4
     // prefixes. The EAM IPv6 prefixes are real IPv6 hosts, reached natively; routing them into
     // xlat64 (a literal reading of DESIGN.md) would blackhole their IPv6 traffic.
