@@ -249,11 +249,25 @@ const std::array<StatInfo, XLAT_STAT_MAX>& stat_infos() {
     return infos;
 }
 
+const std::array<StatInfo, XLAT_INGRESS_STAT_MAX>& ingress_stat_infos() {
+    static const std::array<StatInfo, XLAT_INGRESS_STAT_MAX> infos{{
+        {"ingress_6to4", false, false,
+         "translated to IPv4 at an interface's ingress (also in translated_6to4)"},
+        {"ingress_4to6", false, false,
+         "translated to IPv6 at an interface's ingress (also in translated_4to6)"},
+        {"ingress_deferred", false, false,
+         "for the translator, left to the xlat64 device path (fragments, ICMP errors, options, "
+         "extension headers, hop limit 1, ...)"},
+    }};
+    return infos;
+}
+
 void BpfTranslator::SkeletonDeleter::operator()(xlat64_bpf* skel) const {
     xlat64_bpf__destroy(skel);
 }
 
-BpfTranslator::BpfTranslator(const BpfLoadOptions& options) : pin_dir_(options.pin_dir) {
+BpfTranslator::BpfTranslator(const BpfLoadOptions& options)
+    : pin_dir_(options.pin_dir), at_ingress_(options.at_ingress) {
     if (options.l2_header_len != 0 && options.l2_header_len != ETH_HLEN) {
         throw std::runtime_error("loading the xlat64 BPF program: link-layer header length " +
                                  std::to_string(options.l2_header_len) +
@@ -290,20 +304,56 @@ BpfTranslator::BpfTranslator(const BpfLoadOptions& options) : pin_dir_(options.p
         }
     }
     skel_->rodata->xlat_l2_hlen = options.l2_header_len;
+    prepare_instance(options);
 
     int err = xlat64_bpf__load(skel_.get());
     if (err) {
-        throw_error("loading the xlat64 BPF program", -err, log.text());
+        throw_error(at_ingress_
+                        ? "loading the xlat64 BPF program for tc ingress (" +
+                              std::to_string(options.l2_header_len) + "-byte link-layer header)"
+                        : std::string("loading the xlat64 BPF program"),
+                    -err, log.text());
     }
     if (!log.text().empty()) {
         std::cerr << log.text();
     }
 }
 
+void BpfTranslator::prepare_instance(const BpfLoadOptions& options) {
+    // Only the program this instance attaches is loaded: the verifier never sees the other.
+    bpf_program__set_autoload(
+        at_ingress_ ? skel_->progs.xlat64_egress : skel_->progs.xlat64_ingress, false);
+    if (!at_ingress_) {
+        return;
+    }
+    skel_->rodata->xlat_at_ingress = 1;
+    if (!pin_dir_.empty()) {
+        return;  // libbpf reuses the maps the main translator pinned there
+    }
+    if (options.share_maps_with == nullptr) {
+        throw std::runtime_error(
+            "loading the xlat64 BPF program for tc ingress: without a pin directory it needs the "
+            "main translator whose maps it shares");
+    }
+    // Every map but the instance's own constants and variables (.rodata, .bss, ...).
+    bpf_map* map;
+    bpf_object__for_each_map(map, skel_->obj) {
+        if (bpf_map__is_internal(map)) {
+            continue;
+        }
+        const char* name = bpf_map__name(map);
+        bpf_map* shared = bpf_object__find_map_by_name(options.share_maps_with->skel_->obj, name);
+        int err = shared ? bpf_map__reuse_fd(map, bpf_map__fd(shared)) : -ENOENT;
+        if (err) {
+            throw_error(std::string("sharing map ") + name + " with the tc ingress instance", -err);
+        }
+    }
+}
+
 BpfTranslator::~BpfTranslator() = default;
 
 int BpfTranslator::program_fd() const {
-    return bpf_program__fd(skel_->progs.xlat64_egress);
+    return bpf_program__fd(at_ingress_ ? skel_->progs.xlat64_ingress : skel_->progs.xlat64_egress);
 }
 
 uint32_t BpfTranslator::program_id() const {
@@ -775,6 +825,27 @@ StatsSnapshot BpfTranslator::read_stats() const {
     return stats;
 }
 
+IngressStatsSnapshot BpfTranslator::read_ingress_stats() const {
+    int ncpus = libbpf_num_possible_cpus();
+    if (ncpus <= 0) {
+        throw_error("reading " XLAT64_MAP_INGRESS_STATS ": counting possible CPUs", -ncpus);
+    }
+    int fd = bpf_map__fd(skel_->maps.xlat_ingress_stats);
+    std::vector<xlat_counter> per_cpu(static_cast<size_t>(ncpus));
+    IngressStatsSnapshot stats{};
+    for (uint32_t key = 0; key < XLAT_INGRESS_STAT_MAX; ++key) {
+        int err = bpf_map_lookup_elem(fd, &key, per_cpu.data());
+        if (err) {
+            throw_error("reading " XLAT64_MAP_INGRESS_STATS, -err);
+        }
+        for (const xlat_counter& c : per_cpu) {
+            stats[key].packets += c.packets;
+            stats[key].bytes += c.bytes;
+        }
+    }
+    return stats;
+}
+
 Nat64MapFds BpfTranslator::nat64_map_fds() const {
     const auto& m = skel_->maps;
     return {bpf_map__fd(m.xlat_n64_pfx),   bpf_map__fd(m.xlat_n64_subs),
@@ -785,9 +856,11 @@ Nat64MapFds BpfTranslator::nat64_map_fds() const {
 
 void BpfTranslator::remove_pins(const std::filesystem::path& pin_dir) {
     static constexpr const char* kMaps[] = {
-        XLAT64_MAP_SETTINGS, XLAT64_MAP_PARAMS,       XLAT64_MAP_EAMT4,      XLAT64_MAP_EAMT6,
-        XLAT64_MAP_STATS,    XLAT64_MAP_N64_PREFIXES, XLAT64_MAP_N64_SUBS,   XLAT64_MAP_N64_OWNERS,
-        XLAT64_MAP_N64_FREE, XLAT64_MAP_N64_HOSTS6,   XLAT64_MAP_N64_HOSTS4, XLAT64_MAP_EVENTS};
+        XLAT64_MAP_SETTINGS,     XLAT64_MAP_PARAMS,     XLAT64_MAP_EAMT4,
+        XLAT64_MAP_EAMT6,        XLAT64_MAP_STATS,      XLAT64_MAP_N64_PREFIXES,
+        XLAT64_MAP_N64_SUBS,     XLAT64_MAP_N64_OWNERS, XLAT64_MAP_N64_FREE,
+        XLAT64_MAP_N64_HOSTS6,   XLAT64_MAP_N64_HOSTS4, XLAT64_MAP_EVENTS,
+        XLAT64_MAP_INGRESS_STATS};
     for (const char* name : kMaps) {
         std::filesystem::path pin = pin_dir / name;
         if (unlink(pin.c_str()) != 0 && errno != ENOENT && errno != ENOTDIR) {

@@ -18,6 +18,8 @@ struct xlat64_bpf;  // generated libbpf skeleton (kmod-shim/xlat64.skel.h)
 
 namespace xlat64 {
 
+class BpfTranslator;
+
 struct BpfLoadOptions {
     // Directory under bpffs where the maps are pinned (by name). When the maps are already pinned
     // there, they are reused with their contents: that is how a restarted daemon adopts the
@@ -27,6 +29,14 @@ struct BpfLoadOptions {
     // link-layer header), 14 for BPF_PROG_TEST_RUN, which always hands tc programs an Ethernet
     // frame. A load-time constant, so the verifier prunes the unused branch.
     uint32_t l2_header_len = 0;
+    // An instance for the tc ingress of an operator's interface (translation.ingress_interfaces):
+    // the xlat64_ingress program instead of xlat64_egress, with l2_header_len that interface's
+    // (14 Ethernet, 0 without a link-layer header). It only provides a program: it works on the
+    // maps of the main translator and never writes them.
+    bool at_ingress = false;
+    // The main translator whose maps this instance uses. Required for an ingress instance without
+    // a pin dir; with one, the maps pinned there are those (the main translator pinned them).
+    const BpfTranslator* share_maps_with = nullptr;
 };
 
 struct StatCounter {
@@ -36,6 +46,8 @@ struct StatCounter {
 
 // Counters summed over all CPUs, indexed by enum xlat_stat.
 using StatsSnapshot = std::array<StatCounter, XLAT_STAT_MAX>;
+// What the ingress fast path did, indexed by enum xlat_ingress_stat.
+using IngressStatsSnapshot = std::array<StatCounter, XLAT_INGRESS_STAT_MAX>;
 
 struct StatInfo {
     const char* name;  // stable label, e.g. "no_source_mapping"
@@ -45,6 +57,8 @@ struct StatInfo {
 };
 // Name and meaning of each counter, from XLAT64_STATS in the ABI header.
 const std::array<StatInfo, XLAT_STAT_MAX>& stat_infos();
+// Name and meaning of each ingress counter (xlat64ctl stats).
+const std::array<StatInfo, XLAT_INGRESS_STAT_MAX>& ingress_stat_infos();
 
 // What the program reads for every packet besides the EAMT (struct xlat_params in the ABI header).
 // set_settings() writes it into the slot the program is not reading and then makes that slot live
@@ -89,6 +103,8 @@ class BpfTranslator {
     BpfTranslator(const BpfTranslator&) = delete;
     BpfTranslator& operator=(const BpfTranslator&) = delete;
 
+    // The program this instance loaded: xlat64_egress, or xlat64_ingress for an ingress
+    // instance (BpfLoadOptions::at_ingress).
     int program_fd() const;
     uint32_t program_id() const;
     // The program's tag (hash of its instructions), hex: equal tags mean an attached program
@@ -124,6 +140,7 @@ class BpfTranslator {
     void remove_eams(const std::vector<EamEntry>& entries);
 
     StatsSnapshot read_stats() const;
+    IngressStatsSnapshot read_ingress_stats() const;
     Nat64MapFds nat64_map_fds() const;
 
     // Removes the pins this program's maps have under `pin_dir` (only the xlat64 map names), then
@@ -143,8 +160,13 @@ class BpfTranslator {
     // Folds the writes since the last read into eamt_ (sorted by IPv4 prefix, one entry each).
     void settle_eamt() const;
 
+    // Chooses the program to load and the instance's constants; for an ingress instance without
+    // pins, points its maps at the main translator's.
+    void prepare_instance(const BpfLoadOptions& options);
+
     std::unique_ptr<xlat64_bpf, SkeletonDeleter> skel_;
     std::filesystem::path pin_dir_;
+    bool at_ingress_ = false;
     // The kernel's EAMT as last read, and the writes since (the entry, and whether it was an
     // add): folding them in only when the table is read keeps a million adds linear.
     mutable std::optional<std::vector<EamEntry>> eamt_;

@@ -8,6 +8,11 @@
  * other IP version and redirects it to the ingress of the same device, where the kernel receives
  * it as if it had arrived there and routes, filters and NATs it like any other packet.
  *
+ * The same code also runs as xlat64_ingress, at the tc ingress of interfaces the operator lists
+ * (translation.ingress_interfaces): there it translates the common packets before the first
+ * routing decision, saving the second pass through the stack, and leaves the rest unchanged for
+ * the device path (see xlat_at_ingress).
+ *
  * Scope: RFC 7915 sections 4 and 5 in both directions: TCP, UDP, ICMP echo, ICMP errors with the
  * packet they quote, fragments, IPv4 options (ignored; source routes refused), IPv6 extension
  * headers (hop-by-hop, destination options, routing without segments left, fragment), UDP
@@ -57,6 +62,18 @@
  */
 const volatile __u32 xlat_l2_hlen = 0;
 
+/*
+ * 1 in the instance attached to the tc ingress of an operator's interface
+ * (translation.ingress_interfaces), 0 in the one on the xlat64 device. At an interface's ingress
+ * nothing was routed yet: the program itself picks the packets addressed to pool6 or the EAMT,
+ * translates those whose outcome it can be sure of (unfragmented TCP, UDP and ICMP echo that
+ * will not expire, fit and need no hairpin) and lets them go on into the stack as the protocol
+ * they now are, with one forwarding pass instead of two. Everything else, its own drops
+ * included, continues unchanged (TC_ACT_UNSPEC) and takes the device path, which alone decides
+ * and counts what happens to it. Set by the loader, like xlat_l2_hlen.
+ */
+const volatile __u8 xlat_at_ingress = 0;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -98,6 +115,15 @@ struct {
 	__type(value, struct xlat_counter);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlat_stats SEC(".maps");
+
+/* What the ingress instances did (enum xlat_ingress_stat); their packets are in xlat_stats too. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XLAT_INGRESS_STAT_MAX);
+	__type(key, __u32);
+	__type(value, struct xlat_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xlat_ingress_stats SEC(".maps");
 
 /* Stateful NAT64 host mapping (xlat64_abi.h, "NAT64 host mapping"). */
 struct {
@@ -253,10 +279,29 @@ static __always_inline void count(enum xlat_stat what, __u32 len)
 	}
 }
 
+/*
+ * At an interface's ingress a packet the program refuses is not dropped but handed on unchanged
+ * to the device path, which drops and counts it (or handles what the ingress instance leaves
+ * alone). Only a failed helper, which may have left the packet half rewritten, is a drop there.
+ */
 static __always_inline int drop(enum xlat_stat why, __u32 len)
 {
+	if (xlat_at_ingress && why != XLAT_STAT_HELPER_FAILED)
+		return TC_ACT_UNSPEC;
 	count(why, len);
 	return TC_ACT_SHOT;
+}
+
+/*
+ * A translated packet: on the xlat64 device it re-enters the stack through the device's ingress
+ * and is routed as the new protocol; at an interface's ingress it simply goes on, the stack
+ * reading skb->protocol only after tc.
+ */
+static __always_inline int deliver(struct __sk_buff *skb)
+{
+	if (xlat_at_ingress)
+		return TC_ACT_OK;
+	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
 }
 
 /*
@@ -288,7 +333,8 @@ static __always_inline const struct xlat_params *params(void)
  */
 static __always_inline __u8 next_ttl(const struct __sk_buff *skb, __u8 ttl)
 {
-	if (skb->ingress_ifindex == 0)
+	/* At an interface's ingress the one forwarding pass comes after the translation. */
+	if (xlat_at_ingress || skb->ingress_ifindex == 0)
 		return ttl;
 	return ttl == 255 ? 255 : ttl + 1;
 }
@@ -1473,7 +1519,7 @@ __attribute__((noinline)) int xlat_icmp_error_4to6(struct __sk_buff *skb, __u32 
 			     pseudo6_sum(&out.saddr, &out.daddr, new_icmp, IPPROTO_ICMPV6)))
 		return drop(XLAT_STAT_HELPER_FAILED, len);
 	count(replaced ? XLAT_STAT_ICMP_SRC_RFC6791 : XLAT_STAT_ICMP_ERR_4TO6, len);
-	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
+	return deliver(skb);
 }
 
 /* RFC 7915 sections 5.2-5.4: an ICMPv6 error; `icmp_off` after the outer extension headers. */
@@ -1604,7 +1650,7 @@ __attribute__((noinline)) int xlat_icmp_error_6to4(struct __sk_buff *skb, __u32 
 	if (finish_icmp_csum(skb, nh + 20, new_icmp, 0))
 		return drop(XLAT_STAT_HELPER_FAILED, len);
 	count(replaced ? XLAT_STAT_ICMP_SRC_RFC6791 : XLAT_STAT_ICMP_ERR_6TO4, len);
-	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
+	return deliver(skb);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1645,7 +1691,7 @@ static __always_inline int hairpin(struct __sk_buff *skb, __u32 len, const struc
 			return drop(XLAT_STAT_HELPER_FAILED, len);
 	}
 	count(XLAT_STAT_HAIRPIN, len);
-	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
+	return deliver(skb);
 }
 
 /*
@@ -1679,6 +1725,9 @@ __attribute__((noinline)) int xlat_6to4(struct __sk_buff *skb, __u32 len)
 		return TC_ACT_SHOT;
 	if (bpf_skb_load_bytes(skb, nh_off, &ip6, sizeof(ip6)) || ip6.version != 6)
 		return drop(XLAT_STAT_IPV6_MALFORMED, len);
+	/* Expiring here is the IPv6 forwarding pass's to report (Time Exceeded). */
+	if (xlat_at_ingress && ip6.hop_limit <= 1)
+		return TC_ACT_UNSPEC;
 	/* Before anything else, so the kernel's own ND and MLD never look like failures. */
 	if (!ipv6_global_unicast(&ip6.saddr) || !ipv6_global_unicast(&ip6.daddr))
 		return drop(XLAT_STAT_IPV6_NOT_UNICAST, len);
@@ -1698,6 +1747,9 @@ __attribute__((noinline)) int xlat_6to4(struct __sk_buff *skb, __u32 len)
 				 ip6.nexthdr | XLAT_WALK_ROUTING, &info);
 	if (err != XLAT_STAT_MAX)
 		return drop(err, len);
+	/* Fragments and extension headers are rare: the device path has them. */
+	if (xlat_at_ingress && (info.ext_len || info.has_frag))
+		return TC_ACT_UNSPEC;
 	l4_len = plen - info.ext_len;
 	tot_len = l4_len + sizeof(ip4);
 	/* An IPv6 payload of more than 65515 bytes does not fit IPv4's 16-bit total length. */
@@ -1749,8 +1801,11 @@ __attribute__((noinline)) int xlat_6to4(struct __sk_buff *skb, __u32 len)
 		return drop(map_error(r, XLAT_STAT_NO_SRC_MAPPING), len);
 	/* A NAT64 host reaches EAM hosts through the NAT44 (with its public address), never with
 	 * its internal one. */
-	if (dst_pool6 && r != XLAT_MAP_OK_NAT64 && eam_4to6(ip4.daddr, &hairpin_dst))
+	if (dst_pool6 && r != XLAT_MAP_OK_NAT64 && eam_4to6(ip4.daddr, &hairpin_dst)) {
+		if (xlat_at_ingress)
+			return TC_ACT_UNSPEC;
 		return hairpin(skb, len, s, &ip6, ip4.saddr, &hairpin_dst, &info, first);
+	}
 
 	ip4.version = 4;
 	ip4.ihl = 5;
@@ -1814,7 +1869,7 @@ __attribute__((noinline)) int xlat_6to4(struct __sk_buff *skb, __u32 len)
 	}
 
 	count(info.has_frag ? XLAT_STAT_FRAGMENT_6TO4 : XLAT_STAT_XLAT_6TO4, len);
-	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
+	return deliver(skb);
 }
 
 /*
@@ -1877,6 +1932,22 @@ __attribute__((noinline)) int xlat_ipv4_options(struct __sk_buff *skb, __u32 off
 	return c.result;
 }
 
+/*
+ * On the device path the IPv4 routes into the device have MTU min(device MTU, lowest_ipv6_mtu) -
+ * 28, so the kernel has fragmented a bigger packet without DF before it is translated (RFC 7915
+ * section 4). At an interface's ingress nothing has: such a packet goes to the device path. With
+ * DF set, an IPv6 router's Packet Too Big comes back translated, as the sender asked.
+ */
+static __always_inline bool ingress_fits_ipv6(const struct xlat_params *s, const struct iphdr *ip4,
+					      __u32 tot_len)
+{
+	__u32 mtu = s->lowest_ipv6_mtu;
+
+	if (s->ipv6_mtu && s->ipv6_mtu < mtu)
+		mtu = s->ipv6_mtu;
+	return (ip4->frag_off & bpf_htons(XLAT_IP_DF)) || tot_len + 28 <= mtu;
+}
+
 /* RFC 7915 section 4.1: IPv4 -> IPv6. */
 __attribute__((noinline)) int xlat_4to6(struct __sk_buff *skb, __u32 len)
 {
@@ -1913,6 +1984,10 @@ __attribute__((noinline)) int xlat_4to6(struct __sk_buff *skb, __u32 len)
 	is_frag = (ip4.frag_off & bpf_htons(XLAT_IP_MF | XLAT_IP_OFFSET)) != 0;
 	first = (ip4.frag_off & bpf_htons(XLAT_IP_OFFSET)) == 0;
 	plen = tot_len - ihl;
+	/* Expiry and fragments are the device path's (the IPv4 forwarding pass and the kernel's
+	 * fragmentation to the route MTU come first there). */
+	if (xlat_at_ingress && (ip4.ttl <= 1 || is_frag))
+		return TC_ACT_UNSPEC;
 
 	l4.proto = ip4.protocol;
 	if (ip4.protocol == IPPROTO_ICMP) {
@@ -1948,6 +2023,8 @@ __attribute__((noinline)) int xlat_4to6(struct __sk_buff *skb, __u32 len)
 	s = params();
 	if (!s)
 		return drop(XLAT_STAT_NO_SETTINGS, len);
+	if (xlat_at_ingress && !ingress_fits_ipv6(s, &ip4, tot_len))
+		return TC_ACT_UNSPEC;
 	/* A fragment's UDP checksum cannot be computed: the rest of the datagram is elsewhere. */
 	if (l4.udp_zero && (is_frag || (s->flags & XLAT_PARAM_UDP_ZERO_CSUM_DROP)))
 		return drop(XLAT_STAT_UDP_ZERO_CSUM, len);
@@ -2023,7 +2100,7 @@ __attribute__((noinline)) int xlat_4to6(struct __sk_buff *skb, __u32 len)
 		if (store(skb, l4_off_new + XLAT_UDP_CSUM_OFF, &check, sizeof(check)))
 			return drop(XLAT_STAT_HELPER_FAILED, len);
 		count(XLAT_STAT_UDP_ZERO_CSUM_COMPUTED, len);
-		return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
+		return deliver(skb);
 	}
 	if (first) {
 		/* UDP: a result of 0 is sent as 0xffff, since 0 means "no checksum" (RFC 768). */
@@ -2036,7 +2113,7 @@ __attribute__((noinline)) int xlat_4to6(struct __sk_buff *skb, __u32 len)
 	}
 
 	count(is_frag ? XLAT_STAT_FRAGMENT_4TO6 : XLAT_STAT_XLAT_4TO6, len);
-	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
+	return deliver(skb);
 }
 
 SEC("tc")
@@ -2059,6 +2136,92 @@ int xlat64_egress(struct __sk_buff *skb)
 		return ret;
 	}
 	return drop(XLAT_STAT_NOT_IP, len);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The ingress instance (xlat_at_ingress).
+ */
+
+#define XLAT_PACKET_HOST 0 /* skb->pkt_type of a frame addressed to this host (<linux/if_packet.h>) */
+
+static __always_inline void count_ingress(enum xlat_ingress_stat what, __u32 len)
+{
+	__u32 key = what;
+	struct xlat_counter *c = bpf_map_lookup_elem(&xlat_ingress_stats, &key);
+
+	if (c) {
+		c->packets++;
+		c->bytes += len;
+	}
+}
+
+/*
+ * Whether an IPv6 packet is addressed to the translator: to pool6 or to an EAM prefix, as the
+ * device path's routes would say. Most packets on the interface are not (native IPv6), so this
+ * is the cheapest test that decides: one array lookup, a prefix compare, one trie lookup.
+ */
+static __always_inline bool ingress_mine6(struct __sk_buff *skb)
+{
+	struct xlat_lpm6_key key = { .prefixlen = 128 };
+	const struct xlat_params *s = params();
+	struct in6_addr dst;
+	__be32 addr4;
+
+	if (!s || bpf_skb_load_bytes(skb, xlat_l2_hlen + offsetof(struct ipv6hdr, daddr), &dst,
+				     sizeof(dst)))
+		return false;
+	if ((s->flags & XLAT_PARAM_POOL6) && !pool6_extract(s, &dst, &addr4))
+		return true;
+	__builtin_memcpy(key.addr, &dst, sizeof(key.addr));
+	return bpf_map_lookup_elem(&xlat_eamt6, &key) != NULL;
+}
+
+/* An IPv4 packet to an EAM prefix: the only IPv4 destinations the translator owns before any
+ * routing or NAT (the NAT64 internal pool is reached only after the NAT44's prerouting). */
+static __always_inline bool ingress_mine4(struct __sk_buff *skb)
+{
+	struct xlat_lpm4_key key = { .prefixlen = 32 };
+
+	if (bpf_skb_load_bytes(skb, xlat_l2_hlen + offsetof(struct iphdr, daddr), key.addr,
+			       sizeof(key.addr)))
+		return false;
+	return bpf_map_lookup_elem(&xlat_eamt4, &key) != NULL;
+}
+
+/* A packet addressed to the translator: translated here, or left to the device path. */
+static __always_inline int ingress_outcome(int ret, enum xlat_ingress_stat translated, __u32 len)
+{
+	if (ret == TC_ACT_OK) {
+		count_ingress(translated, len);
+		return TC_ACT_OK;
+	}
+	if (ret == TC_ACT_SHOT)
+		return TC_ACT_SHOT;
+	/* TC_ACT_UNSPEC, or an ICMP error (XLAT_RET_ICMP_ERROR) for the device path to translate. */
+	count_ingress(XLAT_INGRESS_DEFERRED, len);
+	return TC_ACT_UNSPEC;
+}
+
+SEC("tc")
+int xlat64_ingress(struct __sk_buff *skb)
+{
+	__u32 len = skb->len - xlat_l2_hlen;
+
+	/* Frames for other hosts, and VLAN-tagged ones (the VLAN device is the interface to list),
+	 * are not the translator's. */
+	if (!xlat_at_ingress || skb->pkt_type != XLAT_PACKET_HOST || skb->vlan_present)
+		return TC_ACT_UNSPEC;
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		if (!ingress_mine6(skb))
+			return TC_ACT_UNSPEC;
+		return ingress_outcome(xlat_6to4(skb, len), XLAT_INGRESS_6TO4, len);
+	}
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		if (!ingress_mine4(skb))
+			return TC_ACT_UNSPEC;
+		return ingress_outcome(xlat_4to6(skb, len), XLAT_INGRESS_4TO6, len);
+	}
+	return TC_ACT_UNSPEC;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -32,6 +32,7 @@
 #define XLAT64_MAP_N64_HOSTS6 "xlat_n64_host6"
 #define XLAT64_MAP_N64_HOSTS4 "xlat_n64_host4"
 #define XLAT64_MAP_EVENTS "xlat_events"
+#define XLAT64_MAP_INGRESS_STATS "xlat_ingress_stats"
 
 /* Upper bound of EAMT entries per direction. The tries are not preallocated, so the bound costs
  * nothing until it is used; it is fixed because a pinned map's max_entries cannot change. */
@@ -283,6 +284,16 @@ struct xlat_event {
 	  "port blocks handed to subscribers by the data path (dynamic mode)")                      \
 	X(XLAT_STAT_N64_HOST_ADDED, "nat64_hosts_added", 2,                                          \
 	  "IPv6 hosts given an internal address by the data path")
+
+/* xlat_ingress_stats: a per-CPU array of struct xlat_counter. What the instances at interfaces'
+ * ingress (translation.ingress_interfaces) did with packets addressed to the translator; the
+ * translated ones are also in xlat_stats, the deferred ones there once the device path has them. */
+enum xlat_ingress_stat {
+	XLAT_INGRESS_6TO4 = 0,     /* translated to IPv4 at an interface's ingress */
+	XLAT_INGRESS_4TO6 = 1,     /* translated to IPv6 at an interface's ingress */
+	XLAT_INGRESS_DEFERRED = 2, /* left to the device path: fragments, ICMP errors, expiring... */
+	XLAT_INGRESS_STAT_MAX
+};
 
 #define XLAT64_STAT_ENUM_ENTRY(id, label, kind, help) id,
 enum xlat_stat { XLAT64_STATS(XLAT64_STAT_ENUM_ENTRY) XLAT_STAT_MAX };

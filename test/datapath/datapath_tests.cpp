@@ -15,6 +15,7 @@
 #include <cctype>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -67,6 +68,10 @@ struct Fixture {
     std::vector<std::string> also_counters;
     std::vector<HostEntry> expect_hosts;
     std::vector<LeaseEntry> expect_leases;
+    // "ingress ACTION [WHY]" and "ingress_out": the instance at an interface's ingress.
+    enum class Ingress { kNone, kTranslated, kDeferred, kNotMine };
+    Ingress ingress = Ingress::kNone;
+    std::optional<Bytes> ingress_out;
 };
 
 // Splits "a,b,c".
@@ -330,9 +335,26 @@ std::vector<Fixture> parse_fixture_file(const std::filesystem::path& path) {
             want_args(2);
             (key == "n64lease" ? current->n64leases : current->expect_leases)
                 .push_back(parse_lease(args, where));
+        } else if (key == "ingress") {
+            if (args == std::vector<std::string>{"TC_ACT_OK"}) {
+                current->ingress = Fixture::Ingress::kTranslated;
+            } else if (args == std::vector<std::string>{"TC_ACT_UNSPEC", "deferred"}) {
+                current->ingress = Fixture::Ingress::kDeferred;
+            } else if (args == std::vector<std::string>{"TC_ACT_UNSPEC", "not_mine"}) {
+                current->ingress = Fixture::Ingress::kNotMine;
+            } else {
+                throw std::runtime_error(where + ": bad ingress line");
+            }
+        } else if (key == "ingress_out") {
+            want_args(1);
+            current->ingress_out = parse_hex(args[0], where);
         } else if (key == "end") {
             want_args(0);
             const Fixture& f = *current;
+            if ((f.ingress == Fixture::Ingress::kTranslated) != f.ingress_out.has_value()) {
+                throw std::runtime_error(where + ": fixture " + f.name +
+                                         " needs ingress_out exactly with \"ingress TC_ACT_OK\"");
+            }
             if (!has_pool6 || f.in.empty() || f.verdict < 0 || f.counter.empty() ||
                 (f.verdict == TC_ACT_REDIRECT) != f.out.has_value()) {
                 throw std::runtime_error(where + ": fixture " + f.name +
@@ -582,19 +604,14 @@ void check_nat64_state(const xlat64::BpfTranslator& translator, const Fixture& f
     CHECK(want_leases == have_leases);
 }
 
-void run_fixture(const Fixture& f) {
-    INFO("fixture " << f.name << " (" << f.location << ")");
-    auto counter = counter_index(f.counter);
-    REQUIRE(counter.has_value());
-    std::set<size_t> also;
-    for (const std::string& label : f.also_counters) {
-        auto index = counter_index(label);
-        INFO("also_counter " << label);
-        REQUIRE(index.has_value());
-        REQUIRE(*index != *counter);
-        also.insert(*index);
-    }
+// The fixtures of the source tree, or $XLAT64_FIXTURE_DIR (the binary copied into the VM job).
+std::filesystem::path fixture_dir() {
+    const char* dir = std::getenv("XLAT64_FIXTURE_DIR");
+    return dir != nullptr && *dir != '\0' ? dir : XLAT64_DATAPATH_FIXTURE_DIR;
+}
 
+// The fixture's settings, EAMT and NAT64 state, written into a translator that holds nothing else.
+xlat64::BpfTranslator& prepare(const Fixture& f) {
     xlat64::BpfTranslator& translator = translator_for(f);
     if (f.nat64) {
         setup_nat64(translator, f);
@@ -609,58 +626,172 @@ void run_fixture(const Fixture& f) {
     for (const auto& eam : f.eams) {
         translator.add_eam(eam);
     }
-    xlat64::StatsSnapshot before = translator.read_stats();
+    return translator;
+}
 
+// The same program loaded as the instance at an interface's ingress (xlat_at_ingress), on the
+// maps of TRANSLATOR. Loaded again only for another translator: the verifier is the cost.
+xlat64::BpfTranslator& ingress_instance(const xlat64::BpfTranslator& translator, bool fresh) {
+    static const xlat64::BpfTranslator* owner = nullptr;
+    static std::unique_ptr<xlat64::BpfTranslator> ingress;
+    if (!ingress || owner != &translator || fresh) {
+        xlat64::BpfLoadOptions options;
+        options.l2_header_len = kEthHeaderLen;
+        options.at_ingress = true;
+        options.share_maps_with = &translator;
+        ingress = std::make_unique<xlat64::BpfTranslator>(options);
+        owner = &translator;
+    }
+    return *ingress;
+}
+
+struct RunResult {
+    int verdict;
+    Bytes out;
+};
+
+RunResult run_program(int program_fd, const Bytes& in, bool local) {
     // Room for the 20 bytes IPv4 -> IPv6 adds, and then some.
-    Bytes out(f.in.size() + 256);
+    Bytes out(in.size() + 256);
     bpf_test_run_opts run{};
     run.sz = sizeof(run);
-    run.data_in = f.in.data();
-    run.data_size_in = static_cast<uint32_t>(f.in.size());
+    run.data_in = in.data();
+    run.data_size_in = static_cast<uint32_t>(in.size());
     run.data_out = out.data();
     run.data_size_out = static_cast<uint32_t>(out.size());
     run.repeat = 1;
     __sk_buff ctx{};
-    ctx.ingress_ifindex = f.local ? 0 : 1;
+    ctx.ingress_ifindex = local ? 0 : 1;
     run.ctx_in = &ctx;
     run.ctx_size_in = sizeof(ctx);
-    int err = bpf_prog_test_run_opts(translator.program_fd(), &run);
+    int err = bpf_prog_test_run_opts(program_fd, &run);
     INFO("bpf_prog_test_run_opts: " << err);
     REQUIRE(err == 0);
     out.resize(run.data_size_out);
+    return {static_cast<int>(run.retval), out};
+}
 
-    CHECK(static_cast<int>(run.retval) == f.verdict);
-
-    xlat64::StatsSnapshot after = translator.read_stats();
+// Each counter moved by exactly what COUNTED says (index -> bytes; 1 packet each).
+template <typename Snapshot, typename Name>
+void check_counters(const Snapshot& before, const Snapshot& after,
+                    const std::map<size_t, uint64_t>& counted, Name name) {
     for (size_t i = 0; i < after.size(); ++i) {
-        uint64_t packets = after[i].packets - before[i].packets;
-        uint64_t bytes = after[i].bytes - before[i].bytes;
-        bool expected = i == *counter;
-        bool side = also.count(i) != 0;
-        INFO("counter " << xlat64::stat_infos()[i].name);
-        CHECK(packets == (expected || side ? 1U : 0U));
-        CHECK(bytes == (expected ? f.in.size() : 0U));
+        auto it = counted.find(i);
+        INFO("counter " << name(i));
+        CHECK(after[i].packets - before[i].packets == (it != counted.end() ? 1U : 0U));
+        CHECK(after[i].bytes - before[i].bytes == (it != counted.end() ? it->second : 0U));
     }
+}
+
+std::string stat_name(size_t i) {
+    return xlat64::stat_infos()[i].name;
+}
+
+std::string ingress_stat_name(size_t i) {
+    static const char* const names[] = {"ingress 6to4", "ingress 4to6", "ingress deferred"};
+    return i < std::size(names) ? names[i] : "?";
+}
+
+void check_frame(const Bytes& want, const Bytes& out) {
+    Bytes expected = want;
+    adopt_ipv4_id(expected, out);
+    INFO(hex_diff(expected, out));
+    bool same_bytes = out == expected;
+    CHECK(same_bytes);
+    std::string problems = verify_checksums(out);
+    INFO("checksums: " << problems);
+    CHECK(problems.empty());
+}
+
+// The fixture's counter and its also_counters: index -> bytes counted (BYTES for the counter).
+std::map<size_t, uint64_t> expected_counts(const Fixture& f, uint64_t bytes) {
+    std::map<size_t, uint64_t> counted;
+    auto counter = counter_index(f.counter);
+    REQUIRE(counter.has_value());
+    for (const std::string& label : f.also_counters) {
+        auto index = counter_index(label);
+        INFO("also_counter " << label);
+        REQUIRE(index.has_value());
+        REQUIRE(*index != *counter);
+        counted[*index] = 0;
+    }
+    counted[*counter] = bytes;
+    return counted;
+}
+
+void run_fixture(const Fixture& f) {
+    INFO("fixture " << f.name << " (" << f.location << ")");
+    std::map<size_t, uint64_t> counted = expected_counts(f, f.in.size());
+    xlat64::BpfTranslator& translator = prepare(f);
+    xlat64::StatsSnapshot before = translator.read_stats();
+
+    RunResult r = run_program(translator.program_fd(), f.in, f.local);
+    CHECK(r.verdict == f.verdict);
+    check_counters(before, translator.read_stats(), counted, stat_name);
     if (f.nat64) {
         check_nat64_state(translator, f);
     }
-
     if (f.out) {
-        Bytes expected = *f.out;
-        adopt_ipv4_id(expected, out);
-        INFO(hex_diff(expected, out));
-        bool same_bytes = out == expected;
-        CHECK(same_bytes);
-        std::string problems = verify_checksums(out);
-        INFO("checksums: " << problems);
-        CHECK(problems.empty());
+        check_frame(*f.out, r.out);
+    }
+}
+
+Bytes addressed_to_lo(Bytes frame) {
+    std::fill_n(frame.begin(), 6, 0);
+    return frame;
+}
+
+// The same fixture through the instance at an interface's ingress, from the same state. There
+// the counters see the IP packet (no Ethernet header: it is the length the device path sees).
+void run_fixture_at_ingress(const Fixture& f) {
+    INFO("fixture " << f.name << " (" << f.location << ") at an interface's ingress");
+    const bool translated = f.ingress == Fixture::Ingress::kTranslated;
+    const uint64_t ip_len = f.in.size() - kEthHeaderLen;
+    const bool from_ipv6 = f.in.size() > 13 && f.in[12] == 0x86 && f.in[13] == 0xdd;
+    xlat64::BpfTranslator& translator = prepare(f);
+    xlat64::BpfTranslator& ingress =
+        ingress_instance(translator, f.pool6_mode == Pool6Mode::kUnset);
+    xlat64::StatsSnapshot before = translator.read_stats();
+    auto ingress_before = translator.read_ingress_stats();
+
+    // BPF_PROG_TEST_RUN receives the frame on lo, whose MAC address is all zeros: addressed to
+    // it, the frame is PACKET_HOST, the only kind the ingress instance takes (as the stack would).
+    Bytes in = addressed_to_lo(f.in);
+    RunResult r = run_program(ingress.program_fd(), in, false);
+    CHECK(r.verdict == (translated ? TC_ACT_OK : TC_ACT_UNSPEC));
+    check_counters(before, translator.read_stats(),
+                   translated ? expected_counts(f, ip_len) : std::map<size_t, uint64_t>{},
+                   stat_name);
+    std::map<size_t, uint64_t> ingress_counted;
+    if (translated) {
+        ingress_counted[from_ipv6 ? XLAT_INGRESS_6TO4 : XLAT_INGRESS_4TO6] = ip_len;
+    } else if (f.ingress == Fixture::Ingress::kDeferred) {
+        ingress_counted[XLAT_INGRESS_DEFERRED] = ip_len;
+    }
+    check_counters(ingress_before, translator.read_ingress_stats(), ingress_counted,
+                   ingress_stat_name);
+    if (f.nat64) {
+        // Only a translated packet may have admitted a host: one left alone changed nothing.
+        Fixture seeded_only = f;
+        if (!translated) {
+            seeded_only.expect_hosts.clear();
+            seeded_only.expect_leases.clear();
+        }
+        check_nat64_state(translator, seeded_only);
+    }
+    if (translated) {
+        check_frame(addressed_to_lo(*f.ingress_out), r.out);
+    } else {
+        INFO(hex_diff(in, r.out));
+        bool unchanged = r.out == in;
+        CHECK(unchanged);
     }
 }
 
 }  // namespace
 
 TEST_CASE("datapath fixtures through BPF_PROG_TEST_RUN", "[datapath]") {
-    std::vector<Fixture> fixtures = load_fixtures(XLAT64_DATAPATH_FIXTURE_DIR);
+    std::vector<Fixture> fixtures = load_fixtures(fixture_dir());
     REQUIRE(!fixtures.empty());
     for (const Fixture& f : fixtures) {
         DYNAMIC_SECTION(f.name) {
@@ -669,10 +800,30 @@ TEST_CASE("datapath fixtures through BPF_PROG_TEST_RUN", "[datapath]") {
     }
 }
 
+TEST_CASE("datapath fixtures at an interface's ingress", "[datapath][ingress]") {
+    std::vector<Fixture> fixtures = load_fixtures(fixture_dir());
+    size_t translated = 0, deferred = 0, not_mine = 0;
+    for (const Fixture& f : fixtures) {
+        if (f.ingress == Fixture::Ingress::kNone) {
+            continue;
+        }
+        translated += f.ingress == Fixture::Ingress::kTranslated;
+        deferred += f.ingress == Fixture::Ingress::kDeferred;
+        not_mine += f.ingress == Fixture::Ingress::kNotMine;
+        DYNAMIC_SECTION(f.name) {
+            run_fixture_at_ingress(f);
+        }
+    }
+    // Every kind of outcome is exercised, or the fixtures stopped saying anything about ingress.
+    CHECK(translated >= 20);
+    CHECK(deferred >= 20);
+    CHECK(not_mine >= 10);
+}
+
 TEST_CASE("the checksum verifier itself rejects a corrupted frame", "[datapath]") {
     // Guards against a verifier that accepts everything: take a translated fixture's expected
     // frame, which must verify, then flip one payload bit, which must not.
-    std::vector<Fixture> fixtures = load_fixtures(XLAT64_DATAPATH_FIXTURE_DIR);
+    std::vector<Fixture> fixtures = load_fixtures(fixture_dir());
     size_t checked = 0;
     for (const Fixture& f : fixtures) {
         if (!f.out) {
@@ -734,8 +885,7 @@ TEST_CASE("BpfTranslator keeps pool6 and the EAMT as given", "[datapath][maps]")
 // same pins reads the kernel itself: after any mix of adds, overwrites and removals both agree.
 TEST_CASE("BpfTranslator's EAMT record matches the kernel's tries", "[datapath][maps]") {
     using xlat64::EamEntry;
-    const std::filesystem::path pins =
-        "/sys/fs/bpf/xlat64-test-eamt-" + std::to_string(::getpid());
+    const std::filesystem::path pins = "/sys/fs/bpf/xlat64-test-eamt-" + std::to_string(::getpid());
     std::filesystem::create_directories(pins);
     struct RemovePins {
         std::filesystem::path dir;

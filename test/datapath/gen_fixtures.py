@@ -72,6 +72,23 @@ File format (line based, UTF-8; one file holds several fixtures):
                              n64host lines plus the expect_host lines, and the dynamic leases
                              (Nat64Maps::leases(), each block's owner agreeing) exactly the
                              n64lease lines plus the expect_lease lines.
+    ingress ACTION [WHY]     what the program's instance at an interface's ingress
+                             (translation.ingress_interfaces, xlat_at_ingress) does with the same
+                             packet, run with the same maps and settings; absent for "local"
+                             fixtures (an interface never receives the router's own packets).
+                             TC_ACT_OK: translated there, into ingress_out, counted in the same
+                             counter(s) as above (with the IP length, the Ethernet header not
+                             included) and in the ingress counter of its direction.
+                             TC_ACT_UNSPEC deferred: addressed to the translator (pool6 or the
+                             EAMT) but left unchanged to the device path (fragments, extension
+                             headers, ICMP errors, hairpins, expiring, too big without DF, and
+                             every packet the device path drops): only the ingress "deferred"
+                             counter moves. TC_ACT_UNSPEC not_mine: not addressed to the
+                             translator; unchanged, nothing counted.
+    ingress_out HEX          with "ingress TC_ACT_OK": the expected frame. It is the device
+                             path's output with the input's TTL / hop limit: there the one
+                             forwarding pass comes after the translation, so the translator does
+                             not give back the decrement of a first one.
     end                      ends the fixture.
 
 Only documentation prefixes are used: 2001:db8::/32, 192.0.2.0/24, 198.51.100.0/24,
@@ -1165,6 +1182,54 @@ def build(expr):
     return bytes(eval(expr))  # noqa: S307  (our own expressions)
 
 
+def setting(f, key, default):
+    return dict(f.translation).get(key, default)
+
+
+def addressed_to_translator(f, pkt):
+    """The ingress instance's choice, stated from the settings: an IPv6 destination in pool6 or an
+    EAM IPv6 prefix, an IPv4 destination in an EAM IPv4 prefix. Without settings, nothing."""
+    if f.pool6 == "unset" or pkt.type not in (0x0800, 0x86DD):
+        return False
+    if pkt.type == 0x86DD:
+        dst = ipaddress.IPv6Address(pkt[IPv6].dst)
+        prefixes = [v6 for _, v6 in f.eams] + ([f.pool6] if f.pool6 != "none" else [])
+        return any(dst in ipaddress.IPv6Network(p, strict=False) for p in prefixes)
+    dst = ipaddress.IPv4Address(pkt[IP].dst)
+    return any(dst in ipaddress.IPv4Network(v4, strict=False) for v4, _ in f.eams)
+
+
+def translated_at_ingress(f, pkt):
+    """Whether a packet the device path translates is translated at ingress too: only plain TCP,
+    UDP and ICMP echo that will not expire and (IPv4 without DF) fit lowest_ipv6_mtu."""
+    if not f.out or f.counter not in ("translated_6to4", "translated_4to6",
+                                      "udp_zero_checksum_computed"):
+        return False
+    if pkt.type == 0x86DD:
+        return pkt[IPv6].nh in (6, 17, 58) and pkt[IPv6].hlim > 1
+    ip = pkt[IP]
+    fragment = ip.flags.MF or ip.frag != 0
+    fits = "DF" in str(ip.flags) or ip.len + 28 <= int(setting(f, "lowest_ipv6_mtu", 1280))
+    return ip.ttl > 1 and not fragment and fits
+
+
+def ingress_expectation(f):
+    """(verdict, why, expected frame) of the ingress instance, or None for local fixtures."""
+    if f.local:
+        return None
+    pkt = Ether(build(f.inp))
+    if not addressed_to_translator(f, pkt):
+        return ("TC_ACT_UNSPEC", "not_mine", None)
+    if not translated_at_ingress(f, pkt):
+        return ("TC_ACT_UNSPEC", "deferred", None)
+    out = eval(f.out)  # noqa: S307
+    if out.type == 0x0800:
+        out[IP].ttl = pkt[IPv6].hlim
+    else:
+        out[IPv6].hlim = pkt[IP].ttl
+    return ("TC_ACT_OK", None, bytes(out))
+
+
 def render(fixtures):
     lines = [HEADER]
     for f in fixtures:
@@ -1199,6 +1264,12 @@ def render(fixtures):
             lines.append(f"expect_host {host} {internal}")
         for prefix, block in f.expect_leases:
             lines.append(f"expect_lease {prefix} {block}")
+        ingress = ingress_expectation(f)
+        if ingress:
+            verdict, why, out = ingress
+            lines.append(f"ingress {verdict}" + (f" {why}" if why else ""))
+            if out:
+                lines.append(f"ingress_out {out.hex()}")
         lines.append("end")
         lines.append("")
     return "\n".join(lines)

@@ -13,6 +13,12 @@
 //   - every address it puts in an IPv6 header is inside pool6, an EAM IPv6 prefix or the
 //     RFC 6791 pool, and every IPv4 address is a valid mapping of one (EAM IPv4 prefix, any
 //     address through pool6 except the ones RFC 6052 section 3.1 forbids, the RFC 6791 pool).
+// A quarter of each translator's packets go to its instance for an interface's ingress
+// (xlat_at_ingress, translation.ingress_interfaces) instead, on the same maps. There:
+//   - the verdict is TC_ACT_OK (translated: the checks above apply to its output),
+//     TC_ACT_UNSPEC (left to the device path: the frame must come back unchanged, or cut to the
+//     length its IP header gives, and no counter may count it) or TC_ACT_SHOT (a helper failed
+//     mid-rewrite, counted).
 // Every packet goes to one of three translators: the one above (half of the packets), and two
 // with stateful NAT64 on top (xlat64_abi.h, "NAT64 host mapping"), deterministic and dynamic,
 // configured as the NAT64 fixtures are (and seeded with their hosts) so that mutated seeds reach
@@ -31,6 +37,7 @@
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -293,10 +300,12 @@ std::string hex(const Bytes& b) {
 struct Target {
     std::string name;
     std::unique_ptr<xlat64::BpfTranslator> translator;
+    std::unique_ptr<xlat64::BpfTranslator> ingress;  // the same maps, xlat_at_ingress
     std::optional<xlat64::Nat64Config> nat64;
     std::unique_ptr<xlat64::Nat64Maps> maps;
     xlat64::StatsSnapshot before{};
     uint64_t runs = 0, redirected = 0, dropped = 0;
+    uint64_t ingress_runs = 0, ingress_translated = 0, passed = 0;  // passed: counted nowhere
 };
 
 bool in_admitted(const Target& t, const uint8_t* a) {
@@ -422,6 +431,10 @@ std::unique_ptr<Target> make_target(const std::string& name,
     xlat64::BpfLoadOptions load;
     load.l2_header_len = kEthHeaderLen;
     t->translator = std::make_unique<xlat64::BpfTranslator>(load);
+    xlat64::BpfLoadOptions at_ingress = load;
+    at_ingress.at_ingress = true;
+    at_ingress.share_maps_with = t->translator.get();
+    t->ingress = std::make_unique<xlat64::BpfTranslator>(at_ingress);
     xlat64::TranslatorSettings settings;
     settings.pool6 = xlat64::parse_ipv6_prefix(kPool6);
     settings.translation.rfc6791_pool4 = xlat64::parse_ipv4_prefix(kRfc6791Pool4);
@@ -457,11 +470,47 @@ std::string check_counters(const Target& t) {
             return std::string(xlat64::stat_infos()[i].name) + " counted more than every packet";
         }
     }
-    if (counted != t.runs) {
+    if (counted != t.runs - t.passed) {
         return "counters say " + std::to_string(counted) + " packets after " +
-               std::to_string(t.runs) + " (each must be counted exactly once)";
+               std::to_string(t.runs - t.passed) +
+               " not left to the device path (each must be counted exactly once)";
     }
     return {};
+}
+
+// The length the IP header of FRAME gives it (Ethernet header included), or 0 when it says none.
+size_t ip_frame_length(const Bytes& frame) {
+    uint16_t type = frame.size() >= kEthHeaderLen ? get16(frame, 12) : 0;
+    if (type == kEthTypeIpv6 && frame.size() >= kEthHeaderLen + 40) {
+        return kEthHeaderLen + 40 + get16(frame, kEthHeaderLen + 4);
+    }
+    if (type == kEthTypeIpv4 && frame.size() >= kEthHeaderLen + 20) {
+        return kEthHeaderLen + get16(frame, kEthHeaderLen + 2);
+    }
+    return 0;
+}
+
+// A packet through the ingress instance: translated (checked like a redirected one), left alone
+// unchanged (a frame longer than its IP packet may come back cut to it), or dropped by a failed
+// helper.
+std::string check_ingress(Target& t, uint32_t verdict, const Bytes& in, const Bytes& out) {
+    ++t.ingress_runs;
+    if (verdict == static_cast<uint32_t>(TC_ACT_UNSPEC)) {
+        ++t.passed;
+        size_t cut = ip_frame_length(in);
+        bool same = out == in || (cut != 0 && cut < in.size() && out.size() == cut &&
+                                  std::equal(out.begin(), out.end(), in.begin()));
+        return same ? std::string() : "left to the device path, but changed:\n  out " + hex(out);
+    }
+    if (verdict == TC_ACT_OK) {
+        ++t.ingress_translated;
+        return check_output(t, in, out);
+    }
+    if (verdict == TC_ACT_SHOT) {
+        ++t.dropped;
+        return {};
+    }
+    return "verdict at ingress " + std::to_string(verdict);
 }
 
 int run(const Options& opt) {
@@ -513,8 +562,14 @@ int run(const Options& opt) {
             repair(in);
         }
         Bytes out(in.size() + 512);
+        const bool at_ingress = m.below(4) == 0;
+        // BPF_PROG_TEST_RUN receives on lo (MAC address zero): most ingress frames are addressed
+        // to it (PACKET_HOST), the rest must be left alone as frames for another host.
+        if (at_ingress && m.below(4) != 0 && in.size() >= 6) {
+            std::fill_n(in.begin(), 6, 0);
+        }
         __sk_buff ctx{};
-        ctx.ingress_ifindex = m.below(4) ? 1 : 0;
+        ctx.ingress_ifindex = at_ingress || m.below(4) ? 1 : 0;
         bpf_test_run_opts run{};
         run.sz = sizeof(run);
         run.data_in = in.data();
@@ -524,11 +579,15 @@ int run(const Options& opt) {
         run.ctx_in = &ctx;
         run.ctx_size_in = sizeof(ctx);
         run.repeat = 1;
-        int err = bpf_prog_test_run_opts(t.translator->program_fd(), &run);
+        int err =
+            bpf_prog_test_run_opts((at_ingress ? t.ingress : t.translator)->program_fd(), &run);
         ++t.runs;
         std::string problem;
         if (err != 0) {
             problem = "BPF_PROG_TEST_RUN failed: " + std::string(std::strerror(-err));
+        } else if (at_ingress) {
+            out.resize(run.data_size_out);
+            problem = check_ingress(t, run.retval, in, out);
         } else if (run.retval != TC_ACT_SHOT && run.retval != TC_ACT_REDIRECT) {
             problem = "verdict " + std::to_string(run.retval);
         } else if (run.retval == TC_ACT_REDIRECT) {
@@ -544,7 +603,7 @@ int run(const Options& opt) {
         if (!problem.empty()) {
             std::cerr << "datapath_fuzz: iteration " << n << " (" << t.name << "): " << problem
                       << "\n  in  " << hex(in) << "\n";
-            if (run.retval == TC_ACT_REDIRECT) {
+            if (run.retval == TC_ACT_REDIRECT || (at_ingress && run.retval == TC_ACT_OK)) {
                 std::cerr << "  out " << hex(out) << "\n";
             }
             return 1;
@@ -557,7 +616,9 @@ int run(const Options& opt) {
             return 1;
         }
         std::cout << "datapath_fuzz: " << t->name << ": " << t->runs << " packets, "
-                  << t->redirected << " translated, " << t->dropped << " dropped";
+                  << t->redirected << " translated, " << t->dropped << " dropped, "
+                  << t->ingress_runs << " at ingress (" << t->ingress_translated
+                  << " translated there, " << t->passed << " left to the device path)";
         if (t->nat64) {
             xlat64::StatsSnapshot s = t->translator->read_stats();
             std::cout << ", " << s[XLAT_STAT_N64_HOST_ADDED].packets << " hosts added, "
