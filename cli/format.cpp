@@ -40,6 +40,24 @@ std::string program_line(const json& program) {
     return "attached: id " + text(program, "id") + ", tag " + text(program, "tag");
 }
 
+// One configured ingress interface (translation.ingress_interfaces) of the status.
+std::string ingress_line(const json& entry) {
+    const std::string state = text(entry, "state");
+    std::string out = text(entry, "name") + ": " + state;
+    if (entry.contains("program_id")) {
+        out += " (program id " + text(entry, "program_id") + ")";
+    }
+    if (state == "missing") {
+        out += ": no such interface; its packets take the device path";
+    } else if (entry.contains("error")) {
+        out += ": " + text(entry, "error");
+    }
+    if (entry.contains("warning")) {
+        out += "; WARNING: " + text(entry, "warning");
+    }
+    return out;
+}
+
 std::string row(std::string_view name, uint64_t packets, uint64_t bytes, std::string_view help) {
     char line[256];
     std::snprintf(line, sizeof(line), "  %-26.*s %14llu %16llu", static_cast<int>(name.size()),
@@ -87,6 +105,12 @@ std::string format_status(const json& status) {
     out += field("EAMT entries", text(status, "eamt_entries"));
     out += field("routes", text(status, "routes"));
     out += field("pin dir", text(status, "pin_dir"));
+    // Shown only when configured: the fast path is opt-in.
+    std::string label = "ingress";
+    for (const json& entry : status.value("ingress_interfaces", json::array())) {
+        out += field(label, ingress_line(entry));
+        label.clear();
+    }
     if (status.contains("nat64") && !status["nat64"].is_null()) {
         const json& n = status["nat64"];
         out += field("nat64", text(n, "mode") + ", " + text(n, "public_addresses") +
@@ -131,6 +155,13 @@ std::string format_stats(const json& stats, bool show_all) {
         }
     }
     out += "dropped:\n" + (drops.empty() ? std::string("  (none)\n") : drops);
+    // Present when translation.ingress_interfaces is configured or has counted something.
+    if (stats.contains("ingress")) {
+        out += "at interfaces' ingress (fast path; included in the counts above):\n";
+        for (const json& counter : stats["ingress"]) {
+            out += counter_row(counter, true);
+        }
+    }
     if (!events.empty()) {
         out += "events (not packets):\n" + events;
     }

@@ -48,8 +48,9 @@ bool is_interface_name(const std::string& name) {
     });
 }
 
-std::optional<std::string> read_interface_name(const Field& field, IssueList& issues) {
-    auto text = read_scalar(field, "a Linux interface name, e.g. xlat64", issues);
+std::optional<std::string> read_interface_name(const Field& field, IssueList& issues,
+                                               const char* example = "xlat64") {
+    auto text = read_scalar(field, std::string("a Linux interface name, e.g. ") + example, issues);
     if (text && !is_interface_name(*text)) {
         issues.add(field, quote(*text) +
                               " is not a Linux interface name (expected 1 to 15 characters, "
@@ -317,13 +318,55 @@ auto read_address(const Field& field, const std::string& what, IssueList& issues
     return addr;
 }
 
-// `translation:` (RFC 7915 behaviour). Each key is optional; see TranslationConfig.
-void read_translation(const Field& field, TranslationConfig& t, IssueList& issues) {
-    auto values =
-        read_map(field,
-                 {"lowest_ipv6_mtu", "udp_zero_checksum", "traffic_class", "allow_wkp_non_global",
-                  "ipv4_address", "ipv6_address", "rfc6791_pool4", "rfc6791_pool6"},
-                 issues);
+// translation.ingress_interfaces: a list of interface names, each once, never xlat64's own
+// device (DEVICE_NAME), whose packets the device path translates already.
+std::vector<std::string> read_ingress_interfaces(const Field& field, const std::string& device_name,
+                                                 IssueList& issues) {
+    std::vector<std::string> names;
+    if (field.node.IsNull()) {
+        return names;  // `ingress_interfaces:` with every entry commented out
+    }
+    if (!field.node.IsSequence()) {
+        issues.add(field, "expected a list of interface names, e.g. [eth1, eth2], found " +
+                              describe(field.node));
+        return names;
+    }
+    // Where each name was first listed: "translation.ingress_interfaces[0] (line 3)".
+    std::map<std::string, std::string> first;
+    for (size_t i = 0; i < field.node.size(); ++i) {
+        YAML::Node node = field.node[i];
+        Field entry{field.key + "[" + std::to_string(i) + "]", node, node.Mark()};
+        auto name = read_interface_name(entry, issues, "eth1");
+        if (!name) {
+            continue;
+        }
+        const std::string where = entry.key + " (line " + std::to_string(entry.mark.line + 1) + ")";
+        if (*name == device_name) {
+            issues.add(entry, *name +
+                                  " is xlat64's own device (device.name); list the interfaces "
+                                  "the translated traffic arrives on, e.g. eth1");
+        } else if (auto [it, added] = first.emplace(*name, where); !added) {
+            issues.add(entry, *name + " is already listed as " + it->second +
+                                  "; list each interface once");
+        } else {
+            names.push_back(*name);
+        }
+    }
+    return names;
+}
+
+// `translation:` (RFC 7915 behaviour, and where the fast path is attached). Each key is
+// optional; see TranslationConfig and Config::ingress_interfaces.
+void read_translation(const Field& field, Config& config, IssueList& issues) {
+    TranslationConfig& t = config.translation;
+    auto values = read_map(
+        field,
+        {"lowest_ipv6_mtu", "udp_zero_checksum", "traffic_class", "allow_wkp_non_global",
+         "ipv4_address", "ipv6_address", "rfc6791_pool4", "rfc6791_pool6", "ingress_interfaces"},
+        issues);
+    if (const Field* f = find(values, "ingress_interfaces")) {
+        config.ingress_interfaces = read_ingress_interfaces(*f, config.device.name, issues);
+    }
     if (const Field* f = find(values, "lowest_ipv6_mtu")) {
         t.lowest_ipv6_mtu = static_cast<uint32_t>(
             read_uint(*f, kMinMtu, kMaxMtu, issues).value_or(t.lowest_ipv6_mtu));
@@ -500,7 +543,7 @@ Config read_config(const YAML::Node& root, IssueList& issues) {
         }
     }
     if (const Field* translation = find(values, "translation")) {
-        read_translation(*translation, config.translation, issues);
+        read_translation(*translation, config, issues);
     }
     if (const Field* state = find(values, "state")) {
         read_state(*state, config.state, issues);

@@ -78,7 +78,13 @@ struct Config {
     std::optional<std::filesystem::path> eamt_file;
     std::filesystem::path control_socket = "/run/xlat64/control.sock";
     std::filesystem::path bpf_pin_dir = "/sys/fs/bpf/xlat64";
-    TranslationConfig translation;     // RFC 7915 options (`translation:`)
+    TranslationConfig translation;  // RFC 7915 options (`translation:`)
+    // translation.ingress_interfaces: interfaces whose tc ingress gets the translator's fast path
+    // (packets translated there skip the pass through the xlat64 device). Kept out of
+    // TranslationConfig: that is what the program reads from its settings map, this is where
+    // the program is attached. Names only: whether they exist is the kernel's business, seen at
+    // each reconcile, not a configuration error.
+    std::vector<std::string> ingress_interfaces;
     std::optional<Nat64Config> nat64;  // stateful NAT64 for subscribers (config/nat64_config.h)
     StateConfig state;
 

@@ -34,8 +34,14 @@ class Backend {
     virtual void apply_eams(std::span<const Change> changes) = 0;
 
     virtual std::vector<Counter> counters() = 0;
+    // What the ingress fast path did (translation.ingress_interfaces); these packets are in
+    // counters() too.
+    virtual std::vector<Counter> ingress_counters() = 0;
     // The backend's part of "xlat64ctl status": device, program, pool6, eamt_entries, routes...
     virtual nlohmann::json status() = 0;
+    // Each of CONFIGURED (translation.ingress_interfaces) as it is now: attached (program id),
+    // missing, not attached, or the problem that keeps the fast path off it.
+    virtual nlohmann::json ingress_status(const std::vector<std::string>& configured) = 0;
 
     // The run-time side of stateful NAT64 (allocation events, expiry, queries) for the ledger's
     // configuration, or nullptr when this backend has none.

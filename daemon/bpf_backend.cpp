@@ -3,12 +3,14 @@
 #include <time.h>
 
 #include <algorithm>
+#include <fstream>
 #include <set>
 
 #include "daemon/log.h"
 #include "daemon/nat64_runtime.h"
 #include "netlink/bpffs.h"
 #include "netlink/device_routes.h"
+#include "netlink/links.h"
 #include "netlink/tc_program.h"
 
 namespace xlat64 {
@@ -26,6 +28,50 @@ template <typename... F>
 struct Overloaded : F... {
     using F::operator()...;
 };
+
+// An integer sysctl of the daemon's network namespace; 0 when it is absent (an interface with
+// IPv4 disabled has no conf directory: nothing to filter).
+int read_ipv4_conf(const std::string& ifname, const char* key) {
+    std::ifstream file("/proc/sys/net/ipv4/conf/" + ifname + "/" + key);
+    int value = 0;
+    return file >> value ? value : 0;
+}
+
+// The kernel applies the larger of conf/all and conf/IFNAME (0 off, 1 strict, 2 loose).
+int effective_rp_filter(const std::string& ifname) {
+    return std::max(read_ipv4_conf("all", "rp_filter"), read_ipv4_conf(ifname, "rp_filter"));
+}
+
+TcProgram ingress_filter(int ifindex, const std::string& ifname) {
+    return TcProgram(ifindex, ifname, TcDirection::ingress);
+}
+
+// Every interface of the namespace carrying xlat64's ingress filter. One tc query per
+// interface with a clsact qdisc: the kernel has no dump of filters across devices.
+std::vector<IngressAttachment> find_ingress_attachments(NlSocket& sock) {
+    std::vector<int> clsact = interfaces_with_clsact(sock);
+    std::sort(clsact.begin(), clsact.end());
+    std::vector<IngressAttachment> out;
+    for (const LinkInfo& link : list_links(sock)) {
+        if (!std::binary_search(clsact.begin(), clsact.end(), link.ifindex)) {
+            continue;
+        }
+        if (auto program = ingress_filter(link.ifindex, link.name).attached_ingress_program()) {
+            out.push_back(IngressAttachment{link.ifindex, link.name, program->id});
+        }
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::vector<Counter> to_counters(const auto& stats, const auto& infos) {
+    std::vector<Counter> out;
+    for (size_t i = 0; i < stats.size(); ++i) {
+        out.push_back(Counter{infos[i].name, stats[i].packets, stats[i].bytes, infos[i].is_drop,
+                              infos[i].help, infos[i].is_event});
+    }
+    return out;
+}
 
 }  // namespace
 
@@ -72,7 +118,7 @@ ObservedState BpfBackend::observe(const DesiredState& want) {
     if (have.device && have.device->managed) {
         const int ifindex = have.device->ifindex;
         have.routes = DeviceRoutes(sock_, ifindex, device_.name()).list();
-        if (auto attached = TcEgressProgram(ifindex, device_.name()).attached()) {
+        if (auto attached = device_egress(ifindex).attached()) {
             have.attached_program_id = attached->id;
             // Equal tags mean equal instructions: the program a previous daemon attached keeps
             // running (it uses the same pinned maps) and nothing is swapped.
@@ -91,7 +137,66 @@ ObservedState BpfBackend::observe(const DesiredState& want) {
     have.eamt = translator_->eamt();  // sorted
     have.nat64_prefixes = nat64_maps(0).prefixes();
     have.nat_table = observe_nat_table(want);
+    have.ingress_links = observe_ingress_links(want.ingress_interfaces);
+    have.ingress_attached = find_ingress_attachments(sock_);
     return have;
+}
+
+BpfTranslator& BpfBackend::ingress_translator(uint32_t l2_header_len) {
+    auto& instance = ingress_translators_[l2_header_len];
+    if (!instance) {
+        BpfLoadOptions options;
+        options.pin_dir = translator_->pin_dir();
+        options.l2_header_len = l2_header_len;
+        options.at_ingress = true;
+        options.share_maps_with = translator_.get();
+        instance = std::make_unique<BpfTranslator>(options);
+    }
+    return *instance;
+}
+
+std::vector<IngressLink> BpfBackend::observe_ingress_links(const std::vector<std::string>& names) {
+    std::vector<IngressLink> out;
+    if (names.empty()) {
+        return out;
+    }
+    const std::vector<std::string> with_ipv4 = interfaces_with_ipv4_address();
+    for (const std::string& name : names) {
+        if (auto link = observe_ingress_link(name, with_ipv4)) {
+            out.push_back(std::move(*link));
+        }
+    }
+    return out;
+}
+
+std::optional<IngressLink> BpfBackend::observe_ingress_link(
+    const std::string& name, const std::vector<std::string>& with_ipv4) {
+    auto info = find_link_info(sock_, name);
+    if (!info) {
+        return std::nullopt;
+    }
+    IngressLink link;
+    link.name = name;
+    link.ifindex = info->ifindex;
+    link.link_type = arptype_name(info->arptype);
+    link.l2_header_len = l2_header_len_of(info->arptype);
+    link.rp_filter = effective_rp_filter(name);
+    link.has_ipv4_address = std::binary_search(with_ipv4.begin(), with_ipv4.end(), name);
+    if (auto attached = ingress_filter(link.ifindex, name).attached()) {
+        if (attached->name != kIngressProgramName) {
+            link.foreign_program = attached->name;
+        } else {
+            link.attached_id = attached->id;
+            // Equal tags: the instructions this daemon would attach. The link-layer header
+            // length is a constant outside them; it follows from the interface's type, which an
+            // interface keeps for its life.
+            link.attached_current =
+                link.l2_header_len &&
+                normalize_tag(attached->tag) ==
+                    normalize_tag(ingress_translator(*link.l2_header_len).program_tag());
+        }
+    }
+    return link;
 }
 
 int BpfBackend::device_ifindex() {
@@ -109,38 +214,54 @@ void BpfBackend::apply(const Change& change) {
         std::holds_alternative<change::RemoveNatTable>(change)) {
         finish_nat_fill();
     }
-    std::visit(
-        Overloaded{
-            [&](const change::CreateDevice& c) { device_.create(c.mtu); },
-            [&](const change::SetDeviceMtu& c) { device_.set_mtu(c.to); },
-            [&](const change::DisableAddrGen&) { device_.disable_addr_gen(); },
-            [&](const change::SetDeviceUp&) { device_.set_up(); },
-            [&](const change::RemoveRoute& c) {
-                DeviceRoutes(sock_, device_ifindex(), device_.name()).remove(c.route);
-            },
-            [&](const change::RemoveEam& c) { translator_->remove_eam(c.entry); },
-            [&](const change::SetSettings& c) { translator_->set_settings(*c.to); },
-            [&](const change::AddEam& c) { translator_->add_eam(c.entry); },
-            [&](const change::AttachProgram&) {
-                TcEgressProgram(device_ifindex(), device_.name()).attach(translator_->program_fd());
-            },
-            [&](const change::AddRoute& c) {
-                DeviceRoutes(sock_, device_ifindex(), device_.name()).add(c.route);
-            },
-            [&](const change::EnsureNatTable& c) {
-                NftNatTable(nft_sock_, c.table, c.shape).ensure();
-            },
-            [&](const change::SetNatBlocks& c) { set_nat_blocks(c); },
-            [&](const change::SetNat64Prefixes& c) { nat64_maps(0).set_prefixes(c.to); },
-            [&](const change::ResetNat64State& c) { reset_nat64(c); },
-            [&](const change::QueueFreeBlocks& c) {
-                nat64_maps(0).push_free_blocks(nat64_free_order(*c.config, c.first, c.last));
-            },
-            [&](const change::RemoveNatTable& c) {
-                NftNatTable(nft_sock_, c.table, nat_shape_or_default(std::nullopt)).remove();
-            },
-        },
-        change);
+    std::visit(Overloaded{
+                   [&](const change::CreateDevice& c) { device_.create(c.mtu); },
+                   [&](const change::SetDeviceMtu& c) { device_.set_mtu(c.to); },
+                   [&](const change::DisableAddrGen&) { device_.disable_addr_gen(); },
+                   [&](const change::SetDeviceUp&) { device_.set_up(); },
+                   [&](const change::RemoveRoute& c) {
+                       DeviceRoutes(sock_, device_ifindex(), device_.name()).remove(c.route);
+                   },
+                   [&](const change::RemoveEam& c) { translator_->remove_eam(c.entry); },
+                   [&](const change::SetSettings& c) { translator_->set_settings(*c.to); },
+                   [&](const change::AddEam& c) { translator_->add_eam(c.entry); },
+                   [&](const change::AttachProgram&) {
+                       device_egress(device_ifindex()).attach(translator_->program_fd());
+                   },
+                   [&](const change::AddRoute& c) {
+                       DeviceRoutes(sock_, device_ifindex(), device_.name()).add(c.route);
+                   },
+                   [&](const change::EnsureNatTable& c) {
+                       NftNatTable(nft_sock_, c.table, c.shape).ensure();
+                   },
+                   [&](const change::SetNatBlocks& c) { set_nat_blocks(c); },
+                   [&](const change::SetNat64Prefixes& c) { nat64_maps(0).set_prefixes(c.to); },
+                   [&](const change::ResetNat64State& c) { reset_nat64(c); },
+                   [&](const change::QueueFreeBlocks& c) {
+                       nat64_maps(0).push_free_blocks(nat64_free_order(*c.config, c.first, c.last));
+                   },
+                   [&](const change::RemoveNatTable& c) {
+                       NftNatTable(nft_sock_, c.table, nat_shape_or_default(std::nullopt)).remove();
+                   },
+                   [&](const change::AttachIngress& c) { attach_ingress(c); },
+                   [&](const change::DetachIngress& c) { detach_ingress(c); },
+               },
+               change);
+}
+
+TcProgram BpfBackend::device_egress(int ifindex) const {
+    return TcProgram(ifindex, device_.name(), TcDirection::egress);
+}
+
+void BpfBackend::attach_ingress(const change::AttachIngress& c) {
+    ingress_filter(c.ifindex, c.ifname).attach(ingress_translator(c.l2_header_len).program_fd());
+}
+
+void BpfBackend::detach_ingress(const change::DetachIngress& c) {
+    if (!ingress_filter(c.ifindex, c.ifname).detach()) {
+        log_warning("the tc ingress filter of " + c.ifname +
+                    " is no longer xlat64's; left in place");
+    }
 }
 
 void BpfBackend::apply_eams(std::span<const Change> changes) {
@@ -188,14 +309,11 @@ void BpfBackend::finish_nat_fill() {
 }
 
 std::vector<Counter> BpfBackend::counters() {
-    const StatsSnapshot stats = translator_->read_stats();
-    const auto& infos = stat_infos();
-    std::vector<Counter> out;
-    for (size_t i = 0; i < stats.size(); ++i) {
-        out.push_back(Counter{infos[i].name, stats[i].packets, stats[i].bytes, infos[i].is_drop,
-                              infos[i].help, infos[i].is_event});
-    }
-    return out;
+    return to_counters(translator_->read_stats(), stat_infos());
+}
+
+std::vector<Counter> BpfBackend::ingress_counters() {
+    return to_counters(translator_->read_ingress_stats(), ingress_stat_infos());
 }
 
 nlohmann::json BpfBackend::program_status(int ifindex) const {
@@ -205,7 +323,7 @@ nlohmann::json BpfBackend::program_status(int ifindex) const {
     if (ifindex == 0) {
         return program;
     }
-    if (auto attached = TcEgressProgram(ifindex, device_.name()).attached()) {
+    if (auto attached = device_egress(ifindex).attached()) {
         program["attached"] = true;
         program["id"] = attached->id;
         program["tag"] = attached->tag;
@@ -232,6 +350,53 @@ nlohmann::json BpfBackend::status() {
     result["routes"] =
         ours ? DeviceRoutes(sock_, device->ifindex, device_.name()).list().size() : 0;
     return result;
+}
+
+// One configured ingress interface for the status: attached (program id), missing, not
+// attached, outdated (another build's program), or the problem that keeps the fast path off.
+static nlohmann::json ingress_entry(const std::string& name,
+                                    const std::optional<IngressLink>& link) {
+    nlohmann::json entry = {{"name", name}};
+    if (!link) {
+        entry["state"] = "missing";
+        return entry;
+    }
+    entry["ifindex"] = link->ifindex;
+    entry["link_type"] = link->link_type;
+    entry["rp_filter"] = link->rp_filter;
+    if (link->attached_id) {
+        entry["program_id"] = *link->attached_id;
+    }
+    const auto problem = ingress_problem(*link);
+    if (link->attached_id && link->attached_current) {
+        entry["state"] = "attached";
+        if (problem) {
+            entry["warning"] = *problem;  // e.g. rp_filter made strict after the attach
+        }
+    } else if (problem) {
+        entry["state"] = "error";
+        entry["error"] = *problem;
+    } else {
+        // Only between a failed reload and the next good one.
+        entry["state"] = link->attached_id ? "outdated" : "not attached";
+    }
+    return entry;
+}
+
+nlohmann::json BpfBackend::ingress_status(const std::vector<std::string>& configured) {
+    nlohmann::json out = nlohmann::json::array();
+    if (configured.empty()) {
+        return out;
+    }
+    const std::vector<std::string> with_ipv4 = interfaces_with_ipv4_address();
+    for (const std::string& name : configured) {
+        try {
+            out.push_back(ingress_entry(name, observe_ingress_link(name, with_ipv4)));
+        } catch (const std::exception& e) {
+            out.push_back({{"name", name}, {"state", "error"}, {"error", e.what()}});
+        }
+    }
+    return out;
 }
 
 void BpfBackend::reset_nat64(const change::ResetNat64State& c) {
@@ -273,8 +438,20 @@ std::unique_ptr<Nat64Runtime> BpfBackend::nat64_runtime(Nat64Ledger& ledger) {
                                           nft_sock_);
 }
 
+// Our ingress filters come off every interface, configured or not (the configuration may have
+// changed since they were attached); a filter at our handle running another program stays.
+static void teardown_ingress(NlSocket& sock) {
+    for (const IngressAttachment& a : find_ingress_attachments(sock)) {
+        if (ingress_filter(a.ifindex, a.ifname).detach()) {
+            log_info("teardown: removed the ingress fast path from " + a.ifname +
+                     " (its clsact qdisc stays)");
+        }
+    }
+}
+
 void teardown_bpf_backend(const Config& config) {
     NlSocket sock;
+    teardown_ingress(sock);
     TunDevice device(sock, config.device.name);
     auto state = device.observe();
     if (!state) {

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <future>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -12,6 +13,7 @@
 #include "daemon/nat64_maps.h"
 #include "netlink/nft_nat_table.h"
 #include "netlink/nl_socket.h"
+#include "netlink/tc_program.h"
 #include "netlink/tun_device.h"
 
 namespace xlat64 {
@@ -26,11 +28,25 @@ class BpfBackend : public Backend {
     void apply(const Change& change) override;
     void apply_eams(std::span<const Change> changes) override;
     std::vector<Counter> counters() override;
+    std::vector<Counter> ingress_counters() override;
     nlohmann::json status() override;
+    nlohmann::json ingress_status(const std::vector<std::string>& configured) override;
     std::unique_ptr<Nat64Runtime> nat64_runtime(Nat64Ledger& ledger) override;
 
   private:
     int device_ifindex();
+    TcProgram device_egress(int ifindex) const;
+    void attach_ingress(const change::AttachIngress& change);
+    void detach_ingress(const change::DetachIngress& change);
+    // The ingress instance for L2_HEADER_LEN bytes of link-layer header, loaded on first use
+    // (at most two: Ethernet and none), sharing the main translator's maps.
+    BpfTranslator& ingress_translator(uint32_t l2_header_len);
+    // NAME as the plan sees it, nullopt when it does not exist. WITH_IPV4: the sorted names of
+    // the interfaces with an IPv4 address (interfaces_with_ipv4_address()).
+    std::optional<IngressLink> observe_ingress_link(const std::string& name,
+                                                    const std::vector<std::string>& with_ipv4);
+    // The configured ingress interfaces that exist.
+    std::vector<IngressLink> observe_ingress_links(const std::vector<std::string>& names);
     nlohmann::json program_status(int ifindex) const;
     NatTableState observe_nat_table(const DesiredState& want);
     void reset_nat64(const change::ResetNat64State& change);
@@ -43,13 +59,15 @@ class BpfBackend : public Backend {
     NftSocket nft_sock_;
     TunDevice device_;
     std::unique_ptr<BpfTranslator> translator_;
+    std::map<uint32_t, std::unique_ptr<BpfTranslator>> ingress_translators_;
     // A new table's blocks map being filled on another thread, with its own socket.
     std::future<void> nat_fill_;
 };
 
-// Removes what the BPF backend created for this configuration: the device if it carries our
-// alias (its routes and tc filter go with it), the map pins and xlat64's nftables table (if it
-// carries our comment). Idempotent.
+// Removes what the BPF backend created for this configuration: xlat64's ingress filters on every
+// interface of the namespace (by handle, priority and program name; the qdiscs stay), the device
+// if it carries our alias (its routes and tc filter go with it), the map pins and xlat64's
+// nftables table (if it carries our comment). Idempotent.
 void teardown_bpf_backend(const Config& config);
 
 }  // namespace xlat64

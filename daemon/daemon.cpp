@@ -409,8 +409,27 @@ nlohmann::json Daemon::status() {
     } else {
         result["nat64"] = nullptr;
     }
+    result["ingress_interfaces"] = backend_->ingress_status(config_.ingress_interfaces);
     if (!last_reload_error_.empty()) {
         result["last_reload_error"] = last_reload_error_;
+    }
+    return result;
+}
+
+// The translator's counters, and the ingress fast path's when it is configured or has counted
+// something (after the list was emptied, its counts stay until a teardown).
+nlohmann::json Daemon::stats() {
+    nlohmann::json result = stats_result(backend_->counters());
+    const std::vector<Counter> ingress = backend_->ingress_counters();
+    const bool counted = std::any_of(ingress.begin(), ingress.end(),
+                                     [](const Counter& c) { return c.packets != 0; });
+    if (!config_.ingress_interfaces.empty() || counted) {
+        nlohmann::json list = nlohmann::json::array();
+        for (const Counter& c : ingress) {
+            list.push_back(
+                {{"name", c.name}, {"packets", c.packets}, {"bytes", c.bytes}, {"help", c.help}});
+        }
+        result["ingress"] = std::move(list);
     }
     return result;
 }
@@ -418,8 +437,7 @@ nlohmann::json Daemon::status() {
 CommandTable Daemon::commands() {
     CommandTable table;
     table["status"] = Command{Access::read, [this](const Request&) { return status(); }};
-    table["stats"] = Command{Access::read,
-                             [this](const Request&) { return stats_result(backend_->counters()); }};
+    table["stats"] = Command{Access::read, [this](const Request&) { return stats(); }};
     // A change to the kernel, so root only; the same path as SIGHUP, but the caller gets the
     // outcome (ExecReload= uses it, so `systemctl reload` fails when the file is invalid).
     table["pool"] =

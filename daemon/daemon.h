@@ -59,6 +59,7 @@ class Daemon {
     size_t apply_or_roll_back(const Config& next, Nat64Ledger* next_ledger);
     CommandTable commands();
     nlohmann::json status();
+    nlohmann::json stats();
     nlohmann::json reload_result(std::string_view requested_by);
 
     Config config_;

@@ -51,11 +51,42 @@ struct DesiredState {
     TranslationConfig translation;
     std::optional<Nat64Config> nat64;
     std::vector<RestoredLease> nat64_leases;  // from the store (dynamic mode)
+    // translation.ingress_interfaces, sorted: where the ingress fast path should be attached.
+    // Which of them exist, and with which link-layer header, is observed (IngressLink).
+    std::vector<std::string> ingress_interfaces;
 
     TranslatorSettings settings() const {
         return {pool6, translation,
                 nat64 ? std::optional<Nat64Params>(nat64_params(*nat64)) : std::nullopt};
     }
+};
+
+// A configured ingress interface as the backend finds it (translation.ingress_interfaces).
+struct IngressLink {
+    std::string name;
+    int ifindex = 0;
+    std::string link_type;                  // "ether", "ppp", ... for messages
+    std::optional<uint32_t> l2_header_len;  // nullopt: a link type the translator cannot read
+    // Effective IPv4 rp_filter: max(conf/all, conf/NAME) (0 off, 1 strict, 2 loose).
+    int rp_filter = 0;
+    // Loose filtering accepts a source routed through another interface only when this one has
+    // an IPv4 address (the kernel's fib_validate_source).
+    bool has_ipv4_address = false;
+    // What runs at xlat64's ingress handle and priority there.
+    std::optional<uint32_t> attached_id;
+    bool attached_current = false;  // the program this daemon would attach (equal tags)
+    // A filter at our handle and priority that is not xlat64's (its program's name), never
+    // replaced.
+    std::optional<std::string> foreign_program;
+};
+
+// xlat64's ingress filter (by handle, priority and program name) found on an interface of the
+// namespace, configured or not (a previous daemon's, or an interface taken out of the list).
+struct IngressAttachment {
+    int ifindex = 0;
+    std::string ifname;
+    uint32_t program_id = 0;
+    auto operator<=>(const IngressAttachment&) const = default;
 };
 
 // xlat64's nftables table as the backend finds it.
@@ -75,6 +106,10 @@ struct ObservedState {
     // The attached program is the one this daemon would attach (equal tags): keep it.
     bool program_current = false;
     std::optional<uint32_t> attached_program_id;
+    // The configured ingress interfaces that exist (a missing one is simply absent).
+    std::vector<IngressLink> ingress_links;
+    // Every interface carrying xlat64's ingress filter now.
+    std::vector<IngressAttachment> ingress_attached;
 };
 
 // A large part of a Change, shared rather than held by value: Change is a variant as large as its
@@ -163,6 +198,19 @@ struct QueueFreeBlocks {
 struct RemoveNatTable {
     std::string table;
 };
+// The ingress fast path on an operator's interface: attach (or atomically replace the program
+// REPLACES_ID) xlat64's ingress filter, built for the interface's link-layer header length.
+struct AttachIngress {
+    std::string ifname;
+    int ifindex = 0;
+    uint32_t l2_header_len = 0;
+    std::optional<uint32_t> replaces_id;
+};
+// Removes xlat64's ingress filter there (only ours, never the qdisc).
+struct DetachIngress {
+    int ifindex = 0;
+    std::string ifname;
+};
 }  // namespace change
 
 using Change =
@@ -170,7 +218,8 @@ using Change =
                  change::SetDeviceUp, change::RemoveRoute, change::RemoveEam, change::SetSettings,
                  change::AddEam, change::AttachProgram, change::AddRoute, change::EnsureNatTable,
                  change::SetNatBlocks, change::SetNat64Prefixes, change::ResetNat64State,
-                 change::QueueFreeBlocks, change::RemoveNatTable>;
+                 change::QueueFreeBlocks, change::RemoveNatTable, change::AttachIngress,
+                 change::DetachIngress>;
 using Plan = std::vector<Change>;
 
 inline std::string to_string(const EamEntry& entry) {
@@ -253,7 +302,63 @@ inline DesiredState desired_state(const Config& config) {
     }
     std::sort(want.routes.begin(), want.routes.end());
     want.routes.erase(std::unique(want.routes.begin(), want.routes.end()), want.routes.end());
+    want.ingress_interfaces = config.ingress_interfaces;
+    std::sort(want.ingress_interfaces.begin(), want.ingress_interfaces.end());
     return want;
+}
+
+// Why the ingress fast path cannot be attached to LINK now, or nullopt. Checked only before an
+// attach: an attachment that is running is left alone (a reload that fails on another interface
+// rolls back to it).
+inline std::optional<std::string> ingress_problem(const IngressLink& link) {
+    const std::string where = "translation.ingress_interfaces: " + link.name + ": ";
+    if (link.foreign_program) {
+        return where + "a tc ingress filter that is not xlat64's (program " +
+               (link.foreign_program->empty() ? std::string("unknown") : *link.foreign_program) +
+               ") holds xlat64's handle and priority 1; remove it or take the interface out of "
+               "the list";
+    }
+    if (!link.l2_header_len) {
+        return where + "link type " + link.link_type +
+               " is not supported (only Ethernet and interfaces without a link-layer header: "
+               "tun, PPP, raw IP, IP tunnels); take the interface out of the list";
+    }
+    // The packets translated to IPv4 there have sources routed into the xlat64 device, not
+    // through this interface.
+    const std::string sysctl = "net.ipv4.conf.all.rp_filter or net.ipv4.conf." + link.name +
+                               ".rp_filter, the larger applies";
+    if (link.rp_filter == 1) {
+        return where + "strict reverse-path filtering (1 in " + sysctl +
+               ") would drop the packets translated to IPv4 there, whose sources are routed "
+               "into the xlat64 device; set rp_filter to 2 (loose) or 0 on " +
+               link.name + " and all, or take the interface out of the list";
+    }
+    if (link.rp_filter >= 2 && !link.has_ipv4_address) {
+        return where + "loose reverse-path filtering (2 in " + sysctl +
+               ") on an interface without an IPv4 address drops every packet whose source is "
+               "not routed through it, as those translated to IPv4 there are; set rp_filter to 0 "
+               "on " +
+               link.name + " and all, give " + link.name +
+               " an IPv4 address, or take the interface out of the list";
+    }
+    return std::nullopt;
+}
+
+// What the operator should know about the ingress interfaces that plans no change: the
+// configured ones that do not exist.
+inline std::vector<std::string> ingress_warnings(const DesiredState& want,
+                                                 const ObservedState& have) {
+    std::vector<std::string> out;
+    for (const std::string& name : want.ingress_interfaces) {
+        const bool exists = std::any_of(have.ingress_links.begin(), have.ingress_links.end(),
+                                        [&](const IngressLink& link) { return link.name == name; });
+        if (!exists) {
+            out.push_back("translation.ingress_interfaces: " + name +
+                          ": no such interface; packets arriving there once it exists take the "
+                          "device path until the next reload or restart");
+        }
+    }
+    return out;
 }
 
 namespace plan_detail {
@@ -401,11 +506,49 @@ inline void plan_settings_and_nat64(const DesiredState& want, const ObservedStat
     }
 }
 
+// Our filters on interfaces no longer configured (or re-created under a configured name with a
+// new index) come off; configured interfaces get the filter when it is missing or runs another
+// build's program. Problems of the interfaces to attach are reported together.
+inline void plan_ingress(const DesiredState& want, const ObservedState& have,
+                         std::vector<Change>& detaches, std::vector<Change>& attaches) {
+    auto configured = [&](const IngressLink& link) {
+        return std::binary_search(want.ingress_interfaces.begin(), want.ingress_interfaces.end(),
+                                  link.name);
+    };
+    auto wanted_at = [&](const IngressAttachment& a) {
+        return std::any_of(
+            have.ingress_links.begin(), have.ingress_links.end(),
+            [&](const IngressLink& link) { return link.ifindex == a.ifindex && configured(link); });
+    };
+    for (const IngressAttachment& a : have.ingress_attached) {
+        if (!wanted_at(a)) {
+            detaches.push_back(change::DetachIngress{a.ifindex, a.ifname});
+        }
+    }
+    std::string problems;
+    for (const IngressLink& link : have.ingress_links) {
+        if (!configured(link) || (link.attached_id && link.attached_current)) {
+            continue;
+        }
+        if (auto problem = ingress_problem(link)) {
+            problems += (problems.empty() ? "" : "; ") + *problem;
+            continue;
+        }
+        attaches.push_back(
+            change::AttachIngress{link.name, link.ifindex, *link.l2_header_len, link.attached_id});
+    }
+    if (!problems.empty()) {
+        throw std::runtime_error(problems);
+    }
+}
+
 }  // namespace plan_detail
 
 // The order is the safety argument: the device first; then removals, routes before map entries,
 // so no traffic enters for a mapping that is going away; then map additions and the program;
-// routes last, so traffic only enters once the translator is ready for it. A changed route (new
+// routes last, so traffic only enters once the translator is ready for it; the ingress fast path
+// after everything else (it shares the maps, and what it leaves alone takes the device path),
+// and off first, before anything it relies on changes. A changed route (new
 // MTU) is removed and re-added rather than replaced: NLM_F_REPLACE picks the first route with the
 // same prefix and metric, which may belong to someone else. Throws when a device of the
 // configured name exists and is not ours.
@@ -413,6 +556,10 @@ inline Plan compute_plan(const DesiredState& want, const ObservedState& have) {
     using plan_detail::missing_from;
     Plan plan;
     plan_detail::plan_device(want, have, plan);
+    std::vector<Change> ingress_detaches;
+    std::vector<Change> ingress_attaches;
+    plan_detail::plan_ingress(want, have, ingress_detaches, ingress_attaches);
+    plan.insert(plan.end(), ingress_detaches.begin(), ingress_detaches.end());
     const std::vector<RouteSpec> removed = missing_from(have.routes, want.routes);
     auto [early_routes, late_routes] =
         plan_detail::split_route_additions(missing_from(want.routes, have.routes), removed);
@@ -435,6 +582,7 @@ inline Plan compute_plan(const DesiredState& want, const ObservedState& have) {
     for (const RouteSpec& route : late_routes) {
         plan.push_back(change::AddRoute{route});
     }
+    plan.insert(plan.end(), ingress_attaches.begin(), ingress_attaches.end());
     return plan;
 }
 
@@ -577,6 +725,17 @@ inline std::string describe(const Change& c) {
         }
         std::string operator()(const change::RemoveNatTable& c) const {
             return "remove nftables table ip " + c.table;
+        }
+        std::string operator()(const change::AttachIngress& c) const {
+            const std::string what = "the ingress fast path on " + c.ifname + " (" +
+                                     std::to_string(c.l2_header_len) + "-byte link-layer header)";
+            return c.replaces_id ? "replace attached program id " + std::to_string(*c.replaces_id) +
+                                       " with " + what
+                                 : "attach " + what;
+        }
+        std::string operator()(const change::DetachIngress& c) const {
+            return "detach the ingress fast path from " + c.ifname + " (ifindex " +
+                   std::to_string(c.ifindex) + ")";
         }
     };
     return std::visit(Describer{}, c);

@@ -32,10 +32,21 @@ bool is_eam_change(const Change& change) {
 
 }  // namespace
 
-Plan Reconciler::plan(const Config& config, const std::vector<RestoredLease>& leases) {
+Plan Reconciler::plan(const Config& config, const std::vector<RestoredLease>& leases,
+                      bool log_warnings) {
     DesiredState want = desired_state(config);
     want.nat64_leases = leases;
-    return compute_plan(want, backend_.observe(want));
+    const ObservedState have = backend_.observe(want);
+    if (log_warnings) {
+        for (const std::string& warning : ingress_warnings(want, have)) {
+            log_warning(warning);
+        }
+    }
+    return compute_plan(want, have);
+}
+
+Plan Reconciler::plan(const Config& config, const std::vector<RestoredLease>& leases) {
+    return plan(config, leases, false);
 }
 
 void Reconciler::apply(const Plan& plan) {
@@ -64,7 +75,8 @@ void Reconciler::apply(const Plan& plan) {
 }
 
 Plan Reconciler::reconcile(const Config& config, const std::vector<RestoredLease>& leases) {
-    Plan plan = this->plan(config, leases);
+    // Warnings once per reconcile, not again from the verification below.
+    Plan plan = this->plan(config, leases, true);
     log_plan(plan);
     if (plan.empty()) {
         return plan;

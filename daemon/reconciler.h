@@ -21,6 +21,9 @@ class Reconciler {
     Plan reconcile(const Config& config, const std::vector<RestoredLease>& leases = {});
 
   private:
+    // LOG_WARNINGS: log what the operator should know that plans no change (a configured ingress
+    // interface that does not exist).
+    Plan plan(const Config& config, const std::vector<RestoredLease>& leases, bool log_warnings);
     void apply(const Plan& plan);
 
     Backend& backend_;

@@ -14,19 +14,20 @@
 namespace xlat64 {
 namespace {
 
-bpf_tc_hook egress_hook(int ifindex) {
+bpf_tc_hook tc_hook(int ifindex, TcDirection direction) {
     bpf_tc_hook hook{};
     hook.sz = sizeof(hook);
     hook.ifindex = ifindex;
-    hook.attach_point = BPF_TC_EGRESS;
+    hook.attach_point = direction == TcDirection::egress ? BPF_TC_EGRESS : BPF_TC_INGRESS;
     return hook;
 }
 
-bpf_tc_opts filter_opts() {
+bpf_tc_opts filter_opts(TcDirection direction) {
     bpf_tc_opts opts{};
     opts.sz = sizeof(opts);
-    opts.handle = TcEgressProgram::kHandle;
-    opts.priority = TcEgressProgram::kPriority;
+    opts.handle =
+        direction == TcDirection::egress ? TcProgram::kEgressHandle : TcProgram::kIngressHandle;
+    opts.priority = TcProgram::kPriority;
     return opts;
 }
 
@@ -58,17 +59,28 @@ std::string to_hex(const unsigned char* bytes, size_t size) {
 
 }  // namespace
 
-std::string program_tag_by_id(uint32_t id) {
+namespace {
+
+// Tag and name of a loaded program; nullopt when it is gone.
+std::optional<AttachedProgram> program_by_id(uint32_t id) {
     UniqueFd fd(bpf_prog_get_fd_by_id(id));
     if (!fd) {
-        return {};
+        return std::nullopt;
     }
     bpf_prog_info info{};
     uint32_t info_len = sizeof(info);
     if (bpf_obj_get_info_by_fd(fd.get(), &info, &info_len) < 0) {
-        return {};
+        return std::nullopt;
     }
-    return to_hex(info.tag, sizeof(info.tag));
+    return AttachedProgram{id, to_hex(info.tag, sizeof(info.tag)),
+                           std::string(info.name, strnlen(info.name, sizeof(info.name)))};
+}
+
+}  // namespace
+
+std::string program_tag_by_id(uint32_t id) {
+    auto program = program_by_id(id);
+    return program ? program->tag : std::string();
 }
 
 std::string normalize_tag(const std::string& tag) {
@@ -81,12 +93,16 @@ std::string normalize_tag(const std::string& tag) {
     return out;
 }
 
-TcEgressProgram::TcEgressProgram(int ifindex, std::string device_name)
-    : ifindex_(ifindex), device_name_(std::move(device_name)) {}
+TcProgram::TcProgram(int ifindex, std::string ifname, TcDirection direction)
+    : ifindex_(ifindex), ifname_(std::move(ifname)), direction_(direction) {}
 
-std::optional<AttachedProgram> TcEgressProgram::attached() const {
-    bpf_tc_hook hook = egress_hook(ifindex_);
-    bpf_tc_opts opts = filter_opts();
+std::string TcProgram::hook_name() const {
+    return direction_ == TcDirection::egress ? "egress" : "ingress";
+}
+
+std::optional<AttachedProgram> TcProgram::attached() const {
+    bpf_tc_hook hook = tc_hook(ifindex_, direction_);
+    bpf_tc_opts opts = filter_opts(direction_);
     int err = 0;
     {
         // Without a clsact qdisc the kernel answers "Parent Qdisc doesn't exists", which just
@@ -94,18 +110,28 @@ std::optional<AttachedProgram> TcEgressProgram::attached() const {
         QuietLibbpf quiet;
         err = bpf_tc_query(&hook, &opts);
     }
-    // ENOENT: no such filter; EINVAL: no clsact qdisc on the device yet.
+    // ENOENT: no such filter; EINVAL: no clsact qdisc on the device yet (or, at an operator's
+    // interface, another kind of filter at our priority).
     if (err == -ENOENT || err == -EINVAL) {
         return std::nullopt;
     }
     if (err < 0) {
-        fail("querying the tc egress filter on " + device_name_, err);
+        fail("querying the tc " + hook_name() + " filter on " + ifname_, err);
     }
-    return AttachedProgram{opts.prog_id, program_tag_by_id(opts.prog_id)};
+    // A program that went away between the query and this lookup has an empty tag and name.
+    return program_by_id(opts.prog_id).value_or(AttachedProgram{opts.prog_id, {}, {}});
 }
 
-void TcEgressProgram::attach(int program_fd) {
-    bpf_tc_hook hook = egress_hook(ifindex_);
+std::optional<AttachedProgram> TcProgram::attached_ingress_program() const {
+    auto program = attached();
+    if (!program || program->name != kIngressProgramName) {
+        return std::nullopt;
+    }
+    return program;
+}
+
+void TcProgram::attach(int program_fd) {
+    bpf_tc_hook hook = tc_hook(ifindex_, direction_);
     int err = 0;
     {
         // An existing clsact qdisc (EEXIST, "Exclusivity flag on") is the usual case.
@@ -113,25 +139,35 @@ void TcEgressProgram::attach(int program_fd) {
         err = bpf_tc_hook_create(&hook);
     }
     if (err < 0 && err != -EEXIST) {
-        fail("adding the clsact qdisc to " + device_name_, err);
+        fail("adding the clsact qdisc to " + ifname_, err);
     }
-    bpf_tc_opts opts = filter_opts();
+    bpf_tc_opts opts = filter_opts(direction_);
     opts.prog_fd = program_fd;
     opts.flags = BPF_TC_F_REPLACE;
     err = bpf_tc_attach(&hook, &opts);
     if (err < 0) {
-        fail("attaching the translator to tc egress of " + device_name_, err);
+        fail(direction_ == TcDirection::egress
+                 ? "attaching the translator to tc egress of " + ifname_
+                 : std::string("attaching ") + kIngressProgramName + " to " + ifname_ + " ingress",
+             err);
     }
 }
 
-void TcEgressProgram::detach() {
-    bpf_tc_hook hook = egress_hook(ifindex_);
-    bpf_tc_opts opts = filter_opts();
+bool TcProgram::detach() {
+    if (direction_ == TcDirection::ingress && attached() && !attached_ingress_program()) {
+        return false;
+    }
+    bpf_tc_hook hook = tc_hook(ifindex_, direction_);
+    bpf_tc_opts opts = filter_opts(direction_);
     QuietLibbpf quiet;
     int err = bpf_tc_detach(&hook, &opts);
     if (err < 0 && err != -ENOENT && err != -EINVAL) {
-        fail("detaching the translator from " + device_name_, err);
+        fail(direction_ == TcDirection::egress ? "detaching the translator from " + ifname_
+                                               : std::string("detaching ") + kIngressProgramName +
+                                                     " from " + ifname_ + " ingress",
+             err);
     }
+    return true;
 }
 
 }  // namespace xlat64

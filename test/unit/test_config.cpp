@@ -713,3 +713,81 @@ nat64:
                Contains("overlaps the EAM entry 192.0.2.0/32 <-> 2001:db8:100::/128 (and 255 "
                         "more)"));
 }
+
+// --- translation.ingress_interfaces (the ingress fast path) -----------------------------------
+
+TEST_CASE("config: ingress_interfaces defaults to none", "[config][ingress]") {
+    CHECK(parse_config("", "t").ingress_interfaces.empty());
+    CHECK(parse_config("translation:\n  ingress_interfaces:\n", "t").ingress_interfaces.empty());
+    CHECK(parse_config("translation: {ingress_interfaces: []}", "t").ingress_interfaces.empty());
+}
+
+TEST_CASE("config: ingress_interfaces is read in order", "[config][ingress]") {
+    Config config = parse_config(R"(translation:
+  ingress_interfaces: [eth1, ppp0]
+)",
+                                 "t");
+    CHECK(config.ingress_interfaces == std::vector<std::string>{"eth1", "ppp0"});
+    config = parse_config("translation:\n  ingress_interfaces:\n    - eth0.100\n    - wg0\n", "t");
+    CHECK(config.ingress_interfaces == std::vector<std::string>{"eth0.100", "wg0"});
+    // Interfaces are not looked up: the file is checked without the kernel.
+    CHECK(parse_config("translation: {ingress_interfaces: [nosuchif9]}", "t").ingress_interfaces ==
+          std::vector<std::string>{"nosuchif9"});
+    // The options the program reads are not affected.
+    CHECK(config.translation == TranslationConfig{});
+}
+
+TEST_CASE("config: ingress_interfaces names must be interface names", "[config][ingress]") {
+    for (const char* name : {"abcdefghijklmnop", "'a/b'", "'a b'", "''", "'..'", "\"a\\tb\""}) {
+        CAPTURE(name);
+        auto issue = only_issue(
+            std::string("translation:\n  ingress_interfaces:\n    - eth1\n    - ") + name + "\n");
+        CHECK(issue.key == "translation.ingress_interfaces[1]");
+        CHECK(issue.line == 4);
+        CHECK(issue.column == 7);
+        CHECK_THAT(issue.message,
+                   Contains("is not a Linux interface name") && Contains("1 to 15 characters"));
+    }
+    auto issue = only_issue("translation:\n  ingress_interfaces: [eth1, [eth2]]\n");
+    CHECK(issue.key == "translation.ingress_interfaces[1]");
+    CHECK_THAT(issue.message, Contains("a Linux interface name, e.g. eth1"));
+}
+
+TEST_CASE("config: ingress_interfaces must be a list", "[config][ingress]") {
+    auto issue = only_issue("translation:\n  ingress_interfaces: eth1\n");
+    CHECK(issue.key == "translation.ingress_interfaces");
+    CHECK(issue.line == 2);
+    CHECK(issue.message == "expected a list of interface names, e.g. [eth1, eth2], found 'eth1'");
+}
+
+TEST_CASE("config: an ingress interface listed twice", "[config][ingress]") {
+    auto issue =
+        only_issue("translation:\n  ingress_interfaces:\n    - eth1\n    - eth2\n    - eth1\n");
+    CHECK(issue.key == "translation.ingress_interfaces[2]");
+    CHECK(issue.line == 5);
+    CHECK(issue.message ==
+          "eth1 is already listed as translation.ingress_interfaces[0] (line 3); list each "
+          "interface once");
+}
+
+TEST_CASE("config: xlat64's own device is no ingress interface", "[config][ingress]") {
+    auto issue = only_issue("translation:\n  ingress_interfaces: [eth1, xlat64]\n");
+    CHECK(issue.key == "translation.ingress_interfaces[1]");
+    CHECK_THAT(issue.message, Contains("xlat64 is xlat64's own device (device.name)"));
+    // With another device name, that name is refused and "xlat64" is an ordinary interface.
+    issue = only_issue("device: {name: siit0}\ntranslation:\n  ingress_interfaces: [siit0]\n");
+    CHECK_THAT(issue.message, Contains("siit0 is xlat64's own device"));
+    CHECK(parse_config("device: {name: siit0}\ntranslation: {ingress_interfaces: [xlat64]}", "t")
+              .ingress_interfaces.size() == 1);
+}
+
+TEST_CASE("config: ingress_interfaces issues are reported with the others", "[config][ingress]") {
+    auto issues = issues_of(
+        "pool6: 2001:db8:64::/80\ntranslation:\n  lowest_ipv6_mtu: 1\n"
+        "  ingress_interfaces: [eth1, eth1]\n");
+    REQUIRE(issues.size() == 3);
+    CHECK(issues[0].key == "pool6");
+    CHECK(issues[1].key == "translation.lowest_ipv6_mtu");
+    CHECK(issues[2].key == "translation.ingress_interfaces[1]");
+    CHECK(issues[2].line == 4);
+}
