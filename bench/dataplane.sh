@@ -7,6 +7,8 @@
 #   tayga         TAYGA (Debian's package), its own tun device, pool6 + a static map
 #   siit          xlat64 SIIT: pool6 + an EAM entry for the client
 #   nat64         xlat64 stateful NAT64, the client a subscriber host
+#   siit-ingress  siit, translating at the router's interfaces' ingress (translation.ingress_interfaces)
+#   nat64-ingress nat64, the same
 #
 #   client                                router                                  server
 #   2001:db8:1::2/64  ── veth ── 2001:db8:1::1/64        2001:db8:2::1/64 ── veth ── 2001:db8:2::2/64
@@ -42,7 +44,7 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 SMOKE=0
 RUNS=3
 SECONDS_PER_TEST=5
-MODES=ipv6-forward,nat44,tayga,siit,nat64
+MODES=ipv6-forward,nat44,tayga,siit,nat64,siit-ingress,nat64-ingress
 OUTPUT=
 PROFILE_DIR=
 while (($#)); do
@@ -244,13 +246,15 @@ teardown_tayga() {
 	TAYGA_PID=
 }
 
-# start_daemon NAME: xlat64d in the router from $TMP/NAME.yaml (pin dir, socket and a state
-# directory of this run appended), like test/e2e/lib.sh's start_daemon.
+# start_daemon NAME [INGRESS]: xlat64d in the router from $TMP/NAME.yaml (pin dir, socket and a
+# state directory of this run appended), like test/e2e/lib.sh's start_daemon; with INGRESS, it
+# translates at the ingress of both of the router's interfaces too.
 start_daemon() {
-	local config=$TMP/$1.yaml
+	local config=$TMP/$1.yaml ingress=${2:-}
 	cat >>"$config" <<-EOF
 		translation:
 		  lowest_ipv6_mtu: 1500
+		  ingress_interfaces: [${ingress:+to-client, to-server}]
 		control:
 		  socket: $SOCKET
 		bpf:
@@ -282,19 +286,25 @@ stop_daemon() {
 }
 
 setup_siit() {
+	local ingress=${1:-}
 	cat >"$TMP/siit.yaml" <<-'YAML'
 		pool6: 2001:db8:64::/96
 		eamt:
 		  - ipv4: 203.0.113.128/25
 		    ipv6: 2001:db8:1::/121
 	YAML
-	start_daemon siit
+	start_daemon siit "$ingress"
 	DEST=$SERVER_VIA_POOL6
 	SOURCE=2001:db8:1::2
 }
 teardown_siit() { stop_daemon siit; }
+setup_siit-ingress() {
+	setup_siit ingress
+}
+teardown_siit-ingress() { teardown_siit; }
 
 setup_nat64() {
+	local ingress=${1:-}
 	# Four /64 subscribers, one public address each with one block of 32768 ports: the
 	# subscriber's port budget is about that of the NAT44 limit (one address, all ports).
 	cat >"$TMP/nat64.yaml" <<-'YAML'
@@ -307,11 +317,15 @@ setup_nat64() {
 		  block_size: 32768
 		  mode: deterministic
 	YAML
-	start_daemon nat64
+	start_daemon nat64 "$ingress"
 	DEST=$SERVER_VIA_POOL6
 	SOURCE=2001:db8:100:1::a
 }
 teardown_nat64() { stop_daemon nat64; }
+setup_nat64-ingress() {
+	setup_nat64 ingress
+}
+teardown_nat64-ingress() { teardown_nat64; }
 
 # --- Measurements --------------------------------------------------------------------------------
 
@@ -492,7 +506,7 @@ except Exception: print(0)' "$cps")" connection python3 . \
 # --- Main ----------------------------------------------------------------------------------------
 
 for mode in "${MODE_LIST[@]}"; do
-	declare -F "setup_$mode" >/dev/null || die "unknown mode $mode (known: ipv6-forward,nat44,tayga,siit,nat64)"
+	declare -F "setup_$mode" >/dev/null || die "unknown mode $mode (known: ipv6-forward,nat44,tayga,siit,nat64,siit-ingress,nat64-ingress)"
 done
 command -v iperf3 >/dev/null || die "iperf3 is not installed (bench/run installs it)"
 if [[ ,$MODES, == *,tayga,* ]]; then

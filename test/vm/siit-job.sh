@@ -27,15 +27,25 @@ else
 fi
 rm -rf /sys/fs/bpf/xlat64-verify /sys/fs/bpf/xlat_* # loadall pins BY_NAME maps at the bpffs root
 
+# Every datapath fixture through both instances of the program as xlat64d loads them (the
+# device's, and the one for an interface's ingress, whose code loadall's defaults leave out).
+echo "== datapath fixtures (BPF_PROG_TEST_RUN)"
+if XLAT64_FIXTURE_DIR=$share/fixtures "$share/bin/datapath_tests"; then
+	echo "== datapath fixtures: PASS"
+else
+	failed+=(datapath_fixtures)
+fi
+
 # rfc7915_*: ICMP errors, PMTUD (50 MB) and fragments on the 6.1 kernel; the image has no traceroute,
 # which that test skips and says so. nat44_blocks checks conntrack's view only with the conntrack
 # tool, which the image lacks (it says so); nat64_subscribers reads /proc/net/nf_conntrack instead.
 # eamt_file: batched LPM trie writes (6.1 may lack batch operations for tries: the fallback) and
 # aggregated routes; nat64_bulk_import and nat64_restart_reboot: batched hash map updates and
-# lookups, and the blocks map of one-address blocks (a hash map), with traffic.
+# lookups, and the blocks map of one-address blocks (a hash map), with traffic. *_ingress_fast_path:
+# the cls_bpf filter on the interfaces' clsact qdiscs, and the translation at tc ingress.
 for test in siit_ipv6_client_pool6 siit_ipv4_client_eamt rfc7915_pmtud_fragments_traceroute \
 	nat44_blocks nat64_subscribers nat64_dynamic reload_nat64_pool eamt_runtime eamt_file \
-	nat64_bulk_import nat64_restart_reboot; do
+	nat64_bulk_import nat64_restart_reboot siit_ingress_fast_path nat64_ingress_fast_path; do
 	echo "== $test"
 	start=$SECONDS
 	if bash "$share/e2e/$test.sh"; then
