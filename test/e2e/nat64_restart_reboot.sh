@@ -68,8 +68,10 @@ zero_change_lines() { grep -c 'reconcile: 0 changes$' "$DAEMON_LOG" || true; }
 
 # ===== 1. Restart without loss ======================================================================
 log "restart: TCP transfer and ping across kill -9 and restart"
-PING_COUNT=120 # 6 s at 50 ms
-start_tcp_flow FLOW "$CLIENT" "$SERVER6" 8080 3000000 500000 2001:db8:100::a
+# 15 s of traffic: the kill must come while both still run, and under the VM job's emulation the
+# snapshot before it alone takes several seconds (6 s were once not enough there).
+PING_COUNT=300 # 15 s at 50 ms
+start_tcp_flow FLOW "$CLIENT" "$SERVER6" 8080 7500000 500000 2001:db8:100::a
 ip netns exec "$CLIENT" ping -6 -I "$PING_HOST" -i 0.05 -c "$PING_COUNT" -W 2 -q "$SERVER6" \
 	>"$E2E_TMP/ping.out" 2>&1 &
 PING_PID=$!
