@@ -100,6 +100,29 @@ class LibbpfLogCapture {
     std::string text_;
 };
 
+// A per-CPU array of struct xlat_counter, summed over the CPUs.
+template <size_t N>
+std::array<StatCounter, N> read_counters(int fd, const char* map_name) {
+    int ncpus = libbpf_num_possible_cpus();
+    if (ncpus <= 0) {
+        throw_error(std::string("reading ") + map_name + ": counting possible CPUs", -ncpus);
+    }
+    // A per-CPU lookup fills one value per possible CPU (16 bytes: no padding to 8 needed).
+    std::vector<xlat_counter> per_cpu(static_cast<size_t>(ncpus));
+    std::array<StatCounter, N> counters{};
+    for (uint32_t key = 0; key < N; ++key) {
+        int err = bpf_map_lookup_elem(fd, &key, per_cpu.data());
+        if (err) {
+            throw_error(std::string("reading ") + map_name, -err);
+        }
+        for (const xlat_counter& c : per_cpu) {
+            counters[key].packets += c.packets;
+            counters[key].bytes += c.bytes;
+        }
+    }
+    return counters;
+}
+
 std::string eam_text(const EamEntry& entry) {
     return to_string(entry.ipv4) + " -> " + to_string(entry.ipv6);
 }
@@ -804,46 +827,12 @@ void BpfTranslator::remove_eams(const std::vector<EamEntry>& entries) {
 }
 
 StatsSnapshot BpfTranslator::read_stats() const {
-    int ncpus = libbpf_num_possible_cpus();
-    if (ncpus <= 0) {
-        throw_error("reading " XLAT64_MAP_STATS ": counting possible CPUs", -ncpus);
-    }
-    int fd = bpf_map__fd(skel_->maps.xlat_stats);
-    // A per-CPU lookup fills one value per possible CPU (16 bytes: no padding to 8 needed).
-    std::vector<xlat_counter> per_cpu(static_cast<size_t>(ncpus));
-    StatsSnapshot stats{};
-    for (uint32_t key = 0; key < XLAT_STAT_MAX; ++key) {
-        int err = bpf_map_lookup_elem(fd, &key, per_cpu.data());
-        if (err) {
-            throw_error("reading " XLAT64_MAP_STATS, -err);
-        }
-        for (const xlat_counter& c : per_cpu) {
-            stats[key].packets += c.packets;
-            stats[key].bytes += c.bytes;
-        }
-    }
-    return stats;
+    return read_counters<XLAT_STAT_MAX>(bpf_map__fd(skel_->maps.xlat_stats), XLAT64_MAP_STATS);
 }
 
 IngressStatsSnapshot BpfTranslator::read_ingress_stats() const {
-    int ncpus = libbpf_num_possible_cpus();
-    if (ncpus <= 0) {
-        throw_error("reading " XLAT64_MAP_INGRESS_STATS ": counting possible CPUs", -ncpus);
-    }
-    int fd = bpf_map__fd(skel_->maps.xlat_ingress_stats);
-    std::vector<xlat_counter> per_cpu(static_cast<size_t>(ncpus));
-    IngressStatsSnapshot stats{};
-    for (uint32_t key = 0; key < XLAT_INGRESS_STAT_MAX; ++key) {
-        int err = bpf_map_lookup_elem(fd, &key, per_cpu.data());
-        if (err) {
-            throw_error("reading " XLAT64_MAP_INGRESS_STATS, -err);
-        }
-        for (const xlat_counter& c : per_cpu) {
-            stats[key].packets += c.packets;
-            stats[key].bytes += c.bytes;
-        }
-    }
-    return stats;
+    return read_counters<XLAT_INGRESS_STAT_MAX>(bpf_map__fd(skel_->maps.xlat_ingress_stats),
+                                                XLAT64_MAP_INGRESS_STATS);
 }
 
 Nat64MapFds BpfTranslator::nat64_map_fds() const {

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "daemon/plan.h"
+#include "test/unit/converged_state.h"
 
 using namespace xlat64;
 using Catch::Matchers::Contains;
@@ -16,19 +17,7 @@ Config config_with(std::vector<std::string> interfaces) {
     return config;
 }
 
-// The kernel as CONFIG wants it, before looking at the ingress fast path.
-ObservedState converged(const Config& config) {
-    const DesiredState want = desired_state(config);
-    ObservedState have;
-    have.device = DeviceState{7, want.mtu, true, true, true};
-    have.routes = want.routes;
-    have.pool6 = want.pool6;
-    have.translation = want.translation;
-    have.eamt = want.eamt;
-    have.program_current = true;
-    have.attached_program_id = 42;
-    return have;
-}
+using xlat64_test::converged;
 
 IngressLink ethernet(const std::string& name, int ifindex) {
     IngressLink link;

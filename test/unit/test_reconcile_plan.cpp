@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "daemon/plan.h"
+#include "test/unit/converged_state.h"
 
 using namespace xlat64;
 
@@ -26,19 +27,7 @@ Config sample_config() {
     return config;
 }
 
-// The kernel exactly as `config` wants it.
-ObservedState converged(const Config& config) {
-    const DesiredState want = desired_state(config);
-    ObservedState have;
-    have.device = DeviceState{7, want.mtu, true, true, true};
-    have.routes = want.routes;
-    have.pool6 = want.pool6;
-    have.translation = want.translation;
-    have.eamt = want.eamt;
-    have.program_current = true;
-    have.attached_program_id = 42;
-    return have;
-}
+using xlat64_test::converged;
 
 std::vector<std::string> descriptions(const Plan& plan) {
     std::vector<std::string> out;
