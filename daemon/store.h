@@ -90,7 +90,7 @@ class Query;  // a cached prepared statement in use (store.cpp)
 
 class Store {
   public:
-    static constexpr int kSchemaVersion = 1;
+    static constexpr int kSchemaVersion = 2;
     static constexpr const char* kDefaultPath = "/var/lib/xlat64/state.db";
 
     struct Options {
@@ -188,7 +188,13 @@ class Store {
     void migrate();
     void exec(const char* sql, const char* doing);
     Query query(std::string_view sql, const char* doing);
+    static constexpr size_t kRowsPerInsert = 64;
+    SubscriberChange add_subscriber_row(const Subscriber& subscriber, const std::string& prefix);
+    void add_subscriber_rows(const Subscriber* rows, SubscriberChange* changes);  // kRowsPerInsert
+    void check_open(const Allocation& allocation) const;
+    static void bind_allocation(Query& q, int row, const Allocation& allocation);
     void insert_allocation(const Allocation& allocation);
+    void insert_allocations(const Allocation* rows);  // kRowsPerInsert of them
     [[noreturn]] void conflict(const Allocation& allocation);
     [[noreturn]] void fail(int rc, const std::string& doing) const;
 

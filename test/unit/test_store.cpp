@@ -264,7 +264,7 @@ TEST_CASE("a store of a newer schema is refused and left untouched", "[store]") 
     CHECK(open_error(path, message) == StoreError::Kind::newer_schema);
     CHECK(message == "opening the state store " + path +
                          ": it was written by a newer xlat64 (schema 3, this xlat64d knows up to "
-                         "1): upgrade xlat64 or restore a backup");
+                         "2): upgrade xlat64 or restore a backup");
     CHECK(contents(path) == before);
 
     // Also when the newer xlat64 left its WAL behind: no checkpoint into the file.
@@ -435,4 +435,154 @@ TEST_CASE("subscribers and their allocations commit together or not at all", "[s
     CHECK(store.subscribers().empty());
     REQUIRE(store.open_allocation_list().size() == 1);
     CHECK(store.open_allocation_list().front().block == 7);
+}
+
+TEST_CASE("batches of subscribers: new, renamed, unchanged and repeated, as one by one",
+          "[store]") {
+    TempDir dir;
+    Store store = Store::open(dir.file("state.db"));
+    auto prefix = [](size_t i) {
+        Ipv6Address a = *parse_ipv6_address("2001:db8::");
+        a[6] = static_cast<uint8_t>(i >> 8);
+        a[7] = static_cast<uint8_t>(i);
+        return Ipv6Prefix{a, 64};
+    };
+    using C = Store::SubscriberChange;
+    // 300 subscribers: whole batches of 64 and a tail. Then again with every third renamed and
+    // 100 new ones, and a batch holding one prefix twice.
+    std::vector<Subscriber> first;
+    for (size_t i = 0; i < 300; ++i) {
+        first.push_back({prefix(i), "a" + std::to_string(i), 100});
+    }
+    CHECK(store.add_subscribers(first) == std::vector<C>(300, C::added));
+    std::vector<Subscriber> second;
+    std::vector<C> want;
+    for (size_t i = 0; i < 400; ++i) {
+        const bool renamed = i < 300 && i % 3 == 0;
+        second.push_back({prefix(i), (renamed ? "b" : "a") + std::to_string(i), 200});
+        want.push_back(i >= 300 ? C::added : renamed ? C::updated : C::unchanged);
+    }
+    second[70] = {prefix(350), "twice", 200};  // also at 350, in another batch
+    want[70] = C::added;
+    want[350] = C::updated;
+    second[80] = {prefix(81), "x", 200};  // twice in one batch: the second one renames
+    want[80] = C::updated;
+    want[81] = C::updated;
+    CHECK(store.add_subscribers(second) == want);
+    CHECK(store.subscribers().size() == 400);
+    CHECK(store.subscriber(prefix(3)) == Subscriber{prefix(3), "b3", 100});
+    CHECK(store.subscriber(prefix(4)) == Subscriber{prefix(4), "a4", 100});
+    CHECK(store.subscriber(prefix(81)) == Subscriber{prefix(81), "b81", 100});
+    CHECK(store.subscriber(prefix(350)) == Subscriber{prefix(350), "a350", 200});
+    CHECK(store.subscriber(prefix(399)) == Subscriber{prefix(399), "a399", 200});
+}
+
+TEST_CASE("a conflict inside a batch of allocations names it and leaves nothing", "[store]") {
+    TempDir dir;
+    Store store = Store::open(dir.file("state.db"));
+    store.open_allocation(allocation(1000, 10));  // block 1000 is held
+    std::vector<Allocation> batch;
+    for (uint64_t i = 0; i < 200; ++i) {
+        batch.push_back(allocation(i, 20));
+    }
+    batch[100].block = 1000;  // in the second batch of 64 rows
+    try {
+        store.open_allocations(batch);
+        FAIL("block 1000 was given twice");
+    } catch (const StoreError& e) {
+        CHECK(e.kind() == StoreError::Kind::conflict);
+        CHECK_THAT(e.what(), Catch::Contains("block 1000 is already held by " +
+                                             to_string(allocation(1000, 10).subscriber)));
+    }
+    CHECK(store.open_allocation_list().size() == 1);
+    batch[100].block = 100;
+    store.open_allocations(batch);
+    CHECK(store.open_allocation_list().size() == 201);
+    CHECK(store.open_allocation_list()[150] == [&] {
+        Allocation a = batch[150];
+        a.id = store.open_allocation_list()[150].id;
+        return a;
+    }());
+}
+
+// The layout of schema 1 (xlat64 before the import work of issue 7), as its migration made it.
+constexpr const char* kSchema1 = R"sql(
+CREATE TABLE subscribers (prefix TEXT PRIMARY KEY, account TEXT NOT NULL, created INTEGER NOT NULL);
+CREATE TABLE allocations (
+    id INTEGER PRIMARY KEY, subscriber TEXT NOT NULL, account TEXT NOT NULL,
+    block INTEGER NOT NULL CHECK (block >= 0), internal TEXT NOT NULL,
+    public_address TEXT NOT NULL,
+    first_port INTEGER NOT NULL CHECK (first_port BETWEEN 0 AND 65535),
+    last_port INTEGER NOT NULL CHECK (last_port BETWEEN first_port AND 65535),
+    valid_from INTEGER NOT NULL,
+    valid_until INTEGER CHECK (valid_until IS NULL OR valid_until >= valid_from));
+CREATE UNIQUE INDEX allocations_open_block ON allocations (block) WHERE valid_until IS NULL;
+CREATE UNIQUE INDEX allocations_open_subscriber ON allocations (subscriber)
+    WHERE valid_until IS NULL;
+CREATE INDEX allocations_by_port ON allocations (public_address, first_port, last_port);
+CREATE INDEX allocations_by_subscriber ON allocations (subscriber, valid_from);
+CREATE INDEX allocations_closed ON allocations (valid_until) WHERE valid_until IS NOT NULL;
+CREATE TABLE eam (ipv4 TEXT PRIMARY KEY, ipv6 TEXT NOT NULL UNIQUE, created INTEGER NOT NULL);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO subscribers VALUES ('2001:db8:1::/64', 'alice', 50);
+INSERT INTO allocations VALUES
+    (1, '2001:db8:1::/64', 'alice', 3, '100.64.0.3/32', '192.0.2.1', 1024, 2047, 100, 200),
+    (2, '2001:db8:1::/64', 'alice', 4, '100.64.0.4/32', '192.0.2.1', 2048, 3071, 300, NULL),
+    (3, '2001:db8:2::/64', 'bob', 3, '100.64.0.3/32', '192.0.2.1', 1024, 2047, 250, NULL);
+INSERT INTO meta VALUES ('k', 'v');
+PRAGMA application_id = 2020357684;
+PRAGMA user_version = 1;
+)sql";
+
+std::vector<std::string> index_names(const std::string& path) {
+    sqlite3* raw = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &raw) == SQLITE_OK);
+    std::unique_ptr<sqlite3, decltype(&sqlite3_close)> db(raw, &sqlite3_close);
+    sqlite3_stmt* stmt = nullptr;
+    REQUIRE(sqlite3_prepare_v2(raw,
+                               "SELECT name FROM sqlite_schema WHERE type = 'index' AND "
+                               "tbl_name = 'allocations' AND sql IS NOT NULL ORDER BY name",
+                               -1, &stmt, nullptr) == SQLITE_OK);
+    std::vector<std::string> out;
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
+    }
+    sqlite3_finalize(stmt);
+    return out;
+}
+
+TEST_CASE("a store of schema 1 is migrated and keeps everything", "[store]") {
+    TempDir dir;
+    auto path = dir.file("state.db");
+    raw_exec(path, "PRAGMA journal_mode=WAL");
+    raw_exec(path, kSchema1);
+    {
+        Store store = Store::open(path);
+        CHECK(store.subscriber(v6p("2001:db8:1::/64")) ==
+              Subscriber{v6p("2001:db8:1::/64"), "alice", 50});
+        CHECK(store.meta("k") == "v");
+        const auto history = store.history(v6p("2001:db8:1::/64"));
+        REQUIRE(history.size() == 2);  // closed and open, oldest first
+        CHECK(history[0].id == 1);
+        CHECK(history[0].valid_until == 200);
+        CHECK(history[1].id == 2);
+        CHECK_FALSE(history[1].valid_until);
+        const auto open = store.open_allocation_list();
+        REQUIRE(open.size() == 2);
+        CHECK(open[0].block == 3);
+        CHECK(open[0].subscriber == v6p("2001:db8:2::/64"));
+        auto traced = store.trace(*parse_ipv4_address("192.0.2.1"), 1500, 150);
+        REQUIRE(traced);
+        CHECK(traced->id == 1);
+        // The unique indexes still hold.
+        auto twice = open[0];
+        twice.subscriber = v6p("2001:db8:3::/64");
+        CHECK_THROWS_WITH(store.open_allocation(twice), Catch::Contains("block 3 is already held"));
+    }
+    CHECK(index_names(path) == std::vector<std::string>{"allocations_by_port", "allocations_closed",
+                                                        "allocations_closed_by_subscriber",
+                                                        "allocations_open_block",
+                                                        "allocations_open_subscriber"});
+    // Opening it again changes nothing.
+    CHECK(Store::open(path).history(v6p("2001:db8:1::/64")).size() == 2);
 }
