@@ -33,8 +33,8 @@
 #                               [--steps eam,reboot,subscriber-add,import] [--profile DIR]
 #   --smoke    N=1000 for every step; only checks that each step worked (exit 1 otherwise).
 #   --steps    only these steps (reboot includes restart, import includes import-again).
-#   --profile  a system-wide `perf record -g` around each reboot and restart start-up, saved in
-#              DIR with a `perf report` summary.
+#   --profile  a system-wide `perf record -g` around each reboot and restart start-up and each
+#              import, saved in DIR with a `perf report` summary.
 # Environment: XLAT64D, XLAT64CTL (binaries, required), PYTHON (default /usr/bin/python3).
 #
 # Safety: no packet is sent; everything lives in a namespace created here, on documentation
@@ -97,6 +97,9 @@ die() { printf 'controlplane: %s\n' "$*" >&2; exit 1; }
 cleanup() {
 	local rc=$?
 	set +e
+	if [[ -n ${PERF_PID:-} ]]; then
+		kill -INT "$PERF_PID" 2>/dev/null && wait "$PERF_PID" 2>/dev/null
+	fi
 	if [[ -n $DAEMON_PID ]]; then
 		kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
 	fi
@@ -207,18 +210,29 @@ start_daemon() {
 	START_SECONDS=$(elapsed "$t0" "$t1")
 }
 
-# profiled_start LOGNAME: start_daemon, with a system-wide `perf record -g` around it when
-# --profile DIR was given (DIR/LOGNAME.data and a `perf report` summary beside it).
-profiled_start() {
-	[[ -n $PROFILE_DIR ]] || { start_daemon "$1"; return; }
+# profile_begin NAME / profile_end NAME: a system-wide `perf record -g` between the two when
+# --profile DIR was given (DIR/NAME.data and a `perf report` summary beside it); else nothing.
+PERF_PID=
+profile_begin() {
+	[[ -n $PROFILE_DIR ]] || return 0
 	mkdir -p "$PROFILE_DIR"
 	perf record -a -g -o "$PROFILE_DIR/$1.data" >"$PROFILE_DIR/$1.record.log" 2>&1 &
-	local perf_pid=$!
+	PERF_PID=$!
 	sleep 0.5
-	start_daemon "$1"
-	kill -INT "$perf_pid" && wait "$perf_pid" || true
+}
+profile_end() {
+	[[ -n $PERF_PID ]] || return 0
+	kill -INT "$PERF_PID" && wait "$PERF_PID" || true
+	PERF_PID=
 	perf report -i "$PROFILE_DIR/$1.data" --no-children --sort comm,dso,symbol --stdio \
 		2>/dev/null | grep -v '^$' | head -n 120 >"$PROFILE_DIR/$1.report.txt" || true
+}
+
+# profiled_start LOGNAME: start_daemon inside profile_begin/profile_end.
+profiled_start() {
+	profile_begin "$1"
+	start_daemon "$1"
+	profile_end "$1"
 }
 
 # want STEP: the step was selected with --steps.
@@ -452,9 +466,11 @@ w = sys.stdout.write
 for k in range(int(sys.argv[1])):
     w(f"{ipaddress.IPv6Address(s + (k << 64))}/64 bench-{k}\n")' "$n" >"$TMP/import.txt"
 	reset_hwm
+	profile_begin "import-$n"
 	t0=$(now)
 	out=$(ctl subscriber import "$TMP/import.txt" 2>&1) || die "import failed: $out"
 	t1=$(now)
+	profile_end "import-$n"
 	local sec rss maps leases
 	sec=$(elapsed "$t0" "$t1")
 	rss=$(hwm_kib)
@@ -465,9 +481,11 @@ for k in range(int(sys.argv[1])):
 	log "import N=$n: ${sec}s: $out; $leases open allocations in the store"
 	check "import N=$n: $n open allocations in the store" test "$leases" = "$n"
 	reset_hwm
+	profile_begin "import-again-$n"
 	t0=$(now)
 	out=$(ctl subscriber import "$TMP/import.txt" 2>&1) || die "import again failed: $out"
 	t1=$(now)
+	profile_end "import-again-$n"
 	sec=$(elapsed "$t0" "$t1")
 	record import-again "$n" "$sec" "$(hwm_kib)" "" \
 		"$("$PYTHON" -c 'import json,sys; print(json.dumps({"answer": sys.argv[1]}))' "$out")"

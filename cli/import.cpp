@@ -1,6 +1,7 @@
 #include "cli/import.h"
 
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <iterator>
 #include <sstream>
@@ -49,21 +50,47 @@ void print_problems(const std::string& file, const Problems& problems) {
               << " in " << name_of(file) << "; nothing was imported\n";
 }
 
-nlohmann::json call_chunk(ControlClient& client, const std::vector<SubscriberLine>& subscribers,
-                          size_t first, nlohmann::json extra) {
-    extra["subscribers"] =
-        subscriber_import_text(subscribers, first, std::min(first + kChunk, subscribers.size()));
+// The canonical text of every chunk, formatted once (the check pass and the import both send
+// each chunk) on a second thread, which works ahead while the daemon handles the chunks before.
+class ChunkTexts {
+  public:
+    explicit ChunkTexts(const std::vector<SubscriberLine>& subscribers) {
+        std::vector<std::promise<std::string>> promises((subscribers.size() + kChunk - 1) / kChunk);
+        for (auto& promise : promises) {
+            texts_.push_back(promise.get_future().share());
+        }
+        worker_ = std::async(
+            std::launch::async, [&subscribers, promises = std::move(promises)]() mutable {
+                for (size_t i = 0; i < promises.size(); ++i) {
+                    const size_t first = i * kChunk;
+                    promises[i].set_value(subscriber_import_text(
+                        subscribers, first, std::min(first + kChunk, subscribers.size())));
+                }
+            });
+    }
+    // The chunk starting at subscriber FIRST (a multiple of kChunk).
+    const std::string& text(size_t first) const { return texts_.at(first / kChunk).get(); }
+
+  private:
+    std::vector<std::shared_future<std::string>> texts_;
+    std::future<void> worker_;  // last: joined before the texts go
+};
+
+nlohmann::json call_chunk(ControlClient& client, const ChunkTexts& texts, size_t first,
+                          nlohmann::json extra) {
+    extra["subscribers"] = texts.text(first);
     return client.call("subscriber-import", extra);
 }
 
 // The daemon's view of every chunk: admitted prefixes, the subscriber length. Its line numbers
 // are the chunk's; line i of the chunk at FIRST is subscribers[first + i - 1].
 Problems check_with_daemon(ControlClient& client, const std::vector<SubscriberLine>& subscribers,
-                           nlohmann::json& first_answer, bool count_unleased, size_t& unleased) {
+                           const ChunkTexts& texts, nlohmann::json& first_answer,
+                           bool count_unleased, size_t& unleased) {
     Problems problems;
     for (size_t first = 0; first < subscribers.size(); first += kChunk) {
         nlohmann::json answer = call_chunk(
-            client, subscribers, first,
+            client, texts, first,
             {{"check", true}, {"count_free", first == 0}, {"count_unleased", count_unleased}});
         for (const auto& p : answer.at("problems")) {
             if (problems.shown.size() < kShownProblems) {
@@ -83,7 +110,8 @@ Problems check_with_daemon(ControlClient& client, const std::vector<SubscriberLi
 // Whether the pool can give a block to every subscriber of the file that holds none: counted
 // only when the file has more subscribers than there are free blocks (a second pass).
 bool enough_blocks(ControlClient& client, const std::vector<SubscriberLine>& subscribers,
-                   const nlohmann::json& first_answer, const std::string& file) {
+                   const ChunkTexts& texts, const nlohmann::json& first_answer,
+                   const std::string& file) {
     if (!first_answer.contains("free_blocks")) {
         return true;  // deterministic mode: the configuration gives every subscriber its block
     }
@@ -93,7 +121,7 @@ bool enough_blocks(ControlClient& client, const std::vector<SubscriberLine>& sub
     }
     nlohmann::json ignored;
     size_t unleased = 0;
-    check_with_daemon(client, subscribers, ignored, true, unleased);
+    check_with_daemon(client, subscribers, texts, ignored, true, unleased);
     if (unleased <= free) {
         return true;
     }
@@ -159,21 +187,22 @@ int run_import(const ImportOptions& options) {
     }
     const auto& subscribers = parsed.subscribers;
     ControlClient client(options.socket, options.timeout);
+    const ChunkTexts texts(subscribers);
     nlohmann::json first_answer;
     size_t unused = 0;
-    Problems problems = check_with_daemon(client, subscribers, first_answer, false, unused);
+    Problems problems = check_with_daemon(client, subscribers, texts, first_answer, false, unused);
     if (problems.count > 0) {
         print_problems(options.file, problems);
         return 1;
     }
-    if (!enough_blocks(client, subscribers, first_answer, options.file)) {
+    if (!enough_blocks(client, subscribers, texts, first_answer, options.file)) {
         return 1;
     }
     Totals totals;
     for (size_t first = 0; first < subscribers.size(); first += kChunk) {
         const size_t last = std::min(first + kChunk, subscribers.size());
         try {
-            add(totals, call_chunk(client, subscribers, first, {}));
+            add(totals, call_chunk(client, texts, first, {}));
         } catch (const std::exception& e) {
             report_failure(options.file, subscribers, first, last, totals, e.what());
             return 1;

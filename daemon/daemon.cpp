@@ -23,6 +23,15 @@
 namespace xlat64 {
 namespace {
 
+// PLAN emptied the dynamic NAT64 maps and re-created the store's leases in them (a reboot): the
+// run-time's first sync then only looks for what the data path did since.
+bool restored_nat64_leases(const Plan& plan) {
+    return std::any_of(plan.begin(), plan.end(), [](const Change& c) {
+        const auto* reset = std::get_if<change::ResetNat64State>(&c);
+        return reset && reset->config && reset->config->mode == Nat64Mode::dynamic;
+    });
+}
+
 sigset_t daemon_signals() {
     sigset_t set;
     sigemptyset(&set);
@@ -125,9 +134,9 @@ Daemon::Daemon(Config config, std::filesystem::path config_path)
     backend_ = std::make_unique<BpfBackend>(config_.device.name, config_.bpf_pin_dir);
     reconciler_ = std::make_unique<Reconciler>(*backend_);
     auto ledger = make_ledger(config_);
-    reconciler_->reconcile(effective(config_),
-                           ledger ? ledger->restorable_leases() : std::vector<RestoredLease>{});
-    start_nat64(std::move(ledger));
+    const Plan plan = reconciler_->reconcile(
+        effective(config_), ledger ? ledger->restorable_leases() : std::vector<RestoredLease>{});
+    start_nat64(std::move(ledger), restored_nat64_leases(plan));
     control_ = std::make_unique<ControlServer>(loop_, config_.control_socket, commands());
     loop_.watch(signals_.get(), POLLIN, [this](short) { on_signal(); });
     start_watchdog();
@@ -164,7 +173,7 @@ void Daemon::start_watchdog() {
 
 // The NAT64 run-time for the running configuration (or none): on start-up and when a reload
 // changed the nat64 section.
-void Daemon::start_nat64(std::unique_ptr<Nat64Ledger> ledger) {
+void Daemon::start_nat64(std::unique_ptr<Nat64Ledger> ledger, bool leases_restored) {
     if (nat64_) {
         loop_.unwatch(nat64_->events_fd());
         nat64_.reset();
@@ -180,7 +189,7 @@ void Daemon::start_nat64(std::unique_ptr<Nat64Ledger> ledger) {
     loop_.watch(nat64_->events_fd(), POLLIN, [this](short) { nat64_->drain_events(); });
     // Allocations made while no daemon ran are in the maps; their events may have been lost.
     nat64_->drain_events();
-    nat64_->sync_with_store();
+    nat64_->sync_with_store(leases_restored);
 }
 
 // FILE's configuration plus the EAM entries added at run time (xlat64ctl eamt add), which the

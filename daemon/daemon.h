@@ -45,7 +45,8 @@ class Daemon {
   private:
     void on_signal();
     void start_watchdog();
-    void start_nat64(std::unique_ptr<Nat64Ledger> ledger);
+    // LEASES_RESTORED: the reconcile has just re-created the store's leases in emptied maps.
+    void start_nat64(std::unique_ptr<Nat64Ledger> ledger, bool leases_restored = false);
     std::unique_ptr<Nat64Ledger> make_ledger(const Config& config);
     Config effective(const Config& file);
     void reconcile_running();

@@ -94,9 +94,9 @@ std::string Nat64Ledger::account_of(const Ipv6Prefix& subscriber) {
 
 // The documented, stable line (README "Traceability"): space-separated key=value after the event
 // name, in this order; new keys are only ever appended.
-std::string Nat64Ledger::line_of(const std::string& event, const Allocation& a, int64_t when,
-                                 const std::string& extra) const {
-    return "nat64 " + event + " time=" + iso8601(when) + " subscriber=" + to_string(a.subscriber) +
+std::string Nat64Ledger::line_of(const std::string& event, const Allocation& a,
+                                 const std::string& time, const std::string& extra) const {
+    return "nat64 " + event + " time=" + time + " subscriber=" + to_string(a.subscriber) +
            " account=" + (a.account.empty() ? "-" : a.account) +
            " public=" + to_string(a.public_address) + " ports=" + std::to_string(a.first_port) +
            "-" + std::to_string(a.last_port) + " block=" + std::to_string(a.block) +
@@ -105,10 +105,9 @@ std::string Nat64Ledger::line_of(const std::string& event, const Allocation& a, 
 
 void Nat64Ledger::log_line(const std::string& event, const Allocation& a, int64_t when,
                            const std::string& extra) {
-    log_lines(line_of(event, a, when, extra) + '\n');
+    log_lines(line_of(event, a, iso8601(when), extra) + '\n');
 }
 
-// LINES (each ending in a newline) to the journal in one write, and to the allocation log.
 void Nat64Ledger::log_lines(const std::string& lines) {
     if (lines.empty()) {
         return;
@@ -140,31 +139,29 @@ Allocation Nat64Ledger::allocation_of(const Ipv6Prefix& subscriber, const std::s
 }
 
 std::vector<Store::SubscriberChange> Nat64Ledger::import(
-    const std::vector<Subscriber>& subscribers,
-    const std::vector<std::pair<size_t, uint32_t>>& leases, int64_t from) {
-    std::vector<Allocation> allocations;
-    allocations.reserve(leases.size());
-    for (const auto& [index, block] : leases) {
-        const Subscriber& s = subscribers.at(index);
-        allocations.push_back(allocation_of(s.prefix, s.account, block));
-        allocations.back().valid_from = from;
-    }
+    const std::vector<Subscriber>& subscribers, const std::function<bool(Leases&)>& next_leases,
+    int64_t from) {
     auto t = store_.transaction();
     auto changes = store_.add_subscribers(subscribers);
-    store_.open_allocations(allocations);
-    t.commit();
-    // Batches of lines: a million allocations must not cost a million writes (nor one write of
-    // 200 MB).
-    constexpr size_t kLinesPerWrite = 1024;
-    std::string lines;
-    for (size_t i = 0; i < allocations.size(); ++i) {
-        lines += line_of("allocate", allocations[i], from, "") + '\n';
-        if ((i + 1) % kLinesPerWrite == 0) {
-            log_lines(std::exchange(lines, {}));
+    Leases batch;
+    std::vector<Allocation> allocations;
+    while (next_leases(batch)) {
+        allocations.clear();
+        for (const auto& [index, block] : batch) {
+            const Subscriber& s = subscribers.at(index);
+            allocations.push_back(allocation_of(s.prefix, s.account, block));
+            allocations.back().valid_from = from;
         }
+        store_.open_allocations(allocations);
+        batch.clear();
     }
-    log_lines(lines);
+    t.commit();
     return changes;
+}
+
+std::string Nat64Ledger::import_line(const Subscriber& s, uint32_t block,
+                                     const std::string& time) const {
+    return line_of("allocate", allocation_of(s.prefix, s.account, block), time, "") + '\n';
 }
 
 void Nat64Ledger::allocated(const Ipv6Prefix& subscriber, uint32_t block, int64_t from,
@@ -197,9 +194,12 @@ std::vector<RestoredLease> Nat64Ledger::restorable_leases() {
     std::vector<Allocation> open = store_.open_allocation_list();
     std::vector<RestoredLease> out;
     out.reserve(open.size());
+    unrestorable_.clear();
     for (const Allocation& a : open) {
         if (matches_layout(a)) {
             out.push_back({a.subscriber, static_cast<uint32_t>(a.block)});
+        } else {
+            unrestorable_.push_back(a);
         }
     }
     if (!read_once_) {

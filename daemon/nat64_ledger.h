@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,17 +42,29 @@ class Nat64Ledger {
     void released(const Ipv6Prefix& subscriber, uint32_t block, int64_t until, int64_t held_seconds,
                   const std::string& reason);
 
-    // Bulk provisioning (xlat64ctl subscriber import): SUBSCRIBERS provisioned and LEASES (index
-    // into SUBSCRIBERS, block) recorded as held since FROM, in one transaction and one commit;
-    // then one log line per lease, written in batches. Throws StoreError with nothing recorded.
-    std::vector<Store::SubscriberChange> import(
-        const std::vector<Subscriber>& subscribers,
-        const std::vector<std::pair<size_t, uint32_t>>& leases, int64_t from);
+    // Bulk provisioning (xlat64ctl subscriber import): SUBSCRIBERS provisioned and their leases
+    // (index into SUBSCRIBERS, block) recorded as held since FROM, in one transaction and one
+    // commit. The leases come in batches from NEXT_LEASES (false: no more) once the subscribers
+    // are written, so that the caller can claim the blocks in the kernel meanwhile. Throws
+    // (StoreError, or what NEXT_LEASES throws) with nothing recorded.
+    using Leases = std::vector<std::pair<size_t, uint32_t>>;
+    std::vector<Store::SubscriberChange> import(const std::vector<Subscriber>& subscribers,
+                                                const std::function<bool(Leases&)>& next_leases,
+                                                int64_t from);
+    // The allocate line of SUBSCRIBER's import of BLOCK at TIME (iso8601 of its FROM), newline
+    // included: the caller formats an import's lines on its kernel thread, and writes them with
+    // log_lines() once committed. Thread-safe (reads the configuration only).
+    std::string import_line(const Subscriber& subscriber, uint32_t block,
+                            const std::string& time) const;
+    // LINES (each ending in a newline) to the journal in one write, and to the allocation log.
+    void log_lines(const std::string& lines);
 
     // An allocation means the same under this configuration as when it was made.
     bool matches_layout(const Allocation& allocation) const;
     // The open allocations that do, as leases to re-create after a reboot (dynamic mode).
     std::vector<RestoredLease> restorable_leases();
+    // The open allocations the last restorable_leases() left out.
+    const std::vector<Allocation>& unrestorable() const { return unrestorable_; }
     // Closes an allocation whose block means something else now, and logs it.
     void closed_by_configuration(const Allocation& allocation);
     // Every open allocation. The first call after restorable_leases() (start-up: the reconcile,
@@ -66,11 +79,10 @@ class Nat64Ledger {
     uint64_t prune();
 
   private:
-    std::string line_of(const std::string& event, const Allocation& allocation, int64_t when,
-                        const std::string& extra) const;
+    std::string line_of(const std::string& event, const Allocation& allocation,
+                        const std::string& time, const std::string& extra) const;
     void log_line(const std::string& event, const Allocation& allocation, int64_t when,
                   const std::string& extra);
-    void log_lines(const std::string& lines);
     Allocation allocation_of(const Ipv6Prefix& subscriber, uint32_t block);
     Allocation allocation_of(const Ipv6Prefix& subscriber, const std::string& account,
                              uint32_t block) const;
@@ -84,6 +96,7 @@ class Nat64Ledger {
     // restorable_leases()'s read, kept for the first open_allocations() only (see there).
     std::optional<std::vector<Allocation>> first_read_;
     bool read_once_ = false;
+    std::vector<Allocation> unrestorable_;
 };
 
 }  // namespace xlat64

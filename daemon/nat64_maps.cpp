@@ -378,6 +378,16 @@ void Nat64Maps::forget_lease(const Ipv6Prefix& subscriber) {
     }
 }
 
+uint64_t Nat64Maps::events_capacity() const {
+    bpf_map_info info{};
+    uint32_t length = sizeof(info);
+    int err = bpf_obj_get_info_by_fd(fds_.events, &info, &length);
+    if (err) {
+        fail("reading the size of " XLAT64_MAP_EVENTS, err);
+    }
+    return info.max_entries;
+}
+
 void Nat64Maps::free_block(uint32_t block) {
     int err = bpf_map_delete_elem(fds_.owners, &block);
     if (err && err != -ENOENT) {

@@ -76,6 +76,8 @@ class Nat64Maps {
     void free_block(uint32_t block);
 
     int events_fd() const { return fds_.events; }
+    // The size of the events ring buffer in bytes.
+    uint64_t events_capacity() const;
 
   private:
     Nat64MapFds fds_;

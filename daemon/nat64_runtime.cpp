@@ -5,10 +5,15 @@
 #include <time.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <future>
 #include <map>
+#include <mutex>
 #include <stdexcept>
 #include <tuple>
 
@@ -21,6 +26,8 @@ namespace xlat64 {
 namespace {
 
 constexpr uint64_t kSecond = 1000000000ULL;
+// What a BPF ring buffer record takes beyond its data (BPF_RINGBUF_HDR_SZ), which is padded to 8.
+constexpr uint64_t kRingHeaderBytes = 8;
 
 uint64_t monotonic_ns() {
     timespec now{};
@@ -109,6 +116,7 @@ std::string Nat64Runtime::describe_block(uint32_t block) const {
 // One line per block handed out or returned: with the configuration, enough to trace any
 // public address and port to its subscriber without logging sessions.
 void Nat64Runtime::on_event(const void* data, size_t size) {
+    event_bytes_ += kRingHeaderBytes + (size + 7) / 8 * 8;
     if (size < sizeof(xlat_event)) {
         return;
     }
@@ -169,8 +177,20 @@ void Nat64Runtime::record_pending() {
 // One batched walk of the leases and one of the owners, compared with one read of the store by
 // block number (arrays, no sorting): a restart with a million leases takes seconds less than with
 // a walk of the maps per question.
-void Nat64Runtime::sync_with_store() {
+void Nat64Runtime::sync_with_store(bool leases_restored) {
     if (config_.mode != Nat64Mode::dynamic) {
+        return;
+    }
+    if (leases_restored) {
+        const std::vector<Allocation> open = ledger_.open_allocations();
+        for (const Allocation& a : ledger_.unrestorable()) {
+            ledger_.closed_by_configuration(a);  // not restored: its block means another now
+        }
+        // Everything the data path did since the restore was in the events just read, unless
+        // the ring buffer was ever full: the events not read yet are all still in it.
+        if (event_bytes_ > maps_.events_capacity() / 2) {
+            record_unrestored_leases(open);
+        }
         return;
     }
     std::vector<Nat64Lease> leases = maps_.leases();
@@ -198,6 +218,32 @@ void Nat64Runtime::sync_with_store() {
     record_pending();
     recreate_lost_leases(lost, leases);
     return_orphaned_blocks(leases);
+}
+
+// Right after a restore the maps hold exactly the store's restorable allocations, all leased at
+// one instant, plus what the data path handed out since from the refilled free queue (leased
+// later). Those are recorded from their events, but a full ring buffer drops events; when it may
+// have been full, the leases are walked once: any lease not stamped with the restore's instant
+// is recorded (record_pending skips one already in the store). Nothing can be lost or orphaned
+// after a flush, so the comparison with the store and the walk of the owner map are skipped
+// either way: at a million leases they took a second of the start.
+void Nat64Runtime::record_unrestored_leases(const std::vector<Allocation>& open) {
+    std::optional<uint64_t> restored_ns;
+    for (const Allocation& a : open) {
+        if (ledger_.matches_layout(a)) {
+            if (auto lease = maps_.lease(a.subscriber); lease && lease->block == a.block) {
+                restored_ns = lease->allocated_ns;
+            }
+            break;
+        }
+    }
+    for (const Nat64Lease& lease : maps_.leases()) {
+        if (lease.allocated_ns != restored_ns) {
+            pending_.push_back(
+                {{lease.subscriber, lease.block}, wall_time_of_monotonic(lease.allocated_ns)});
+        }
+    }
+    record_pending();
 }
 
 // For each block of the layout, the index in LEASES of the lease holding it (-1: none). The owner
@@ -668,84 +714,142 @@ nlohmann::json Nat64Runtime::check_chunk(const ImportRequest& request) {
     return out;
 }
 
-// Blocks for SUBSCRIBERS[NEED[i]], taken from the free queue and claimed in the owner map one by
-// one, exactly as lease_block_now does (the queue has no batch operations, and BPF_NOEXIST, which
-// decides against the data path, has no batch form). All returned to the queue if the pool runs
-// dry.
-std::vector<std::pair<size_t, uint32_t>> Nat64Runtime::claim_blocks(
-    const std::vector<Subscriber>& subscribers, const std::vector<size_t>& need) {
-    std::vector<std::pair<size_t, uint32_t>> claimed;
-    claimed.reserve(need.size());
-    auto give_back = [&] {
-        for (const auto& [index, block] : claimed) {
-            maps_.free_block(block);
+// Claims made on the kernel thread of an import, handed to the SQLite thread in batches: the
+// allocation rows are written while the next blocks are claimed. The claimer finishes (done or
+// failed) exactly once; a failed claimer has given its blocks back itself.
+class Nat64Runtime::ClaimStream {
+  public:
+    static constexpr size_t kBatch = 1024;
+
+    void push(size_t index, uint32_t block) {
+        batch_.emplace_back(index, block);
+        if (batch_.size() >= kBatch) {
+            publish(false, nullptr);
         }
-    };
+    }
+    void finish() { publish(true, nullptr); }
+    void fail(std::exception_ptr error) { publish(true, std::move(error)); }
+    // The SQLite thread gives up (its transaction failed): the claimer stops at its next block.
+    void cancel() { cancelled_ = true; }
+    bool cancelled() const { return cancelled_; }
+
+    // Appends the next claims to OUT; false once there are no more. Rethrows the claimer's error.
+    bool next(Nat64Ledger::Leases& out) {
+        std::unique_lock lock(mutex_);
+        ready_.wait(lock, [&] { return !shared_.empty() || done_; });
+        if (error_) {
+            std::rethrow_exception(error_);
+        }
+        if (shared_.empty()) {
+            return false;
+        }
+        out.insert(out.end(), shared_.begin(), shared_.end());
+        shared_.clear();
+        return true;
+    }
+
+  private:
+    void publish(bool done, std::exception_ptr error) {
+        {
+            std::lock_guard lock(mutex_);
+            shared_.insert(shared_.end(), batch_.begin(), batch_.end());
+            done_ = done;
+            error_ = std::move(error);
+        }
+        batch_.clear();
+        ready_.notify_one();
+    }
+
+    Nat64Ledger::Leases batch_;  // the claimer's, not yet published
+    std::mutex mutex_;
+    std::condition_variable ready_;
+    Nat64Ledger::Leases shared_;
+    bool done_ = false;
+    std::exception_ptr error_;
+    std::atomic<bool> cancelled_ = false;
+};
+
+// Blocks for the subscribers of the chunk that hold none, taken from the free queue and claimed
+// in the owner map one by one, exactly as lease_block_now does (the queue has no batch
+// operations, and BPF_NOEXIST, which decides against the data path, has no batch form). All
+// returned to the queue if the pool runs dry; on a cancel, the caller returns them.
+Nat64Runtime::ChunkClaims Nat64Runtime::claim_blocks(const std::vector<Subscriber>& subscribers,
+                                                     const std::string& time, ClaimStream& stream) {
+    // Batches of log lines: a million allocations must not cost a million writes (nor one of
+    // 200 MB).
+    constexpr size_t kLinesPerWrite = 1024;
+    ChunkClaims out;
     try {
-        for (size_t index : need) {
+        for (size_t index = 0; index < subscribers.size() && !stream.cancelled(); ++index) {
+            const Ipv6Prefix& prefix = subscribers[index].prefix;
+            if (maps_.lease(prefix)) {
+                ++out.already_leased;
+                continue;
+            }
             std::optional<uint32_t> block;
             while ((block = maps_.pop_free_block())) {
                 // Stale or already owned: the owner map decides, as for the data path.
-                if (*block < blocks_.count() &&
-                    maps_.claim_block(*block, subscribers[index].prefix)) {
+                if (*block < blocks_.count() && maps_.claim_block(*block, prefix)) {
                     break;
                 }
             }
             if (!block) {
-                throw std::runtime_error(std::to_string(need.size()) +
-                                         " subscribers of this chunk need a port block, "
-                                         "only " +
-                                         std::to_string(claimed.size()) + " were free");
+                throw std::runtime_error(
+                    "subscribers of this chunk need more port blocks than the " +
+                    std::to_string(out.blocks.size()) + " that were free");
             }
-            claimed.emplace_back(index, *block);
+            out.blocks.emplace_back(index, *block);
+            stream.push(index, *block);
+            if (out.blocks.size() % kLinesPerWrite == 1) {
+                out.log_lines.emplace_back();
+            }
+            out.log_lines.back() += ledger_.import_line(subscribers[index], *block, time);
         }
+        stream.finish();
     } catch (...) {
-        give_back();
+        give_back(out.blocks);
+        stream.fail(std::current_exception());
         throw;
     }
-    return claimed;
+    return out;
+}
+
+// Each subscriber of BLOCKS resolves to its block from now on, unless its first packet got it one
+// from the data path meanwhile: those are returned (the caller records and frees them).
+std::vector<Nat64Runtime::Owner> Nat64Runtime::add_leases(
+    const std::vector<Subscriber>& subscribers, const Nat64Ledger::Leases& blocks) {
+    std::vector<Owner> superseded;
+    const uint64_t now = monotonic_ns();
+    for (const auto& [index, block] : blocks) {
+        if (!maps_.add_lease(subscribers[index].prefix, block, now)) {
+            superseded.push_back({subscribers[index].prefix, block});
+        }
+    }
+    return superseded;
+}
+
+void Nat64Runtime::give_back(const Nat64Ledger::Leases& blocks) {
+    for (const auto& [index, block] : blocks) {
+        maps_.free_block(block);
+    }
 }
 
 // One chunk, all or nothing: blocks claimed (not yet used by anyone), then the subscribers and
 // their allocations committed in one transaction, and only then does each subscriber resolve to
 // its block (commit before the kernel, as for `subscriber add`). Subscribers that hold a block
 // keep it: importing a file again changes nothing but account ids.
+//
+// The work splits between SQLite and bpf(), so it runs on two threads (record_chunk, then
+// lease_chunk); the order of each block's steps is unchanged: claimed, committed, leased.
 nlohmann::json Nat64Runtime::import_chunk(const std::vector<Subscriber>& subscribers) {
-    const bool dynamic = config_.mode == Nat64Mode::dynamic;
-    std::vector<size_t> need;
-    if (dynamic) {
+    if (config_.mode == Nat64Mode::dynamic) {
         // The data path's allocations so far in the store first, so none conflicts with ours.
         drain_events();
         record_pending();
-        for (size_t i = 0; i < subscribers.size(); ++i) {
-            if (!maps_.lease(subscribers[i].prefix)) {
-                need.push_back(i);
-            }
-        }
     }
-    const std::vector<std::pair<size_t, uint32_t>> claimed = claim_blocks(subscribers, need);
-    const int64_t from = wall_now();
-    std::vector<Store::SubscriberChange> changes;
-    try {
-        changes = ledger_.import(subscribers, claimed, from);
-    } catch (...) {
-        for (const auto& [index, block] : claimed) {
-            maps_.free_block(block);
-        }
-        throw;
-    }
-    size_t superseded = 0;
-    const uint64_t now = monotonic_ns();
-    for (const auto& [index, block] : claimed) {
-        const Ipv6Prefix& prefix = subscribers[index].prefix;
-        if (!maps_.add_lease(prefix, block, now)) {
-            // Its first packet got it a block from the data path meanwhile: that one stays (and
-            // is recorded from its event), ours is closed and returned unused.
-            ledger_.released(prefix, block, wall_now(), 0, "superseded");
-            maps_.free_block(block);
-            ++superseded;
-        }
-    }
+    ChunkClaims claims;
+    const std::vector<Store::SubscriberChange> changes = record_chunk(subscribers, claims);
+    const size_t superseded = lease_chunk(subscribers, claims);
     size_t added = 0;
     size_t updated = 0;
     for (Store::SubscriberChange c : changes) {
@@ -756,8 +860,62 @@ nlohmann::json Nat64Runtime::import_chunk(const std::vector<Subscriber>& subscri
             {"added", added},
             {"updated", updated},
             {"unchanged", subscribers.size() - added - updated},
-            {"leased", claimed.size() - superseded},
-            {"already_leased", dynamic ? subscribers.size() - need.size() : 0}};
+            {"leased", claims.blocks.size() - superseded},
+            {"already_leased", claims.already_leased}};
+}
+
+// The blocks are claimed (and their log lines formatted) on a second thread while this one
+// writes the subscribers, and handed over in batches as the allocation rows are written. Fills
+// CLAIMS once committed; on failure every block claimed is back in the free queue.
+std::vector<Store::SubscriberChange> Nat64Runtime::record_chunk(
+    const std::vector<Subscriber>& subscribers, ChunkClaims& claims) {
+    const int64_t from = wall_now();
+    const std::string time = iso8601(from);
+    ClaimStream stream;
+    std::future<ChunkClaims> claiming;
+    if (config_.mode == Nat64Mode::dynamic) {
+        claiming =
+            std::async(std::launch::async, [&] { return claim_blocks(subscribers, time, stream); });
+    } else {
+        stream.finish();  // the configuration gives every subscriber its block
+    }
+    try {
+        auto changes = ledger_.import(
+            subscribers, [&](Nat64Ledger::Leases& batch) { return stream.next(batch); }, from);
+        if (claiming.valid()) {
+            claims = claiming.get();  // done: the stream ended
+        }
+        return changes;
+    } catch (...) {
+        stream.cancel();
+        if (claiming.valid()) {
+            try {
+                give_back(claiming.get().blocks);
+            } catch (...) {
+                // A failed claimer gave its blocks back itself; the first error is the one told.
+            }
+        }
+        throw;
+    }
+}
+
+// After the commit: the leases are added on a second thread while the allocations are logged
+// here. Returns how many blocks were superseded (and returned).
+size_t Nat64Runtime::lease_chunk(const std::vector<Subscriber>& subscribers,
+                                 const ChunkClaims& claims) {
+    auto leasing =
+        std::async(std::launch::async, [&] { return add_leases(subscribers, claims.blocks); });
+    for (const std::string& lines : claims.log_lines) {
+        ledger_.log_lines(lines);
+    }
+    const std::vector<Owner> superseded = leasing.get();
+    for (const Owner& o : superseded) {
+        // Its first packet got it a block from the data path meanwhile: that one stays (and is
+        // recorded from its event), ours is closed and returned unused.
+        ledger_.released(o.subscriber, o.block, wall_now(), 0, "superseded");
+        maps_.free_block(o.block);
+    }
+    return superseded.size();
 }
 
 nlohmann::json Nat64Runtime::remove_subscriber(const std::string& text) {

@@ -38,8 +38,10 @@ class Nat64Runtime {
     void tick();
     // After start-up: the kernel's dynamic leases and the store's open allocations agree
     // afterwards (a lease the daemon did not record is recorded; an allocation the kernel lost is
-    // re-created, or closed when its block went to someone else).
-    void sync_with_store();
+    // re-created, or closed when its block went to someone else). LEASES_RESTORED: the reconcile
+    // has just emptied the maps and re-created every restorable allocation in them (a reboot), so
+    // only the leases the data path made since need looking at.
+    void sync_with_store(bool leases_restored = false);
 
     // xlat64ctl subscriber add / del: provisioning from dial-up systems.
     nlohmann::json add_subscriber(const std::string& prefix, const std::string& account);
@@ -71,6 +73,7 @@ class Nat64Runtime {
     };
     void expire(uint64_t now_ns);
     void record_pending();
+    void record_unrestored_leases(const std::vector<Allocation>& open);
     void recreate_lost_leases(const std::vector<Allocation>& lost, std::vector<Nat64Lease>& leases);
     void return_orphaned_blocks(const std::vector<Nat64Lease>& leases);
     std::vector<int64_t> leases_by_block(const std::vector<Nat64Lease>& leases) const;
@@ -79,8 +82,22 @@ class Nat64Runtime {
     std::optional<uint32_t> lease_block_now(const Ipv6Prefix& subscriber);
     nlohmann::json check_chunk(const ImportRequest& request);
     nlohmann::json import_chunk(const std::vector<Subscriber>& subscribers);
-    std::vector<std::pair<size_t, uint32_t>> claim_blocks(
-        const std::vector<Subscriber>& subscribers, const std::vector<size_t>& need);
+    // The kernel side of an import chunk; runs on a second thread, so it touches the maps only,
+    // and hands its claims over in batches through a ClaimStream (nat64_runtime.cpp).
+    class ClaimStream;
+    struct ChunkClaims {
+        size_t already_leased = 0;
+        Nat64Ledger::Leases blocks;  // (index into the chunk, block) claimed, not yet leased
+        std::vector<std::string> log_lines;  // their allocate lines, a batch per write
+    };
+    ChunkClaims claim_blocks(const std::vector<Subscriber>& subscribers, const std::string& time,
+                             ClaimStream& stream);
+    std::vector<Owner> add_leases(const std::vector<Subscriber>& subscribers,
+                                  const Nat64Ledger::Leases& blocks);
+    std::vector<Store::SubscriberChange> record_chunk(const std::vector<Subscriber>& subscribers,
+                                                      ChunkClaims& claims);
+    size_t lease_chunk(const std::vector<Subscriber>& subscribers, const ChunkClaims& claims);
+    void give_back(const Nat64Ledger::Leases& blocks);
     void finish_releases();
     void log_exhaustion();
     std::string describe_block(uint32_t block) const;
@@ -115,6 +132,9 @@ class Nat64Runtime {
     std::set<std::pair<Ipv4Prefix, uint8_t>> exhausted_logged_;
     std::set<Ipv6Address> no_block_logged_;
     std::set<Ipv6Address> no_host_slot_logged_;
+    // Bytes of events read from the ring buffer so far: while they are fewer than it holds, the
+    // data path cannot have found it full (and dropped an event) since this run-time started.
+    uint64_t event_bytes_ = 0;
 };
 
 }  // namespace xlat64
