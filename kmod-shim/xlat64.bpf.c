@@ -267,16 +267,21 @@ struct xlat_l4 {
 	__u8 udp_zero;    /* IPv4 UDP without checksum: compute one */
 };
 
-static __always_inline void count(enum xlat_stat what, __u32 len)
+/* One packet of LEN bytes into slot KEY of a per-CPU array of struct xlat_counter. */
+static __always_inline void count_in(void *counters, __u32 key, __u32 len)
 {
-	__u32 key = what;
-	struct xlat_counter *c = bpf_map_lookup_elem(&xlat_stats, &key);
+	struct xlat_counter *c = bpf_map_lookup_elem(counters, &key);
 
 	/* Per-CPU counters: no other CPU writes this slot, so no atomics. */
 	if (c) {
 		c->packets++;
 		c->bytes += len;
 	}
+}
+
+static __always_inline void count(enum xlat_stat what, __u32 len)
+{
+	count_in(&xlat_stats, what, len);
 }
 
 /*
@@ -2146,13 +2151,7 @@ int xlat64_egress(struct __sk_buff *skb)
 
 static __always_inline void count_ingress(enum xlat_ingress_stat what, __u32 len)
 {
-	__u32 key = what;
-	struct xlat_counter *c = bpf_map_lookup_elem(&xlat_ingress_stats, &key);
-
-	if (c) {
-		c->packets++;
-		c->bytes += len;
-	}
+	count_in(&xlat_ingress_stats, what, len);
 }
 
 /*

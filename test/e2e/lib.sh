@@ -104,6 +104,21 @@ in_ns() {
 	ip netns exec "$ns" "$@"
 }
 
+# count_syns NS: from now on NS counts the TCP SYNs without ACK it receives for the echo port
+# 8080 (a table in NS's own namespace), so a test can tell a first SYN that got through from a
+# retransmitted one; syn_count NS prints the count.
+count_syns() {
+	in_ns "$1" nft -f - <<-'NFT'
+		table inet syncount {
+			chain input {
+				type filter hook input priority filter; policy accept;
+				tcp dport 8080 tcp flags & (syn | ack) == syn counter
+			}
+		}
+	NFT
+}
+syn_count() { in_ns "$1" nft list chain inet syncount input | sed -n 's/.*counter packets \([0-9]*\).*/\1/p'; }
+
 # The daemon runs with nsenter --net rather than ip netns exec: ip netns exec remounts /sys in a
 # private mount namespace, which would hide the bpffs where the maps are pinned.
 in_router() { nsenter --net="/run/netns/$E2E_ROUTER" "$@"; }

@@ -34,20 +34,12 @@ start_daemon "$E2E_TMP/xlat64.yaml"
 start_server "$SERVER" 198.51.100.10 8080
 SERVER6=2001:db8:64::c633:640a
 
-in_ns "$SERVER" nft -f - <<'NFT'
-table inet syncount {
-	chain input {
-		type filter hook input priority filter; policy accept;
-		tcp dport 8080 tcp flags & (syn | ack) == syn counter
-	}
-}
-NFT
-syn_count() { in_ns "$SERVER" nft list chain inet syncount input | sed -n 's/.*counter packets \([0-9]*\).*/\1/p'; }
+count_syns "$SERVER"
 
 # --- Allocation on the first packet --------------------------------------------------------------
 expect "the first TCP flow of a brand-new subscriber 2001:db8:100::/64 goes through" \
 	nat64_flow tcp 2001:db8:100::a 0 "$SERVER6"
-syns=$(syn_count)
+syns=$(syn_count "$SERVER")
 expect "the server saw exactly one SYN: no retransmission while a block was allocated ($syns)" \
 	test "$syns" -eq 1
 wait_for_log() { # PATTERN SECONDS

@@ -32,15 +32,7 @@ start_daemon "$E2E_TMP/xlat64.yaml"
 start_server "$SERVER" 198.51.100.10 8080
 SERVER6=2001:db8:64::c633:640a # 198.51.100.10 in pool6
 
-in_ns "$SERVER" nft -f - <<'NFT'
-table inet syncount {
-	chain input {
-		type filter hook input priority filter; policy accept;
-		tcp dport 8080 tcp flags & (syn | ack) == syn counter
-	}
-}
-NFT
-syn_count() { in_ns "$SERVER" nft list chain inet syncount input | sed -n 's/.*counter packets \([0-9]*\).*/\1/p'; }
+count_syns "$SERVER"
 ingress_packets() {
 	ctl stats --json | $PYTHON -c '
 import json, sys
@@ -53,7 +45,7 @@ else:
 
 expect "the first TCP flow of a brand-new subscriber goes through" \
 	nat64_flow tcp 2001:db8:100::a 0 "$SERVER6"
-syns=$(syn_count)
+syns=$(syn_count "$SERVER")
 expect "the server saw exactly one SYN: the block was handed out at ingress, no retransmission ($syns)" \
 	test "$syns" -eq 1
 expect "UDP from the same subscriber" nat64_flow udp 2001:db8:100::a 0 "$SERVER6"

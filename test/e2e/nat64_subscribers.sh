@@ -51,18 +51,10 @@ SECOND6=2001:db8:64::c633:640b # 198.51.100.11
 
 # The first SYN of a brand-new subscriber: the server must see exactly one (a counter in the
 # server's own namespace counts SYNs without ACK to the echo port).
-in_ns "$SERVER" nft -f - <<'NFT'
-table inet syncount {
-	chain input {
-		type filter hook input priority filter; policy accept;
-		tcp dport 8080 tcp flags & (syn | ack) == syn counter
-	}
-}
-NFT
-syn_count() { in_ns "$SERVER" nft list chain inet syncount input | sed -n 's/.*counter packets \([0-9]*\).*/\1/p'; }
+count_syns "$SERVER"
 expect "the first TCP flow of subscriber 2001:db8:100:2::/64 (host ::b) goes through" \
 	nat64_flow tcp 2001:db8:100:2::b 40100 "$SERVER6"
-syns=$(syn_count)
+syns=$(syn_count "$SERVER")
 expect "the server saw exactly one SYN for it, no retransmission ($syns)" test "$syns" -eq 1
 
 for n in 0 1 2; do
