@@ -14,7 +14,9 @@ source "$(dirname "$0")/lib.sh"
 
 nat64_lab
 # Short conntrack timeouts in the router namespace only, so that ended flows leave conntrack
-# within seconds and the release can be seen.
+# within seconds and the release can be seen. On a modular kernel (Debian's) conntrack and its
+# sysctls exist only once something loaded it, and xlat64d's table comes after this.
+modprobe nf_conntrack 2>/dev/null || true
 in_ns "$E2E_ROUTER" sysctl -q -w net.netfilter.nf_conntrack_udp_timeout=2 \
 	net.netfilter.nf_conntrack_udp_timeout_stream=2 net.netfilter.nf_conntrack_tcp_timeout_time_wait=1 \
 	net.netfilter.nf_conntrack_icmp_timeout=2
