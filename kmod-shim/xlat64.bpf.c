@@ -2155,28 +2155,26 @@ static __always_inline void count_ingress(enum xlat_ingress_stat what, __u32 len
 }
 
 /*
- * Whether an IPv6 packet is addressed to the translator: to pool6 or to an EAM prefix, as the
- * device path's routes would say. Most packets on the interface are not (native IPv6), so this
- * is the cheapest test that decides: one array lookup, a prefix compare, one trie lookup.
+ * Whether an IPv6 packet is addressed to the translator: to pool6, the only IPv6 prefix the daemon
+ * routes into the device. An EAM IPv6 prefix is not: it names real IPv6 hosts, which IPv6 peers
+ * (subscribers included) reach natively. Most packets on the interface are native IPv6, so this
+ * is the cheapest test that decides: one array lookup and a prefix compare.
  */
 static __always_inline bool ingress_mine6(struct __sk_buff *skb)
 {
-	struct xlat_lpm6_key key = { .prefixlen = 128 };
 	const struct xlat_params *s = params();
 	struct in6_addr dst;
 	__be32 addr4;
 
-	if (!s || bpf_skb_load_bytes(skb, xlat_l2_hlen + offsetof(struct ipv6hdr, daddr), &dst,
-				     sizeof(dst)))
+	if (!s || !(s->flags & XLAT_PARAM_POOL6) ||
+	    bpf_skb_load_bytes(skb, xlat_l2_hlen + offsetof(struct ipv6hdr, daddr), &dst,
+			       sizeof(dst)))
 		return false;
-	if ((s->flags & XLAT_PARAM_POOL6) && !pool6_extract(s, &dst, &addr4))
-		return true;
-	__builtin_memcpy(key.addr, &dst, sizeof(key.addr));
-	return bpf_map_lookup_elem(&xlat_eamt6, &key) != NULL;
+	return pool6_extract(s, &dst, &addr4) == 0;
 }
 
-/* An IPv4 packet to an EAM prefix: the only IPv4 destinations the translator owns before any
- * routing or NAT (the NAT64 internal pool is reached only after the NAT44's prerouting). */
+/* An IPv4 packet to an EAM prefix: the IPv4 prefixes the daemon routes into the device, but for
+ * the NAT64 internal pool, which is reached only after the NAT44's prerouting. */
 static __always_inline bool ingress_mine4(struct __sk_buff *skb)
 {
 	struct xlat_lpm4_key key = { .prefixlen = 32 };

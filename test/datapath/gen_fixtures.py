@@ -79,8 +79,8 @@ File format (line based, UTF-8; one file holds several fixtures):
                              TC_ACT_OK: translated there, into ingress_out, counted in the same
                              counter(s) as above (with the IP length, the Ethernet header not
                              included) and in the ingress counter of its direction.
-                             TC_ACT_UNSPEC deferred: addressed to the translator (pool6 or the
-                             EAMT) but left unchanged to the device path (fragments, extension
+                             TC_ACT_UNSPEC deferred: addressed to the translator (IPv6 to
+                             pool6, IPv4 to an EAM IPv4 prefix) but left unchanged to the device path (fragments, extension
                              headers, ICMP errors, hairpins, expiring, too big without DF, and
                              every packet the device path drops): only the ingress "deferred"
                              counter moves. TC_ACT_UNSPEC not_mine: not addressed to the
@@ -1187,14 +1187,14 @@ def setting(f, key, default):
 
 
 def addressed_to_translator(f, pkt):
-    """The ingress instance's choice, stated from the settings: an IPv6 destination in pool6 or an
-    EAM IPv6 prefix, an IPv4 destination in an EAM IPv4 prefix. Without settings, nothing."""
+    """The ingress instance's choice, stated from the settings: what the daemon routes into the
+    device, an IPv6 destination in pool6 or an IPv4 destination in an EAM IPv4 prefix (an EAM IPv6
+    prefix names real IPv6 hosts, reached natively). Without settings, nothing."""
     if f.pool6 == "unset" or pkt.type not in (0x0800, 0x86DD):
         return False
     if pkt.type == 0x86DD:
         dst = ipaddress.IPv6Address(pkt[IPv6].dst)
-        prefixes = [v6 for _, v6 in f.eams] + ([f.pool6] if f.pool6 != "none" else [])
-        return any(dst in ipaddress.IPv6Network(p, strict=False) for p in prefixes)
+        return f.pool6 != "none" and dst in ipaddress.IPv6Network(f.pool6, strict=False)
     dst = ipaddress.IPv4Address(pkt[IP].dst)
     return any(dst in ipaddress.IPv4Network(v4, strict=False) for v4, _ in f.eams)
 
