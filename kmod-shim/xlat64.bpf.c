@@ -65,8 +65,8 @@ const volatile __u32 xlat_l2_hlen = 0;
 /*
  * 1 in the instance attached to the tc ingress of an operator's interface
  * (translation.ingress_interfaces), 0 in the one on the xlat64 device. At an interface's ingress
- * nothing was routed yet: the program itself picks the packets addressed to pool6 or the EAMT,
- * translates those whose outcome it can be sure of (unfragmented TCP, UDP and ICMP echo that
+ * nothing was routed yet: the program itself picks the packets the daemon would route into the
+ * device (IPv6 to pool6, IPv4 to an EAM IPv4 prefix), translates those whose outcome it can be sure of (unfragmented TCP, UDP and ICMP echo that
  * will not expire, fit and need no hairpin) and lets them go on into the stack as the protocol
  * they now are, with one forwarding pass instead of two. Everything else, its own drops
  * included, continues unchanged (TC_ACT_UNSPEC) and takes the device path, which alone decides
@@ -2177,12 +2177,12 @@ static __always_inline bool ingress_mine6(struct __sk_buff *skb)
  * the NAT64 internal pool, which is reached only after the NAT44's prerouting. */
 static __always_inline bool ingress_mine4(struct __sk_buff *skb)
 {
-	struct xlat_lpm4_key key = { .prefixlen = 32 };
+	struct in6_addr unused;
+	__be32 dst;
 
-	if (bpf_skb_load_bytes(skb, xlat_l2_hlen + offsetof(struct iphdr, daddr), key.addr,
-			       sizeof(key.addr)))
+	if (bpf_skb_load_bytes(skb, xlat_l2_hlen + offsetof(struct iphdr, daddr), &dst, sizeof(dst)))
 		return false;
-	return bpf_map_lookup_elem(&xlat_eamt4, &key) != NULL;
+	return eam_4to6(dst, &unused);
 }
 
 /* A packet addressed to the translator: translated here, or left to the device path. */
