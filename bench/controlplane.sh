@@ -318,6 +318,20 @@ eam_reload() {
 	RELOAD_ANSWER=$out
 }
 
+# timed_import NAME: `xlat64ctl subscriber import $TMP/import.txt`, timed (profiled as NAME with
+# --profile), peak RSS reset before; IMPORT_SECONDS and IMPORT_ANSWER hold the result.
+timed_import() {
+	local t0 t1
+	reset_hwm
+	profile_begin "$1"
+	t0=$(now)
+	IMPORT_ANSWER=$(ctl subscriber import "$TMP/import.txt" 2>&1) ||
+		die "$1 failed: $IMPORT_ANSWER"
+	t1=$(now)
+	profile_end "$1"
+	IMPORT_SECONDS=$(elapsed "$t0" "$t1")
+}
+
 # eam N: start with N entries, reload with 1% changed, with 100 changed, unchanged.
 step_eam() {
 	local n=$1
@@ -455,7 +469,7 @@ for k in range(int(sys.argv[1])):
 # block), end to end (the CLI's check of the whole file, the daemon's check, the chunks); then the
 # same file again (idempotent: nothing changes).
 step_import() {
-	local n=$1 t0 t1 out
+	local n=$1
 	teardown
 	nat64_config "$n" >"$CONFIG"
 	start_daemon "import-$n"
@@ -465,14 +479,8 @@ s = int(ipaddress.IPv6Address("2001:db8:100::"))
 w = sys.stdout.write
 for k in range(int(sys.argv[1])):
     w(f"{ipaddress.IPv6Address(s + (k << 64))}/64 bench-{k}\n")' "$n" >"$TMP/import.txt"
-	reset_hwm
-	profile_begin "import-$n"
-	t0=$(now)
-	out=$(ctl subscriber import "$TMP/import.txt" 2>&1) || die "import failed: $out"
-	t1=$(now)
-	profile_end "import-$n"
-	local sec rss maps leases
-	sec=$(elapsed "$t0" "$t1")
+	timed_import "import-$n"
+	local sec=$IMPORT_SECONDS out=$IMPORT_ANSWER rss maps leases
 	rss=$(hwm_kib)
 	maps=$(map_memory)
 	leases=$("$PYTHON" -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM allocations WHERE valid_until IS NULL").fetchone()[0])' "$STATE_DIR/state.db")
@@ -480,13 +488,8 @@ for k in range(int(sys.argv[1])):
 		"$("$PYTHON" -c 'import json,sys; print(json.dumps({"open_allocations": int(sys.argv[1]), "answer": sys.argv[2]}))' "$leases" "$out")"
 	log "import N=$n: ${sec}s: $out; $leases open allocations in the store"
 	check "import N=$n: $n open allocations in the store" test "$leases" = "$n"
-	reset_hwm
-	profile_begin "import-again-$n"
-	t0=$(now)
-	out=$(ctl subscriber import "$TMP/import.txt" 2>&1) || die "import again failed: $out"
-	t1=$(now)
-	profile_end "import-again-$n"
-	sec=$(elapsed "$t0" "$t1")
+	timed_import "import-again-$n"
+	sec=$IMPORT_SECONDS out=$IMPORT_ANSWER
 	record import-again "$n" "$sec" "$(hwm_kib)" "" \
 		"$("$PYTHON" -c 'import json,sys; print(json.dumps({"answer": sys.argv[1]}))' "$out")"
 	log "import-again N=$n: ${sec}s: $out"
