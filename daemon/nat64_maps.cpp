@@ -297,19 +297,6 @@ void Nat64Maps::restore_leases(const std::vector<std::pair<Ipv6Prefix, uint32_t>
     update_all(fds_.subscribers, XLAT64_MAP_N64_SUBS, subscribers, values);
 }
 
-std::vector<uint32_t> Nat64Maps::pop_free_blocks(size_t count) {
-    std::vector<uint32_t> out;
-    out.reserve(count);
-    while (out.size() < count) {
-        auto block = pop_free_block();
-        if (!block) {
-            break;
-        }
-        out.push_back(*block);
-    }
-    return out;
-}
-
 bool Nat64Maps::add_lease(const Ipv6Prefix& subscriber, uint32_t block, uint64_t allocated_ns) {
     in6_addr key = to_in6(mask_address(subscriber.addr, subscriber.len));
     xlat_n64_sub value{};

@@ -55,8 +55,6 @@ class Nat64Maps {
     // steps as the data path, so both can never hand one block out twice.
     // Takes the next block from the free queue (nullopt: empty).
     std::optional<uint32_t> pop_free_block();
-    // Up to COUNT blocks from the free queue (fewer when it runs dry).
-    std::vector<uint32_t> pop_free_blocks(size_t count);
     // Marks BLOCK as SUBSCRIBER's; false when someone holds it already.
     bool claim_block(uint32_t block, const Ipv6Prefix& subscriber);
     // SUBSCRIBER resolves to BLOCK from now on (after claim_block).

@@ -78,11 +78,6 @@ std::optional<AttachedProgram> program_by_id(uint32_t id) {
 
 }  // namespace
 
-std::string program_tag_by_id(uint32_t id) {
-    auto program = program_by_id(id);
-    return program ? program->tag : std::string();
-}
-
 std::string normalize_tag(const std::string& tag) {
     std::string out;
     for (char c : tag) {
@@ -154,8 +149,11 @@ void TcProgram::attach(int program_fd) {
 }
 
 bool TcProgram::detach() {
-    if (direction_ == TcDirection::ingress && attached() && !attached_ingress_program()) {
-        return false;
+    if (direction_ == TcDirection::ingress) {
+        auto program = attached();
+        if (program && program->name != kIngressProgramName) {
+            return false;
+        }
     }
     bpf_tc_hook hook = tc_hook(ifindex_, direction_);
     bpf_tc_opts opts = filter_opts(direction_);

@@ -19,8 +19,6 @@ struct AttachedProgram {
     std::string name;  // bpf_prog_info.name (the kernel keeps the first 15 characters)
 };
 
-// Tag of a loaded program, by id; empty when the program is gone.
-std::string program_tag_by_id(uint32_t id);
 // Lowercase hex digits only, so tags printed with or without separators compare equal.
 std::string normalize_tag(const std::string& tag);
 
