@@ -281,6 +281,9 @@ const std::array<StatInfo, XLAT_INGRESS_STAT_MAX>& ingress_stat_infos() {
         {"ingress_deferred", false, false,
          "for the translator, left to the xlat64 device path (fragments, ICMP errors, options, "
          "extension headers, hop limit 1, ...)"},
+        {"ingress_internal_source", true, false,
+         "IPv4 from the NAT64 internal pool arriving at an interface, dropped: only the "
+         "translator sends from there (an outsider impersonating a subscriber)"},
     }};
     return infos;
 }

@@ -359,10 +359,44 @@ static __always_inline __u16 csum_fold(__u64 sum)
 }
 
 /*
- * A checksum field (as stored, in wire order) after the data it covers changed by `diff` (a
- * bpf_csum_diff result). RFC 1624: new = ~(~old + diff).
+ * What bpf_csum_diff(from, 4 * nfrom, to, 4 * nto, 0) returns, up to one's complement equivalence
+ * (all that a checksum keeps): the sum of the 32-bit words at `to` and the complements of those at
+ * `from`. The sizes are constants, so it unrolls into a few adds; the helper call cost more than
+ * the sum on the per-packet path. The runs may span adjacent fields (both addresses of a header):
+ * each word is copied out, never indexed past an array's end.
  */
-static __always_inline __u16 csum_update(__u16 check, __u32 diff)
+static __always_inline __u32 csum_words_diff(const void *from, const int nfrom, const void *to,
+					     const int nto)
+{
+	__u64 sum = 0;
+	__be32 w;
+
+#pragma unroll
+	for (int i = 0; i < nfrom; i++) {
+		__builtin_memcpy(&w, (const __u8 *)from + 4 * i, sizeof(w));
+		sum += (__u32)~w;
+	}
+#pragma unroll
+	for (int i = 0; i < nto; i++) {
+		__builtin_memcpy(&w, (const __u8 *)to + 4 * i, sizeof(w));
+		sum += w;
+	}
+	sum = (sum & 0xffffffffU) + (sum >> 32);
+	sum = (sum & 0xffffffffU) + (sum >> 32);
+	return (__u32)sum;
+}
+
+/* The header checksum of an IPv4 header without options whose check field is 0. */
+static __always_inline __u16 ipv4_header_csum(const struct iphdr *ip4)
+{
+	return csum_fold(csum_words_diff(NULL, 0, ip4, sizeof(*ip4) / 4));
+}
+
+/*
+ * A checksum field (as stored, in wire order) after the data it covers changed by `diff` (a
+ * csum_words_diff result). RFC 1624: new = ~(~old + diff).
+ */
+static __always_inline __u16 csum_update(__u16 check, __u64 diff)
 {
 	return csum_fold((__u64)(__u16)~check + diff);
 }
@@ -962,11 +996,17 @@ static __always_inline int rfc6791_6(const struct __sk_buff *skb, const struct x
  */
 static __always_inline int set_l2_proto(struct __sk_buff *skb, __u16 proto)
 {
-	__be16 p = bpf_htons(proto);
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = (void *)(long)skb->data;
 
 	if (xlat_l2_hlen != ETH_HLEN)
 		return 0;
-	return bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_proto), &p, sizeof(p), 0);
+	/* A direct write: the header is linear, and a helper call costs more than the write.
+	 * skb->csum never covers the link-layer header, so it needs no update. */
+	if ((void *)(eth + 1) > data_end)
+		return -1;
+	eth->h_proto = bpf_htons(proto);
+	return 0;
 }
 
 /* Stores that keep skb->csum right for CHECKSUM_COMPLETE (a no-op otherwise). */
@@ -1140,7 +1180,7 @@ static __always_inline enum xlat_stat fix_quoted_l4(__u8 proto, __u32 diff, bool
 	case IPPROTO_ICMPV6: {
 		__u8 from[4] = { q->head[0], q->head[1], 0, 0 };
 		__u8 to[4] = { 0, q->head[1], 0, 0 };
-		__s64 d;
+		__u64 d;
 
 		if (to6 && q->head[0] == XLAT_ICMP_ECHO_REQUEST)
 			to[0] = ICMPV6_ECHO_REQUEST;
@@ -1152,9 +1192,9 @@ static __always_inline enum xlat_stat fix_quoted_l4(__u8 proto, __u32 diff, bool
 			to[0] = XLAT_ICMP_ECHO_REPLY;
 		else
 			return XLAT_STAT_ICMP_INNER_MALFORMED;
-		d = bpf_csum_diff((__be32 *)from, 4, (__be32 *)to, 4, diff);
+		d = (__u64)diff + csum_words_diff(from, 1, to, 1);
 		__builtin_memcpy(&check, &q->head[2], 2);
-		check = csum_update(check, (__u32)d);
+		check = csum_update(check, d);
 		__builtin_memcpy(&q->head[2], &check, 2);
 		q->head[0] = to[0];
 		return XLAT_STAT_MAX;
@@ -1376,7 +1416,7 @@ static __always_inline __u32 pseudo6_sum(const struct in6_addr *s, const struct 
 	ph.daddr = *d;
 	ph.len = bpf_htonl(len);
 	ph.nexthdr = nexthdr;
-	return (__u32)bpf_csum_diff(NULL, 0, (__be32 *)&ph, sizeof(ph), 0);
+	return csum_words_diff(NULL, 0, &ph, sizeof(ph) / 4);
 }
 
 /* Sums the new ICMP message (its checksum field must be 0) and stores the checksum. */
@@ -1469,7 +1509,7 @@ __attribute__((noinline)) int xlat_icmp_error_4to6(struct __sk_buff *skb, __u32 
 	if (in4.protocol == IPPROTO_ICMP) {
 		diff = pseudo6_sum(&in6.saddr, &in6.daddr, in_tot - in_ihl, IPPROTO_ICMPV6);
 	} else {
-		diff = bpf_csum_diff((__be32 *)&in4.saddr, 8, (__be32 *)&in6.saddr, 32, 0);
+		diff = csum_words_diff(&in4.saddr, 2, &in6.saddr, 8);
 	}
 	err = fix_quoted_l4(in4.protocol, (__u32)diff, true, &q);
 	if (err != XLAT_STAT_MAX)
@@ -1604,7 +1644,7 @@ __attribute__((noinline)) int xlat_icmp_error_6to4(struct __sk_buff *skb, __u32 
 		/* ~x is x's one's complement negative: the pseudo-header goes out. */
 		diff = (__u32)~pseudo6_sum(&in6.saddr, &in6.daddr, in_l4len, IPPROTO_ICMPV6);
 	} else {
-		diff = bpf_csum_diff((__be32 *)&in6.saddr, 32, (__be32 *)&in4.saddr, 8, 0);
+		diff = csum_words_diff(&in6.saddr, 8, &in4.saddr, 2);
 	}
 	err = fix_quoted_l4(info.proto, (__u32)diff, false, &q);
 	if (err != XLAT_STAT_MAX)
@@ -1623,7 +1663,7 @@ __attribute__((noinline)) int xlat_icmp_error_6to4(struct __sk_buff *skb, __u32 
 	}
 	in4.ttl = in6.hop_limit;
 	in4.protocol = info.proto == IPPROTO_ICMPV6 ? IPPROTO_ICMP : info.proto;
-	in4.check = csum_fold((__u32)bpf_csum_diff(NULL, 0, (__be32 *)&in4, sizeof(in4), 0));
+	in4.check = ipv4_header_csum(&in4);
 
 	new_icmp = 8 + sizeof(in4) + avail;
 	if (new_icmp > XLAT_ICMP_ERROR_MAX - sizeof(out))
@@ -1636,7 +1676,7 @@ __attribute__((noinline)) int xlat_icmp_error_6to4(struct __sk_buff *skb, __u32 
 	out.id = (__be16)bpf_get_prandom_u32();
 	out.ttl = next_ttl(skb, ip6->hop_limit);
 	out.protocol = IPPROTO_ICMP;
-	out.check = csum_fold((__u32)bpf_csum_diff(NULL, 0, (__be32 *)&out, sizeof(out), 0));
+	out.check = ipv4_header_csum(&out);
 
 	/* After bpf_skb_change_proto 20 bytes of the old outer header remain before the rest. */
 	old_room = ext_len + 8 + (info.l4_off - (icmp_off + 8));
@@ -1682,6 +1722,9 @@ static __always_inline int hairpin(struct __sk_buff *skb, __u32 len, const struc
 	if (pool6_embed(p, src4, &addrs[0]))
 		return drop(XLAT_STAT_NO_SRC_MAPPING, len);
 	addrs[1] = *dst6;
+	/* The helper, not csum_words_diff: 16 words summed inline would grow xlat_6to4's stack,
+	 * into which this is inlined, past what the 6.1 verifier allows for the deepest call chain
+	 * (512 bytes, each frame rounded up to 32); hairpins are rare. */
 	diff = bpf_csum_diff((__be32 *)&ip6->saddr, 32, (__be32 *)addrs, 32, 0);
 	if (store(skb, nh + offsetof(struct ipv6hdr, saddr), addrs, sizeof(addrs)) ||
 	    store(skb, nh + offsetof(struct ipv6hdr, hop_limit), &hop, 1))
@@ -1748,10 +1791,16 @@ __attribute__((noinline)) int xlat_6to4(struct __sk_buff *skb, __u32 len)
 	    bpf_skb_change_tail(skb, nh_off + sizeof(ip6) + plen, 0))
 		return drop(XLAT_STAT_HELPER_FAILED, len);
 
-	err = xlat_walk_ipv6_ext(skb, nh_off + sizeof(ip6), nh_off + sizeof(ip6) + plen,
-				 ip6.nexthdr | XLAT_WALK_ROUTING, &info);
-	if (err != XLAT_STAT_MAX)
-		return drop(err, len);
+	if (ipv6_ext_header(ip6.nexthdr)) {
+		err = xlat_walk_ipv6_ext(skb, nh_off + sizeof(ip6), nh_off + sizeof(ip6) + plen,
+					 ip6.nexthdr | XLAT_WALK_ROUTING, &info);
+		if (err != XLAT_STAT_MAX)
+			return drop(err, len);
+	} else {
+		/* Most packets: the transport header follows, no walk needed. */
+		info.proto = ip6.nexthdr;
+		info.l4_off = nh_off + sizeof(ip6);
+	}
 	/* Fragments and extension headers are rare: the device path has them. */
 	if (xlat_at_ingress && (info.ext_len || info.has_frag))
 		return TC_ACT_UNSPEC;
@@ -1834,7 +1883,7 @@ __attribute__((noinline)) int xlat_6to4(struct __sk_buff *skb, __u32 len)
 	}
 	ip4.ttl = next_ttl(skb, ip6.hop_limit);
 	ip4.protocol = l4.proto == IPPROTO_ICMPV6 ? IPPROTO_ICMP : l4.proto;
-	ip4.check = csum_fold((__u32)bpf_csum_diff(NULL, 0, (__be32 *)&ip4, sizeof(ip4), 0));
+	ip4.check = ipv4_header_csum(&ip4);
 
 	if (l4.proto == IPPROTO_ICMPV6) {
 		/* ICMPv6 covers a pseudo-header and ICMP does not: take all of it out. */
@@ -1844,8 +1893,7 @@ __attribute__((noinline)) int xlat_6to4(struct __sk_buff *skb, __u32 len)
 		 * The TCP/UDP pseudo-headers differ only in the addresses: the length and
 		 * protocol words of the IPv6 one sum to the same value as the IPv4 ones.
 		 */
-		diff = bpf_csum_diff((__be32 *)&ip6.saddr, 2 * sizeof(struct in6_addr),
-				     (__be32 *)&ip4.saddr, 2 * sizeof(__be32), 0);
+		diff = csum_words_diff(&ip6.saddr, 8, &ip4.saddr, 2);
 	}
 
 	/*
@@ -2070,8 +2118,7 @@ __attribute__((noinline)) int xlat_4to6(struct __sk_buff *skb, __u32 len)
 		/* ICMP has no pseudo-header and ICMPv6 has one: add all of it. */
 		diff = pseudo6_sum(&ip6.saddr, &ip6.daddr, plen, IPPROTO_ICMPV6);
 	} else {
-		diff = bpf_csum_diff((__be32 *)&ip4.saddr, 2 * sizeof(__be32),
-				     (__be32 *)&ip6.saddr, 2 * sizeof(struct in6_addr), 0);
+		diff = csum_words_diff(&ip4.saddr, 2, &ip6.saddr, 8);
 	}
 
 	/*
@@ -2175,14 +2222,25 @@ static __always_inline bool ingress_mine6(struct __sk_buff *skb)
 
 /* An IPv4 packet to an EAM prefix: the IPv4 prefixes the daemon routes into the device, but for
  * the NAT64 internal pool, which is reached only after the NAT44's prerouting. */
-static __always_inline bool ingress_mine4(struct __sk_buff *skb)
+static __always_inline bool ingress_mine4(__be32 dst)
 {
 	struct in6_addr unused;
-	__be32 dst;
 
-	if (bpf_skb_load_bytes(skb, xlat_l2_hlen + offsetof(struct iphdr, daddr), &dst, sizeof(dst)))
-		return false;
 	return eam_4to6(dst, &unused);
+}
+
+/*
+ * Only the translator sends from the NAT64 internal pool. An IPv4 packet that arrives with such a
+ * source impersonates a subscriber's host, and the NAT44 would give it that subscriber's public
+ * address. xlat64's nftables table drops these unless they come from the xlat64 device or from an
+ * interface with this instance: the packets translated here enter netfilter from that interface,
+ * so the ones that arrived as IPv4 are refused here.
+ */
+static __always_inline bool ingress_internal_source(__be32 src)
+{
+	const struct xlat_params *s = params();
+
+	return s && n64_internal(s, src);
 }
 
 /* A packet addressed to the translator: translated here, or left to the device path. */
@@ -2214,7 +2272,16 @@ int xlat64_ingress(struct __sk_buff *skb)
 		return ingress_outcome(xlat_6to4(skb, len), XLAT_INGRESS_6TO4, len);
 	}
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		if (!ingress_mine4(skb))
+		__be32 addrs[2]; /* source, destination */
+
+		if (bpf_skb_load_bytes(skb, xlat_l2_hlen + offsetof(struct iphdr, saddr), addrs,
+				       sizeof(addrs)))
+			return TC_ACT_UNSPEC;
+		if (ingress_internal_source(addrs[0])) {
+			count_ingress(XLAT_INGRESS_INTERNAL_SOURCE, len);
+			return TC_ACT_SHOT;
+		}
+		if (!ingress_mine4(addrs[1]))
 			return TC_ACT_UNSPEC;
 		return ingress_outcome(xlat_4to6(skb, len), XLAT_INGRESS_4TO6, len);
 	}

@@ -292,6 +292,7 @@ enum xlat_ingress_stat {
 	XLAT_INGRESS_6TO4 = 0,     /* translated to IPv4 at an interface's ingress */
 	XLAT_INGRESS_4TO6 = 1,     /* translated to IPv6 at an interface's ingress */
 	XLAT_INGRESS_DEFERRED = 2, /* left to the device path: fragments, ICMP errors, expiring... */
+	XLAT_INGRESS_INTERNAL_SOURCE = 3, /* dropped: IPv4 from the NAT64 internal pool */
 	XLAT_INGRESS_STAT_MAX
 };
 

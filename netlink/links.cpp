@@ -44,17 +44,25 @@ std::vector<LinkInfo> list_links(NlSocket& sock) {
     return links;
 }
 
-std::optional<LinkInfo> find_link_info(NlSocket& sock, const std::string& name) {
+nl::LinkPtr find_link(NlSocket& sock, const std::string& name) {
     rtnl_link* raw = nullptr;
     sock.clear_kernel_error();
     int err = rtnl_link_get_kernel(sock.get(), 0, name.c_str(), &raw);
     nl::LinkPtr link(raw);
     // libnl reports a missing device as NLE_NODEV or NLE_OBJ_NOTFOUND, depending on the path.
     if (err == -NLE_NODEV || err == -NLE_OBJ_NOTFOUND) {
-        return std::nullopt;
+        return nullptr;
     }
     if (err < 0) {
         throw NetlinkError("looking up interface " + name + ": " + sock.describe(err));
+    }
+    return link;
+}
+
+std::optional<LinkInfo> find_link_info(NlSocket& sock, const std::string& name) {
+    nl::LinkPtr link = find_link(sock, name);
+    if (!link) {
+        return std::nullopt;
     }
     return info_of(link.get());
 }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "netlink/nl_ptr.h"
 #include "netlink/nl_socket.h"
 
 namespace xlat64 {
@@ -19,7 +20,9 @@ struct LinkInfo {
 
 // Every interface of the namespace (one dump).
 std::vector<LinkInfo> list_links(NlSocket& sock);
-// One interface by name; nullopt when there is none.
+// One interface by name: the libnl object, or null when there is none.
+nl::LinkPtr find_link(NlSocket& sock, const std::string& name);
+// The same as a LinkInfo; nullopt when there is none.
 std::optional<LinkInfo> find_link_info(NlSocket& sock, const std::string& name);
 
 // The indexes of the interfaces that have a clsact (or legacy ingress) qdisc (one qdisc dump for

@@ -14,26 +14,12 @@
 #include <string_view>
 #include <system_error>
 
+#include "netlink/links.h"
 #include "netlink/nl_ptr.h"
 #include "netlink/unique_fd.h"
 
 namespace xlat64 {
 namespace {
-
-nl::LinkPtr find_link(NlSocket& sock, const std::string& name) {
-    rtnl_link* raw = nullptr;
-    sock.clear_kernel_error();
-    int err = rtnl_link_get_kernel(sock.get(), 0, name.c_str(), &raw);
-    nl::LinkPtr link(raw);
-    // libnl reports a missing device as NLE_NODEV or NLE_OBJ_NOTFOUND, depending on the path.
-    if (err == -NLE_NODEV || err == -NLE_OBJ_NOTFOUND) {
-        return nullptr;
-    }
-    if (err < 0) {
-        throw NetlinkError("looking up device " + name + ": " + sock.describe(err));
-    }
-    return link;
-}
 
 bool is_managed(rtnl_link* link) {
     const char* kind = rtnl_link_get_type(link);

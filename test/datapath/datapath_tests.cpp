@@ -69,7 +69,7 @@ struct Fixture {
     std::vector<HostEntry> expect_hosts;
     std::vector<LeaseEntry> expect_leases;
     // "ingress ACTION [WHY]" and "ingress_out": the instance at an interface's ingress.
-    enum class Ingress { kNone, kTranslated, kDeferred, kNotMine };
+    enum class Ingress { kNone, kTranslated, kDeferred, kNotMine, kInternalSource };
     Ingress ingress = Ingress::kNone;
     std::optional<Bytes> ingress_out;
 };
@@ -342,6 +342,8 @@ std::vector<Fixture> parse_fixture_file(const std::filesystem::path& path) {
                 current->ingress = Fixture::Ingress::kDeferred;
             } else if (args == std::vector<std::string>{"TC_ACT_UNSPEC", "not_mine"}) {
                 current->ingress = Fixture::Ingress::kNotMine;
+            } else if (args == std::vector<std::string>{"TC_ACT_SHOT", "internal_source"}) {
+                current->ingress = Fixture::Ingress::kInternalSource;
             } else {
                 throw std::runtime_error(where + ": bad ingress line");
             }
@@ -688,7 +690,8 @@ std::string stat_name(size_t i) {
 }
 
 std::string ingress_stat_name(size_t i) {
-    static const char* const names[] = {"ingress 6to4", "ingress 4to6", "ingress deferred"};
+    static const char* const names[] = {"ingress 6to4", "ingress 4to6", "ingress deferred",
+                                        "ingress internal source"};
     return i < std::size(names) ? names[i] : "?";
 }
 
@@ -758,7 +761,8 @@ void run_fixture_at_ingress(const Fixture& f) {
     // it, the frame is PACKET_HOST, the only kind the ingress instance takes (as the stack would).
     Bytes in = addressed_to_lo(f.in);
     RunResult r = run_program(ingress.program_fd(), in, false);
-    CHECK(r.verdict == (translated ? TC_ACT_OK : TC_ACT_UNSPEC));
+    const bool refused = f.ingress == Fixture::Ingress::kInternalSource;
+    CHECK(r.verdict == (translated ? TC_ACT_OK : refused ? TC_ACT_SHOT : TC_ACT_UNSPEC));
     check_counters(before, translator.read_stats(),
                    translated ? expected_counts(f, ip_len) : std::map<size_t, uint64_t>{},
                    stat_name);
@@ -767,6 +771,8 @@ void run_fixture_at_ingress(const Fixture& f) {
         ingress_counted[from_ipv6 ? XLAT_INGRESS_6TO4 : XLAT_INGRESS_4TO6] = ip_len;
     } else if (f.ingress == Fixture::Ingress::kDeferred) {
         ingress_counted[XLAT_INGRESS_DEFERRED] = ip_len;
+    } else if (refused) {
+        ingress_counted[XLAT_INGRESS_INTERNAL_SOURCE] = ip_len;
     }
     check_counters(ingress_before, translator.read_ingress_stats(), ingress_counted,
                    ingress_stat_name);

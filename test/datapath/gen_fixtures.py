@@ -84,7 +84,10 @@ File format (line based, UTF-8; one file holds several fixtures):
                              headers, ICMP errors, hairpins, expiring, too big without DF, and
                              every packet the device path drops): only the ingress "deferred"
                              counter moves. TC_ACT_UNSPEC not_mine: not addressed to the
-                             translator; unchanged, nothing counted.
+                             translator; unchanged, nothing counted. TC_ACT_SHOT
+                             internal_source: with nat64, IPv4 from the internal pool, which
+                             only the translator sends from; only the ingress
+                             "internal source" counter moves.
     ingress_out HEX          with "ingress TC_ACT_OK": the expected frame. It is the device
                              path's output with the input's TTL / hop limit: there the one
                              forwarding pass comes after the translation, so the translator does
@@ -1067,6 +1070,14 @@ def fixtures_nat64():
             f"{ETH}/{ip4(N64_KNOWN4, taken)}/{u4}", "no_source_mapping"),
             N64_DET, hosts=known + [(N64_OTHER, taken)]),
         nat64(dropped(
+            "rfc6146-4to6-internal-source-to-eam-host",
+            f"IPv4 from the internal address {N64_KNOWN4} to the EAM host {EAM_SERVER4}: "
+            "dropped by the device path as above; at an interface's ingress it is refused "
+            "before anything else (the NAT44 would otherwise give it the subscriber's public "
+            "address), though its destination is one the translator serves.",
+            f"{ETH}/{ip4(N64_KNOWN4, EAM_SERVER4)}/{u4}", "no_source_mapping", eams=[EAM_WIDE]),
+            N64_DET, hosts=known),
+        nat64(dropped(
             "rfc6146-internal-pool-not-through-pool6",
             f"A subscriber names another subscriber's host by its internal address through "
             f"pool6 ({p6(taken)}, held by {N64_OTHER}): the internal pool is reached only "
@@ -1199,6 +1210,13 @@ def addressed_to_translator(f, pkt):
     return any(dst in ipaddress.IPv4Network(v4, strict=False) for v4, _ in f.eams)
 
 
+def from_internal_pool(f, pkt):
+    """An IPv4 packet whose source is in the NAT64 internal pool (with nat64 on)."""
+    pool = dict(f.nat64).get("internal_pool")
+    return (pool is not None and pkt.type == 0x0800 and
+            ipaddress.IPv4Address(pkt[IP].src) in ipaddress.IPv4Network(pool, strict=False))
+
+
 def translated_at_ingress(f, pkt):
     """Whether a packet the device path translates is translated at ingress too: only plain TCP,
     UDP and ICMP echo that will not expire and (IPv4 without DF) fit lowest_ipv6_mtu."""
@@ -1218,6 +1236,8 @@ def ingress_expectation(f):
     if f.local:
         return None
     pkt = Ether(build(f.inp))
+    if from_internal_pool(f, pkt):
+        return ("TC_ACT_SHOT", "internal_source", None)
     if not addressed_to_translator(f, pkt):
         return ("TC_ACT_UNSPEC", "not_mine", None)
     if not translated_at_ingress(f, pkt):

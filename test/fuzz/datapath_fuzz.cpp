@@ -18,7 +18,8 @@
 //   - the verdict is TC_ACT_OK (translated: the checks above apply to its output),
 //     TC_ACT_UNSPEC (left to the device path: the frame must come back unchanged, or cut to the
 //     length its IP header gives, and no counter may count it) or TC_ACT_SHOT (a helper failed
-//     mid-rewrite, counted).
+//     mid-rewrite, counted; or, with NAT64, an IPv4 packet from the internal pool, counted by
+//     the ingress counter "internal source" alone).
 // Every packet goes to one of three translators: the one above (half of the packets), and two
 // with stateful NAT64 on top (xlat64_abi.h, "NAT64 host mapping"), deterministic and dynamic,
 // configured as the NAT64 fixtures are (and seeded with their hosts) so that mutated seeds reach
@@ -306,6 +307,7 @@ struct Target {
     xlat64::StatsSnapshot before{};
     uint64_t runs = 0, redirected = 0, dropped = 0;
     uint64_t ingress_runs = 0, ingress_translated = 0, passed = 0;  // passed: counted nowhere
+    uint64_t internal_sources = 0;  // refused at ingress: in the ingress counter only
 };
 
 bool in_admitted(const Target& t, const uint8_t* a) {
@@ -508,6 +510,16 @@ std::string check_ingress(Target& t, uint32_t verdict, const Bytes& in, const By
     }
     if (verdict == TC_ACT_SHOT) {
         ++t.dropped;
+        uint64_t refused = t.translator->read_ingress_stats()[XLAT_INGRESS_INTERNAL_SOURCE].packets;
+        if (refused == t.internal_sources) {
+            return {};  // a failed helper, in the translator's counters
+        }
+        ++t.internal_sources;
+        ++t.passed;
+        bool ipv4 = in.size() >= kEthHeaderLen + 20 && get16(in, 12) == kEthTypeIpv4;
+        if (refused != t.internal_sources || !t.nat64 || !ipv4) {
+            return "refused at ingress as an internal source, but not IPv4 with NAT64 on";
+        }
         return {};
     }
     return "verdict at ingress " + std::to_string(verdict);
