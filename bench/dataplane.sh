@@ -27,7 +27,7 @@
 #              TCP-up and the connection test of each mode and run: DIR/MODE-runN-FIGURE.txt
 #              (perf report by symbol, and by command and symbol; for UDP and connections also
 #              the time per packet or connection by stage of the path, bench/perf_stages.py),
-#              plus each xlat64 program's bpftool profile.
+#              plus the nanoseconds per run of each xlat64 program (bench/prog_stats.py).
 # Environment: XLAT64D, XLAT64CTL (binaries, required), PYTHON (default /usr/bin/python3).
 #
 # Network safety: traffic only between the namespaces created here, on documentation prefixes;
@@ -382,11 +382,28 @@ profile_start() {
 	perf record -a -g -o "$PROFILE_DIR/$1.data" -- sleep "$SECONDS_PER_TEST" >/dev/null 2>&1 &
 	PROFILE_PID=$!
 	PIDS+=("$PROFILE_PID")
-	# bpftool prog profile of the translator program, when xlat64d runs (siit, nat64).
-	# (Debian 12's bpftool is built without it: "bpftool prog profile command is not supported".)
-	if [[ -n $DAEMON_CONFIG ]] && ! bpftool prog profile help 2>&1 | grep -q 'not supported'; then
-		local id
-		id=$(in_router tc -j filter show dev xlat64 egress 2>/dev/null | "$PYTHON" -c '
+	# Nanoseconds per run of the xlat64 programs the router runs (bench/prog_stats.py): on the
+	# device and, in the ingress modes, at the router's interfaces.
+	if [[ -n $DAEMON_CONFIG ]]; then
+		local ids
+		ids=$(router_prog_ids)
+		if [[ -n $ids ]]; then
+			# shellcheck disable=SC2086  # one argument per id
+			"$PYTHON" "$BENCH_DIR/prog_stats.py" --seconds "$SECONDS_PER_TEST" $ids \
+				>"$PROFILE_DIR/$1.progs.txt" 2>&1 &
+			PROFILE_BPF_PID=$!
+			PIDS+=("$PROFILE_BPF_PID")
+		fi
+	fi
+}
+# The ids of the BPF programs in the router's tc filters (xlat64 egress, the interfaces' ingress).
+router_prog_ids() {
+	local dev dir
+	for dev in xlat64 to-client to-server; do
+		for dir in egress ingress; do
+			in_router tc -j filter show dev "$dev" "$dir" 2>/dev/null || true
+		done
+	done | "$PYTHON" -c '
 import json, sys
 def ids(node):
     if isinstance(node, dict):
@@ -397,14 +414,12 @@ def ids(node):
     elif isinstance(node, list):
         for v in node:
             yield from ids(v)
-print(next(ids(json.load(sys.stdin)), ""))' 2>/dev/null || true)
-		if [[ -n $id ]]; then
-			bpftool prog profile id "$id" duration "$SECONDS_PER_TEST" cycles instructions \
-				>"$PROFILE_DIR/$1.bpftool.txt" 2>&1 &
-			PROFILE_BPF_PID=$!
-			PIDS+=("$PROFILE_BPF_PID")
-		fi
-	fi
+found = set()
+for line in sys.stdin:
+    line = line.strip()
+    if line:
+        found.update(ids(json.loads(line)))
+print(" ".join(str(i) for i in sorted(found)))' 2>/dev/null || true
 }
 profile_stop() {
 	[[ -n $PROFILE_DIR ]] || return 0
@@ -428,7 +443,12 @@ profile_stop() {
 		echo "== the benchmark's processes and softirq threads only, by symbol"
 		perf report -i "$data" --stdio --no-children --comms iperf3,python3,ksoftirqd/0,ksoftirqd/1,swapper \
 			--sort sym --percent-limit 0.5 -g none 2>/dev/null | grep -v '^#' | grep . || true
+		if [[ -f $PROFILE_DIR/$PROFILE_NAME.progs.txt ]]; then
+			echo "== xlat64's BPF programs, nanoseconds per run (bench/prog_stats.py)"
+			cat "$PROFILE_DIR/$PROFILE_NAME.progs.txt"
+		fi
 	} >"$PROFILE_DIR/$PROFILE_NAME.txt"
+	rm -f "$PROFILE_DIR/$PROFILE_NAME.progs.txt"
 }
 
 # profile_stages NAME COUNT UNIT COMM ROOT [ARGS...]: appends to NAME's report the time per packet (or
