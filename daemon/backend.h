@@ -32,6 +32,11 @@ class Backend {
     // once: a large table in a few system calls instead of several per entry. On failure none of
     // them is applied (throws).
     virtual void apply_eams(std::span<const Change> changes) = 0;
+    // Waits for what apply() left running in the background (a new nftables table's blocks map
+    // filled on another thread, change::SetNatBlocks) and throws, naming that change, if it
+    // failed. The reconciler calls it when a plan ends, so that a plan's errors are reported as
+    // that plan's and nothing of it still runs when the kernel is read again.
+    virtual void finish_pending_changes() = 0;
 
     virtual std::vector<Counter> counters() = 0;
     // What the ingress fast path did (translation.ingress_interfaces); these packets are in

@@ -95,7 +95,11 @@ static NftNatShape nat_shape_or_default(const std::optional<Nat64Config>& nat64)
 }
 
 NatTableState BpfBackend::observe_nat_table(const DesiredState& want) {
-    NftNatTable table(nft_sock_, nat_table_name(want.nat64), nat_shape_or_default(want.nat64));
+    NftNatTable table(nft_sock_, nat_table_name(want.nat64), nat_table_shape(want));
+    nat_table_.reset();
+    if (want.nat64) {
+        nat_table_.emplace(table.name(), table.shape());
+    }
     switch (table.observe()) {
         case NftNatTable::State::absent:
             return NatTableState::absent;
@@ -112,7 +116,7 @@ Nat64Maps BpfBackend::nat64_maps(uint8_t subscriber_len) const {
 }
 
 ObservedState BpfBackend::observe(const DesiredState& want) {
-    finish_nat_fill();
+    finish_pending_changes();
     ObservedState have;
     have.device = device_.observe();
     if (have.device && have.device->managed) {
@@ -212,7 +216,7 @@ void BpfBackend::apply(const Change& change) {
     if (std::holds_alternative<change::EnsureNatTable>(change) ||
         std::holds_alternative<change::SetNatBlocks>(change) ||
         std::holds_alternative<change::RemoveNatTable>(change)) {
-        finish_nat_fill();
+        finish_pending_changes();
     }
     std::visit(Overloaded{
                    [&](const change::CreateDevice& c) { device_.create(c.mtu); },
@@ -302,14 +306,41 @@ void BpfBackend::set_nat_blocks(const change::SetNatBlocks& c) {
     });
 }
 
-void BpfBackend::finish_nat_fill() {
+// Also called before anything reads or changes the nftables table (observe, status, the next
+// table change) in case a caller did not: get() empties the future, so an error is thrown once.
+void BpfBackend::finish_pending_changes() {
     if (nat_fill_.valid()) {
         nat_fill_.get();
     }
 }
 
 std::vector<Counter> BpfBackend::counters() {
-    return to_counters(translator_->read_stats(), stat_infos());
+    std::vector<Counter> out = to_counters(translator_->read_stats(), stat_infos());
+    if (auto spoofed = spoofed_source_counter()) {
+        out.push_back(*spoofed);
+    }
+    return out;
+}
+
+// A drop of the nftables table rather than of the program, listed with the program's: where the
+// operator looks for what xlat64 dropped. Absent without NAT64, and when the table cannot be read
+// (the program's counters matter more than this one).
+std::optional<Counter> BpfBackend::spoofed_source_counter() {
+    if (!nat_table_) {
+        return std::nullopt;
+    }
+    try {
+        NftNatTable table(nft_sock_, nat_table_->first, nat_table_->second);
+        const NatDropCounter dropped = table.spoofed_source_drops();
+        return Counter{"nat64_spoofed_internal_source", dropped.packets, dropped.bytes, true,
+                       "IPv4 from the NAT64 internal pool arriving on neither the translator "
+                       "device nor an ingress fast path interface (a spoofed subscriber address), "
+                       "dropped by nftables before NAT"};
+    } catch (const std::exception& e) {
+        log_warning("stats: reading the spoofed-source drops of nftables table ip " +
+                    nat_table_->first + ": " + e.what());
+        return std::nullopt;
+    }
 }
 
 std::vector<Counter> BpfBackend::ingress_counters() {
@@ -332,7 +363,7 @@ nlohmann::json BpfBackend::program_status(int ifindex) const {
 }
 
 nlohmann::json BpfBackend::status() {
-    finish_nat_fill();
+    finish_pending_changes();
     auto device = device_.observe();
     const bool ours = device && device->managed;
     nlohmann::json result;
@@ -433,7 +464,7 @@ void BpfBackend::reset_nat64(const change::ResetNat64State& c) {
 }
 
 std::unique_ptr<Nat64Runtime> BpfBackend::nat64_runtime(Nat64Ledger& ledger) {
-    finish_nat_fill();
+    finish_pending_changes();
     return std::make_unique<Nat64Runtime>(ledger, nat64_maps(ledger.config().subscriber_length),
                                           nft_sock_);
 }

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "config/nat64_config.h"
@@ -60,7 +61,11 @@ enum class Nat64Transition {
 };
 Nat64Transition nat64_transition(const std::optional<Nat64Params>& have, const Nat64Config& want);
 
-// The nftables table's shape for this configuration.
-NftNatShape nat64_nft_shape(const Nat64Config& config);
+// The nftables table's shape for this configuration. TRUSTED_INTERFACES: where a source in the
+// internal pool may arrive from (the translator device and translation.ingress_interfaces; see
+// NftNatShape). Without them the shape serves for the blocks only (adding, reading), never to
+// build or check the table.
+NftNatShape nat64_nft_shape(const Nat64Config& config,
+                            std::vector<std::string> trusted_interfaces = {});
 
 }  // namespace xlat64

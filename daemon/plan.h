@@ -361,6 +361,17 @@ inline std::vector<std::string> ingress_warnings(const DesiredState& want,
     return out;
 }
 
+// The nftables table WANT asks for; internal sources are accepted from the device and the ingress
+// fast path's interfaces only (NftNatShape::trusted_interfaces). The defaults without a nat64
+// section: the table that removing the section removes. Names, not attachments: a listed
+// interface that appears after the reconcile, or is re-created (a PPP session that reconnects),
+// is trusted before the fast path, whose program drops plain IPv4 from the pool, is on it again.
+inline NftNatShape nat_table_shape(const DesiredState& want) {
+    std::vector<std::string> trusted = want.ingress_interfaces;
+    trusted.push_back(want.device_name);
+    return nat64_nft_shape(want.nat64.value_or(Nat64Config{}), std::move(trusted));
+}
+
 namespace plan_detail {
 
 // Elements of sorted `a` missing from sorted `b`.
@@ -450,8 +461,8 @@ inline std::optional<TranslatorSettings> observed_settings(const ObservedState& 
 
 // The nftables half first, so that an internal block has its public block before any host can be
 // given an address in it; then the settings; then the data path's NAT64 state.
-inline void plan_nat64_table(const Nat64Config& want, const ObservedState& have,
-                             Nat64Transition transition, Plan& plan) {
+inline void plan_nat64_table(const Nat64Config& want, const NftNatShape& shape,
+                             const ObservedState& have, Nat64Transition transition, Plan& plan) {
     if (have.nat_table == NatTableState::foreign) {
         throw std::runtime_error("nftables table ip " + want.table +
                                  " exists and is not managed by xlat64d; choose another "
@@ -459,7 +470,7 @@ inline void plan_nat64_table(const Nat64Config& want, const ObservedState& have,
     }
     const uint64_t mapped = nat64_mapped_blocks(want);
     if (have.nat_table != NatTableState::current) {
-        plan.push_back(change::EnsureNatTable{want.table, nat64_nft_shape(want)});
+        plan.push_back(change::EnsureNatTable{want.table, shape});
     }
     if (have.nat_table == NatTableState::absent || transition == Nat64Transition::reset) {
         plan.push_back(change::SetNatBlocks{share(want), 0, mapped, true,
@@ -475,7 +486,7 @@ inline void plan_settings_and_nat64(const DesiredState& want, const ObservedStat
     const auto transition =
         want.nat64 ? nat64_transition(have.nat64, *want.nat64) : Nat64Transition::unchanged;
     if (want.nat64) {
-        plan_nat64_table(*want.nat64, have, transition, plan);
+        plan_nat64_table(*want.nat64, nat_table_shape(want), have, transition, plan);
     }
     const TranslatorSettings settings = want.settings();
     const auto observed = observed_settings(have);
@@ -693,10 +704,14 @@ inline std::string describe(const Change& c) {
             return "add route " + to_string(c.route);
         }
         std::string operator()(const change::EnsureNatTable& c) const {
-            return "create or rebuild nftables table ip " + c.table + " for internal pool " +
-                   to_string(c.shape.internal_pool) + " (blocks /" +
+            std::string trusted;
+            for (const std::string& name : c.shape.trusted_interfaces) {
+                trusted += (trusted.empty() ? "" : ", ") + name;
+            }
+            return "create, rebuild or update nftables table ip " + c.table +
+                   " for internal pool " + to_string(c.shape.internal_pool) + " (blocks /" +
                    std::to_string(c.shape.block_len) + ", " + std::to_string(c.shape.block_ports) +
-                   " ports)";
+                   " ports; internal sources from " + trusted + ")";
         }
         std::string operator()(const change::SetNatBlocks& c) const {
             return std::string(c.replace ? "set" : "add") + " NAT44 blocks " +

@@ -50,6 +50,31 @@ Plan Reconciler::plan(const Config& config, const std::vector<RestoredLease>& le
 }
 
 void Reconciler::apply(const Plan& plan) {
+    try {
+        apply_changes(plan);
+    } catch (...) {
+        finish_after_failure();
+        throw;
+    }
+    try {
+        backend_.finish_pending_changes();
+    } catch (const std::exception& e) {
+        throw std::runtime_error(std::string("reconcile: ") + e.what());
+    }
+}
+
+// The caller rolls back next, and its first observe() would rethrow what still ran in the
+// background: it ends here instead. Its error is logged, not thrown, so that the error reported
+// stays the change that failed first and the rollback can run.
+void Reconciler::finish_after_failure() {
+    try {
+        backend_.finish_pending_changes();
+    } catch (const std::exception& e) {
+        log_error(std::string("reconcile: ") + e.what() + " (after an earlier change failed)");
+    }
+}
+
+void Reconciler::apply_changes(const Plan& plan) {
     for (size_t i = 0; i < plan.size();) {
         size_t end = i + 1;
         if (is_eam_change(plan[i])) {

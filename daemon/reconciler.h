@@ -24,7 +24,12 @@ class Reconciler {
     // LOG_WARNINGS: log what the operator should know that plans no change (a configured ingress
     // interface that does not exist).
     Plan plan(const Config& config, const std::vector<RestoredLease>& leases, bool log_warnings);
+    // Applies PLAN, then waits for what the backend still runs of it in the background (before
+    // the verification, and before the caller's rollback when a change failed); throws with the
+    // change that failed.
     void apply(const Plan& plan);
+    void apply_changes(const Plan& plan);
+    void finish_after_failure();
 
     Backend& backend_;
 };

@@ -16,6 +16,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter_ipv4.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -35,6 +36,7 @@ constexpr const char* kBlocksSet = "blocks";
 constexpr const char* kSessionsSet = "sessions";
 constexpr const char* kExhaustedSet = "exhausted";
 constexpr const char* kHairpinMap = "hairpin";
+constexpr const char* kTrustedSet = "trusted_ifaces";
 // The anonymous set { tcp, udp } of the track rule. A fixed name (not nft's "__set%d") so that a
 // dumped rule compares equal to the one built here.
 constexpr const char* kHairpinProtocols = "__set0";
@@ -47,12 +49,14 @@ constexpr uint32_t kSessionsSetId = 2;
 constexpr uint32_t kExhaustedSetId = 3;
 constexpr uint32_t kHairpinMapId = 4;
 constexpr uint32_t kHairpinProtocolsId = 5;
-// nft's datatype numbers (ipv4_addr = 7, inet_proto = 12, inet_service = 13; a concatenation
-// packs them 6 bits apart), so `nft list` shows the sets in its own words. The kernel only checks
-// the lengths.
+constexpr uint32_t kTrustedSetId = 6;
+// nft's datatype numbers (ipv4_addr = 7, inet_proto = 12, inet_service = 13, ifname = 41; a
+// concatenation packs them 6 bits apart), so `nft list` shows the sets in its own words. The
+// kernel only checks the lengths.
 constexpr uint32_t kTypeIpv4Addr = 7;
 constexpr uint32_t kTypeInetProto = 12;
 constexpr uint32_t kTypeInetService = 13;
+constexpr uint32_t kTypeIfname = 41;
 constexpr uint32_t kTypeConcatAddrService = kTypeIpv4Addr << 6 | kTypeInetService;
 constexpr uint32_t kTypeConcatAddrProto = kTypeIpv4Addr << 6 | kTypeInetProto;
 constexpr uint32_t kTypeConcatAddrProtoService =
@@ -429,7 +433,50 @@ SetPtr blocks_set_definition(const std::string& table, const NftNatShape& shape)
     return s;
 }
 
-// All the table's sets, in creation order. The anonymous { tcp, udp } comes with its elements.
+// An interface name as meta iifname loads it: IFNAMSIZ bytes, zero-padded.
+ElemPtr interface_element(const std::string& name) {
+    char key[IFNAMSIZ] = {};
+    std::memcpy(key, name.data(), std::min(name.size(), sizeof(key) - 1));
+    auto e = checked<ElemPtr>(nftnl_set_elem_alloc());
+    nftnl_set_elem_set(e.get(), NFTNL_SET_ELEM_KEY, key, sizeof(key));
+    return e;
+}
+
+// The interfaces an internal source may arrive on, with the shape's names as its elements. A
+// set rather than names in the rule, so that a change of translation.ingress_interfaces is a
+// change of elements and never a rebuild of the table.
+SetPtr trusted_set_definition(const std::string& table, const NftNatShape& shape) {
+    SetPtr s = set_definition(table, {.name = kTrustedSet,
+                                      .id = kTrustedSetId,
+                                      .flags = 0,
+                                      .key_type = kTypeIfname,
+                                      .key_len = IFNAMSIZ});
+    // nft's type ifname is a string in host byte order; without the byte order in the set's
+    // description `nft list` would swap it and print empty names.
+    auto udata = checked<UdataPtr>(nftnl_udata_buf_alloc(16));
+    nftnl_udata_put_u32(udata.get(), NFTNL_UDATA_SET_KEYBYTEORDER, 1 /* host */);
+    nftnl_set_set_data(s.get(), NFTNL_SET_USERDATA, nftnl_udata_buf_data(udata.get()),
+                       nftnl_udata_buf_len(udata.get()));
+    for (const std::string& name : shape.trusted_interfaces) {
+        nftnl_set_elem_add(s.get(), interface_element(name).release());
+    }
+    return s;
+}
+
+bool has_elements(nftnl_set* s) {
+    int count = 0;
+    nftnl_set_elem_foreach(
+        s,
+        [](nftnl_set_elem*, void* data) {
+            ++*static_cast<int*>(data);
+            return 0;
+        },
+        &count);
+    return count > 0;
+}
+
+// All the table's sets, in creation order. The anonymous { tcp, udp } and trusted_ifaces come
+// with their elements.
 std::vector<SetPtr> set_definitions(const std::string& table, const NftNatShape& shape) {
     std::vector<SetPtr> sets;
     sets.push_back(blocks_set_definition(table, shape));
@@ -467,6 +514,7 @@ std::vector<SetPtr> set_definitions(const std::string& table, const NftNatShape&
         nftnl_set_elem_add(protocols.get(), e.release());
     }
     sets.push_back(std::move(protocols));
+    sets.push_back(trusted_set_definition(table, shape));
     return sets;
 }
 
@@ -784,8 +832,39 @@ RulePtr inbound_drop_rule(const std::string& table, const NftNatShape& shape) {
     return r;
 }
 
+// prerouting, first: ip saddr POOL iifname != @trusted_ifaces counter drop
+//
+// A source in the internal pool is a subscriber's only when the translator made it: on the
+// xlat64 device, or on an interface of the ingress fast path, whose program drops plain IPv4 from
+// the pool. From any other interface it is spoofed, and loose reverse-path filtering (Debian's
+// default) lets it through because the pool is routed into xlat64: postrouting would SNAT it to
+// that subscriber's public address and port block, and the flow would be traced to them. First in
+// the chain, so that no hairpin DNAT takes it elsewhere. Like inbound_drop_rule, it sees each new
+// flow's first packet and every packet of a flow it dropped (never confirmed): that stops every
+// new spoofed flow. Injecting into a subscriber's existing flow (conntrack takes it past the nat
+// chains) needs the attacker to know that flow's internal address and port, which never leave
+// the router.
+RulePtr spoofed_source_drop_rule(const std::string& table, const NftNatShape& shape) {
+    RulePtr r = rule_object(table, kPrerouting);
+    load_saddr(r.get());
+    match_pool(r.get(), NFT_REG32_00, shape.internal_pool);
+    add_expr(r.get(), "meta", [](nftnl_expr* e) {
+        nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_IIFNAME);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+    });
+    add_expr(r.get(), "lookup", [](nftnl_expr* e) {
+        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+        nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, kTrustedSet);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, kTrustedSetId);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
+    });
+    counter_verdict(r.get(), true, NF_DROP);
+    return r;
+}
+
 std::vector<RulePtr> rule_definitions(const std::string& table, const NftNatShape& shape) {
     std::vector<RulePtr> rules;
+    rules.push_back(spoofed_source_drop_rule(table, shape));
     rules.push_back(hairpin_dnat_rule(table, shape));
     rules.push_back(inbound_drop_rule(table, shape));
     rules.push_back(sessions_rule(table, shape));
@@ -1058,7 +1137,7 @@ void add_create_messages(Batch& batch, const std::string& name, const NftNatShap
         add_object_message(batch, NFT_MSG_NEWSET, NLM_F_CREATE | NLM_F_EXCL, set.get(),
                            nftnl_set_nlmsg_build_payload,
                            "adding " + what + " to table ip " + name);
-        if (nftnl_set_get_u32(set.get(), NFTNL_SET_FLAGS) & NFT_SET_CONSTANT) {
+        if (has_elements(set.get())) {
             nlmsghdr* nlh = batch.start(NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL);
             nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
             batch.commit("adding the elements of " + what + " to table ip " + name);
@@ -1252,34 +1331,28 @@ uint64_t element_packets(nftnl_set_elem* e) {
     return packets;
 }
 
-// The packets counted by the counted drop rules of one chain.
-uint64_t counted_drops(NftSocket& sock, const std::string& table, const char* chain) {
-    uint64_t packets = 0;
+// What the rules of the table that are EXPECTED (by signature: the prerouting chain has two
+// counted drops) counted; zero when the table has no such rule.
+NatDropCounter counted_drops(NftSocket& sock, const std::string& table, RulePtr expected) {
+    const std::string wanted = rule_signature(expected.get());
+    NatDropCounter total;
     for (RulePtr& rule : dump_rules(sock, table)) {
-        if (std::strcmp(nftnl_rule_get_str(rule.get(), NFTNL_RULE_CHAIN), chain) != 0) {
+        if (rule_signature(rule.get()) != wanted) {
             continue;
         }
-        bool drops = false;
-        std::optional<uint64_t> counted;
-        auto visit = [&](nftnl_expr* e) {
-            std::string name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
-            if (name == "counter") {
-                counted = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
-            } else if (name == "immediate" &&
-                       nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT) == NF_DROP) {
-                drops = true;
-            }
-        };
         nftnl_expr_foreach(
             rule.get(),
             [](nftnl_expr* e, void* data) {
-                (*static_cast<decltype(visit)*>(data))(e);
+                if (std::strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), "counter") == 0) {
+                    auto* out = static_cast<NatDropCounter*>(data);
+                    out->packets += nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+                    out->bytes += nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_BYTES);
+                }
                 return 0;
             },
-            &visit);
-        packets += drops && counted ? *counted : 0;
+            &total);
     }
-    return packets;
+    return total;
 }
 
 template <typename T>
@@ -1326,7 +1399,7 @@ NftSocket::~NftSocket() = default;
 
 namespace {
 
-NftNatShape checked_shape(const NftNatShape& shape) {
+NftNatShape checked_shape(NftNatShape shape) {
     const Ipv4Prefix& pool = shape.internal_pool;
     if (pool.len > 32 || mask_address(pool.addr, pool.len) != pool.addr) {
         throw NftError("NAT64 table: the internal pool " + to_string(pool) + " is not a prefix");
@@ -1339,6 +1412,15 @@ NftNatShape checked_shape(const NftNatShape& shape) {
         throw NftError("NAT64 table: " + std::to_string(shape.block_ports) +
                        " ports per block is outside 1-65536");
     }
+    auto& names = shape.trusted_interfaces;
+    for (const std::string& name : names) {
+        if (name.empty() || name.size() >= IFNAMSIZ) {
+            throw NftError("NAT64 table: \"" + name + "\" is not an interface name (1-" +
+                           std::to_string(IFNAMSIZ - 1) + " characters)");
+        }
+    }
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
     return shape;
 }
 
@@ -1378,6 +1460,10 @@ void NftNatTable::require_ours(const char* action) {
 }
 
 bool NftNatTable::shape_matches() {
+    return structure_matches() && read_trusted_interfaces() == shape_.trusted_interfaces;
+}
+
+bool NftNatTable::structure_matches() {
     std::vector<SetPtr> sets = dump_sets(sock_, name_);
     std::vector<SetPtr> expected_sets = set_definitions(name_, shape_);
     if (signatures(sets, set_signature) != signatures(expected_sets, set_signature)) {
@@ -1409,8 +1495,14 @@ bool NftNatTable::ensure() {
         throw NftError("creating the NAT64 table: table ip " + name_ +
                        " exists and is not managed by xlat64d; choose another nat64.table");
     }
-    if (state == State::ours && shape_matches()) {
-        return false;  // adopted as it is
+    if (state == State::ours && structure_matches()) {
+        // Adopted; only the trusted interfaces may differ (translation.ingress_interfaces
+        // changed), and they change in place: no rebuild, no refill of the blocks.
+        if (read_trusted_interfaces() == shape_.trusted_interfaces) {
+            return false;
+        }
+        replace_trusted_interfaces();
+        return true;
     }
     // Rebuilt in one batch: deleting and re-creating the table keeps the blocks, and the
     // dynamic sets start empty: the hairpin map and the session counts refill from the next
@@ -1428,6 +1520,36 @@ bool NftNatTable::ensure() {
     add_element_messages(batch, name_, shape_, NFT_MSG_NEWSETELEM, kept);
     batch.send();
     return true;
+}
+
+// One batch: flush, then the new names. Within it the set is never seen empty, so no packet of
+// the fast path is dropped while the list changes.
+void NftNatTable::replace_trusted_interfaces() {
+    Batch batch(sock_);
+    nlmsghdr* nlh = batch.start(NFT_MSG_DELSETELEM, 0);
+    mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, name_.c_str());
+    mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, kTrustedSet);
+    batch.commit("flushing " + name_ + "/" + kTrustedSet);
+    SetPtr trusted = trusted_set_definition(name_, shape_);
+    if (has_elements(trusted.get())) {
+        nlh = batch.start(NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL);
+        nftnl_set_elems_nlmsg_build_payload(nlh, trusted.get());
+        batch.commit("adding the interfaces to " + name_ + "/" + kTrustedSet);
+    }
+    batch.send();
+}
+
+std::vector<std::string> NftNatTable::read_trusted_interfaces() {
+    std::vector<std::string> out;
+    dump_elements(sock_, name_, kTrustedSet, [&](nftnl_set_elem* e) {
+        uint32_t len = 0;
+        auto* key = static_cast<const char*>(nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len));
+        if (key != nullptr) {
+            out.emplace_back(key, strnlen(key, len));
+        }
+    });
+    std::sort(out.begin(), out.end());
+    return out;
 }
 
 void NftNatTable::replace_blocks(const std::vector<NatBlock>& blocks) {
@@ -1494,12 +1616,15 @@ std::optional<NatBlockCounter> NftNatTable::read_block(const Ipv4Prefix& interna
 }
 
 uint64_t NftNatTable::unmapped_drops() {
-    return counted_drops(sock_, name_, kPostrouting);
+    return counted_drops(sock_, name_, unmapped_drop_rule(name_, shape_)).packets;
 }
 
 uint64_t NftNatTable::forward_drops() {
-    // The counted drop rules of prerouting: only the one towards the pool counts.
-    return counted_drops(sock_, name_, kPrerouting);
+    return counted_drops(sock_, name_, inbound_drop_rule(name_, shape_)).packets;
+}
+
+NatDropCounter NftNatTable::spoofed_source_drops() {
+    return counted_drops(sock_, name_, spoofed_source_drop_rule(name_, shape_));
 }
 
 std::vector<NatExhaustion> NftNatTable::read_exhausted() {

@@ -29,8 +29,13 @@
 //           size 1048576
 //           flags dynamic
 //       }
+//       set trusted_ifaces {
+//           type ifname
+//           elements = { "eth1", "xlat64" }    (the device, translation.ingress_interfaces)
+//       }
 //       chain prerouting {
 //           type nat hook prerouting priority dstnat; policy accept;
+//           ip saddr 100.64.0.0/10 iifname != @trusted_ifaces counter packets 0 bytes 0 drop
 //           ip saddr 100.64.0.0/10 dnat ip to ip daddr . meta l4proto . th dport map @hairpin
 //           ip daddr 100.64.0.0/10 counter packets 0 bytes 0 drop
 //       }
@@ -72,6 +77,11 @@
 //   stricter filtering does; the kernel's is stricter still. The prerouting chain drops anything
 //   else addressed to the internal pool (a new connection towards it that is not a hairpin
 //   DNAT), and counts it.
+// - spoofed internal sources: a packet from the internal pool is a subscriber's only when it
+//   comes out of the translator, on the xlat64 device or, translated by the ingress fast path, on
+//   a listed interface (whose program drops plain IPv4 from the pool). Any other interface's
+//   (loose reverse-path filtering accepts them: the pool is routed) would be SNATed to that
+//   subscriber's public block; the prerouting chain drops them first, and counts them.
 // - exhaustion: a subscriber has at most block_ports live connections per protocol (TCP, UDP,
 //   ICMP apart): the connlimit in the sessions set refuses the next one before it is NATed, and
 //   the exhausted set records (internal block, protocol) with a counter of refused packets for
@@ -127,8 +137,8 @@ struct NatBlock {
     auto operator<=>(const NatBlock&) const = default;
 };
 
-// The shape of the table: what its rules are built from. Two tables of the same shape are equal
-// but for their elements.
+// The shape of the table: what its rules and its trusted_ifaces set are built from. Two tables
+// of the same shape are equal but for the elements of the blocks map and of the dynamic sets.
 struct NftNatShape {
     Ipv4Prefix internal_pool;
     // Each subscriber's internal block is a /block_len inside the pool (32 - log2 of the hosts
@@ -138,6 +148,11 @@ struct NftNatShape {
     uint32_t block_ports = 1;
     // A counter in every blocks element (connections the block created); nat64.session_counters.
     bool session_counters = true;
+    // The interfaces a packet with a source in the internal pool may arrive on: the translator
+    // device and the ingress fast path's (translation.ingress_interfaces); sorted, no duplicates.
+    // They are the elements of the trusted_ifaces set: a change replaces them in place (ensure()),
+    // without the rebuild that would refill a blocks map of up to a million elements.
+    std::vector<std::string> trusted_interfaces;
     bool operator==(const NftNatShape&) const = default;
 };
 
@@ -157,6 +172,12 @@ struct NatHairpin {
     Ipv4Address internal_address{};
     uint16_t internal_port = 0;
     auto operator<=>(const NatHairpin&) const = default;
+};
+
+// What a counted drop rule dropped.
+struct NatDropCounter {
+    uint64_t packets = 0;
+    uint64_t bytes = 0;
 };
 
 struct NatBlockCounter {
@@ -196,13 +217,13 @@ class NftNatTable {
     const std::string& name() const { return name_; }
     const NftNatShape& shape() const { return shape_; }
     State observe();
-    // Our table's sets, chains and rules are exactly those of this shape (ensure() would adopt
-    // it unchanged).
+    // Our table's sets, chains, rules and trusted interfaces are exactly those of this shape
+    // (ensure() would adopt it unchanged).
     bool shape_matches();
     // Creates the table (one batch) or adopts ours when its sets, chains and rules are exactly
-    // those of this shape; any other (older version, other pool, block length or ports) is
-    // rebuilt in one batch that keeps its blocks. Throws for a foreign table.
-    // Returns true when it changed something.
+    // those of this shape, replacing the trusted interfaces in one batch if they differ; any
+    // other (older version, other pool, block length or ports) is rebuilt in one batch that
+    // keeps its blocks. Throws for a foreign table. Returns true when it changed something.
     bool ensure();
     // The elements of the blocks map become exactly BLOCKS, in one batch (flush + add).
     void replace_blocks(const std::vector<NatBlock>& blocks);
@@ -216,8 +237,13 @@ class NftNatTable {
     // Dropped packets from internal addresses without a block (the drop rule's counter).
     uint64_t unmapped_drops();
     // Dropped packets towards the internal pool that were neither replies nor hairpin DNATs (the
-    // prerouting chain's counted drop; the forward chain's in earlier versions).
+    // prerouting chain's counted drop towards the pool; the forward chain's in earlier versions).
     uint64_t forward_drops();
+    // Dropped packets with a source in the internal pool that arrived on an interface not in
+    // trusted_interfaces: spoofed subscriber addresses.
+    NatDropCounter spoofed_source_drops();
+    // The elements of the trusted_ifaces set, sorted.
+    std::vector<std::string> read_trusted_interfaces();
     // The (internal block, protocol) pairs refused for exhaustion within the last hour, with
     // their counts, in address order.
     std::vector<NatExhaustion> read_exhausted();
@@ -229,6 +255,9 @@ class NftNatTable {
 
   private:
     void require_ours(const char* action);
+    // shape_matches() but for the trusted interfaces.
+    bool structure_matches();
+    void replace_trusted_interfaces();
 
     NftSocket& sock_;
     std::string name_;

@@ -39,7 +39,8 @@ table inet filter {
 NFT
 filter_before=$(in_ns "$E2E_ROUTER" nft list table inet filter)
 
-driver() { in_ns "$E2E_ROUTER" "$NAT44_DRIVER" --block-len 30 --block-ports 16 "$@"; }
+# The client plays the translator: internal sources are accepted from to-client only.
+driver() { in_ns "$E2E_ROUTER" "$NAT44_DRIVER" --block-len 30 --block-ports 16 --trusted to-client "$@"; }
 
 expect "the driver creates table ip xlat64" test "$(driver ensure)" = created
 expect "a second ensure adopts it unchanged" test "$(driver ensure)" = adopted

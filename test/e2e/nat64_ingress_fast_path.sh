@@ -9,7 +9,7 @@
 # Checks: the first SYN of a brand-new subscriber is answered without a retransmission; TCP
 # (content verified), UDP and ping work; the server sees the subscriber's public address; the
 # fast path counted the upstream packets and none of the replies, which the device path
-# translated.
+# translated; none of them was dropped as a spoofed internal source.
 source "$(dirname "$0")/lib.sh"
 
 nat64_lab
@@ -64,3 +64,7 @@ expect "the replies, to the public pool, were not the fast path's ($ingress_4to6
 	test "$ingress_4to6" -eq 0
 expect "the device path translated the replies" test "$(stat_packets translated_4to6)" -ge 100
 expect "nothing was dropped as not admitted" test "$(stat_packets nat64_not_admitted)" -eq 0
+# The fast path's packets enter netfilter from to-client with internal sources: a trusted
+# interface, so none of them was taken for a spoofed source.
+expect "no fast path packet was dropped as a spoofed internal source" \
+	test "$(stat_packets nat64_spoofed_internal_source)" -eq 0

@@ -1,18 +1,24 @@
 // Test driver for the NAT44 table (not the daemon): programs xlat64's nftables table in the
 // network namespace it runs in, so the e2e tests can check the kernel's NAT without BPF.
 //
-//   nat44_driver [--table NAME] [--internal-pool PREFIX] [--block-len N] [--block-ports N] CMD
+//   nat44_driver [--table NAME] [--internal-pool PREFIX] [--block-len N] [--block-ports N]
+//                [--trusted IFNAME[,IFNAME...]] CMD
+//
+// --trusted: the interfaces internal sources may arrive on (the daemon's device and ingress fast
+// path interfaces); from any other they are dropped as spoofed.
 //
 //   ensure                             "created" or "adopted"
 //   replace INTERNAL=PUBLIC:FIRST-LAST...  e.g. 100.64.0.0/30=203.0.113.1:1024-2047
 //   list                               one line per block: INTERNAL PUBLIC FIRST-LAST SESSIONS
 //   BYTES drops                              packets dropped from internal sources without a block
 //   forward-drops                      packets dropped towards the pool (not replies, not hairpin)
+//   spoofed-drops                      packets from the pool dropped as from an untrusted interface
 //   exhausted                          one line per refused block and protocol: BLOCK PROTO COUNT
 //   hairpins                           one line per entry: PROTO PUBLIC:PORT INTERNAL:PORT
 //   delete                             "deleted" or "absent"
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <iostream>
@@ -67,6 +73,12 @@ int run(std::vector<std::string> args) {
             shape.block_len = static_cast<uint8_t>(std::stoul(args[1]));
         } else if (args[0] == "--block-ports") {
             shape.block_ports = static_cast<uint32_t>(std::stoul(args[1]));
+        } else if (args[0] == "--trusted") {
+            for (size_t start = 0; start <= args[1].size();) {
+                size_t comma = std::min(args[1].find(',', start), args[1].size());
+                shape.trusted_interfaces.push_back(args[1].substr(start, comma - start));
+                start = comma + 1;
+            }
         } else {
             throw std::invalid_argument("unknown option " + args[0]);
         }
@@ -75,7 +87,7 @@ int run(std::vector<std::string> args) {
     if (args.empty()) {
         throw std::invalid_argument(
             "expected a command: ensure, replace, list, drops, "
-            "forward-drops, exhausted, hairpins, delete");
+            "forward-drops, spoofed-drops, exhausted, hairpins, delete");
     }
     NftSocket sock;
     NftNatTable nat(sock, table, shape);
@@ -98,6 +110,8 @@ int run(std::vector<std::string> args) {
         std::cout << nat.unmapped_drops() << "\n";
     } else if (command == "forward-drops") {
         std::cout << nat.forward_drops() << "\n";
+    } else if (command == "spoofed-drops") {
+        std::cout << nat.spoofed_source_drops().packets << "\n";
     } else if (command == "exhausted") {
         for (const NatExhaustion& x : nat.read_exhausted()) {
             std::cout << to_string(x.internal_block) << " " << proto_name(x.l4proto) << " "

@@ -25,8 +25,8 @@ using Catch::Matchers::Contains;
 namespace {
 
 const Ipv4Prefix kPool{{100, 64, 0, 0}, 10};
-// Subscribers of 4 hosts (/30) with 16 ports each.
-const NftNatShape kShape{kPool, 30, 16};
+// Subscribers of 4 hosts (/30) with 16 ports each; internal sources from xlat64 and eth1 only.
+const NftNatShape kShape{kPool, 30, 16, true, {"xlat64", "eth1"}};
 
 // Output (stdout and stderr) of a shell command; fails the test unless it exits 0.
 std::string run(const std::string& command, bool must_succeed = true) {
@@ -115,8 +115,15 @@ const char* kExpectedTable = R"(table ip xlat64 {
 		flags dynamic
 	}
 
+	set trusted_ifaces {
+		type ifname
+		elements = { "eth1",
+			     "xlat64" }
+	}
+
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
+		ip saddr 100.64.0.0/10 iifname != @trusted_ifaces counter packets 0 bytes 0 drop
 		ip saddr 100.64.0.0/10 dnat ip to ip daddr . meta l4proto . th dport map @hairpin
 		ip daddr 100.64.0.0/10 counter packets 0 bytes 0 drop
 	}
@@ -222,6 +229,8 @@ TEST_CASE("nat: creates exactly the expected table, and only it", "[nat]") {
     CHECK_FALSE(nat.read_block(*parse_ipv4_prefix("100.64.1.0/30")));
 
     CHECK(nat.forward_drops() == 0);
+    CHECK(nat.spoofed_source_drops().packets == 0);
+    CHECK(nat.read_trusted_interfaces() == std::vector<std::string>{"eth1", "xlat64"});
     CHECK(nat.read_exhausted().empty());
     CHECK(nat.read_hairpins().empty());
 
@@ -359,12 +368,68 @@ TEST_CASE("nat: another block length or block size is rebuilt with its blocks", 
     CHECK(ns.operator_table() == operator_before);
 }
 
+// translation.ingress_interfaces changes the trusted interfaces: their set's elements change in
+// one batch, and the table (its blocks, its counters, the connections' state) stays.
+TEST_CASE("nat: trusted interfaces change in place, never by a rebuild", "[nat]") {
+    Namespace ns;
+    NftSocket sock;
+    NftNatTable nat(sock, "xlat64", kShape);
+    nat.ensure();
+    nat.replace_blocks(kBlocks);
+    // A rebuild deletes the table and creates another: a new handle.
+    auto table_handle = [] { return run("nft -a list table ip xlat64 | head -n 1"); };
+    const std::string handle = table_handle();
+
+    NftNatShape wider = kShape;
+    wider.trusted_interfaces = {"xlat64", "ppp0", "eth1", "ppp0"};
+    NftNatTable fast_path(sock, "xlat64", wider);
+    CHECK(fast_path.shape().trusted_interfaces ==
+          std::vector<std::string>{"eth1", "ppp0", "xlat64"});
+    CHECK(fast_path.observe() == NftNatTable::State::ours);
+    CHECK_FALSE(fast_path.shape_matches());
+    CHECK(fast_path.ensure());
+    CHECK(fast_path.read_trusted_interfaces() == fast_path.shape().trusted_interfaces);
+    CHECK(fast_path.shape_matches());
+    CHECK_FALSE(fast_path.ensure());
+    CHECK(table_handle() == handle);
+    CHECK(listed(fast_path) == kBlocks);
+
+    // Emptied by hand: repaired the same way. And back to the first list: the first table.
+    run("nft flush set ip xlat64 trusted_ifaces");
+    CHECK(fast_path.read_trusted_interfaces().empty());
+    CHECK_FALSE(fast_path.shape_matches());
+    CHECK(fast_path.ensure());
+    CHECK(fast_path.shape_matches());
+    CHECK(nat.ensure());
+    CHECK(run("nft list table ip xlat64") == kExpectedTable);
+    CHECK(table_handle() == handle);
+}
+
+// The drop of spoofed internal sources is part of the table's rules: a table without it (tampered
+// with, or of an earlier version) is not adopted but rebuilt with its blocks.
+TEST_CASE("nat: a table without the spoofed-source drop is rebuilt", "[nat]") {
+    Namespace ns;
+    NftSocket sock;
+    NftNatTable nat(sock, "xlat64", kShape);
+    nat.ensure();
+    nat.replace_blocks(kBlocks);
+    run("nft delete rule ip xlat64 prerouting handle $(nft -a list chain ip xlat64 prerouting | "
+        "sed -n 's/.*iifname != @trusted_ifaces.*# handle //p')");
+    CHECK_THAT(run("nft list table ip xlat64"), !Contains("trusted_ifaces counter"));
+    CHECK_FALSE(nat.shape_matches());
+    CHECK(nat.ensure());
+    CHECK(run("nft list table ip xlat64") == kExpectedTable);
+    CHECK(listed(nat) == kBlocks);
+}
+
 TEST_CASE("nat: shapes that cannot be built are refused with the reason", "[nat]") {
     NftSocket sock;
     CHECK_THROWS_WITH(NftNatTable(sock, "xlat64", {kPool, 8, 16}),
                       Contains("internal blocks of /8 do not fit the internal pool 100.64.0.0/10"));
     CHECK_THROWS_WITH(NftNatTable(sock, "xlat64", {kPool, 30, 0}),
                       Contains("0 ports per block is outside 1-65536"));
+    CHECK_THROWS_WITH(NftNatTable(sock, "xlat64", {kPool, 30, 16, true, {"sixteen-chars-ab"}}),
+                      Contains("\"sixteen-chars-ab\" is not an interface name (1-15 characters)"));
 }
 
 namespace {
