@@ -15,7 +15,6 @@ namespace {
 // Subscribers per request: about 3 MB of JSON, well under the daemon's limit for root
 // (kMaxAdminRequestBytes), and one commit per 65,536 subscribers.
 constexpr size_t kChunk = 65536;
-constexpr size_t kShownProblems = 20;
 
 std::string read_input(const std::string& file) {
     if (file == "-") {
@@ -93,7 +92,7 @@ Problems check_with_daemon(ControlClient& client, const std::vector<SubscriberLi
             client, texts, first,
             {{"check", true}, {"count_free", first == 0}, {"count_unleased", count_unleased}});
         for (const auto& p : answer.at("problems")) {
-            if (problems.shown.size() < kShownProblems) {
+            if (problems.shown.size() < kImportProblemsShown) {
                 const size_t line = subscribers.at(first + p.at("line").get<size_t>() - 1).line;
                 problems.shown.push_back({line, p.at("error").get<std::string>()});
             }
@@ -180,7 +179,8 @@ void report_failure(const std::string& file, const std::vector<SubscriberLine>& 
 }  // namespace
 
 int run_import(const ImportOptions& options) {
-    const ParsedImport parsed = parse_subscriber_import(read_input(options.file), kShownProblems);
+    const ParsedImport parsed =
+        parse_subscriber_import(read_input(options.file), kImportProblemsShown);
     if (parsed.problem_count > 0) {
         print_problems(options.file, {parsed.problems, parsed.problem_count});
         return 1;
@@ -202,7 +202,10 @@ int run_import(const ImportOptions& options) {
     for (size_t first = 0; first < subscribers.size(); first += kChunk) {
         const size_t last = std::min(first + kChunk, subscribers.size());
         try {
-            add(totals, call_chunk(client, texts, first, {}));
+            // Every chunk but the last is answered while its leases are still being added: the
+            // next one waits for them in the daemon (and fails if they did).
+            add(totals,
+                call_chunk(client, texts, first, {{"pipelined", last < subscribers.size()}}));
         } catch (const std::exception& e) {
             report_failure(options.file, subscribers, first, last, totals, e.what());
             return 1;

@@ -436,10 +436,6 @@ void BpfBackend::reset_nat64(const change::ResetNat64State& c) {
     if (!c.config || c.config->mode != Nat64Mode::dynamic) {
         return;
     }
-    timespec now{};
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    const uint64_t now_ns =
-        static_cast<uint64_t>(now.tv_sec) * 1000000000ULL + static_cast<uint64_t>(now.tv_nsec);
     // The store's unique indexes already keep a block and a subscriber to one open allocation
     // each; a block beyond the layout or seen twice is skipped all the same, so the batches below
     // can never give one block to two subscribers.
@@ -453,7 +449,7 @@ void BpfBackend::reset_nat64(const change::ResetNat64State& c) {
             restored.emplace_back(lease.subscriber, lease.block);
         }
     }
-    maps.restore_leases(restored, now_ns);
+    maps.restore_leases(restored, c.leased_ns);
     std::vector<uint32_t> free;
     for (uint32_t block : nat64_free_order(*c.config, 0, count)) {
         if (!leased[block]) {

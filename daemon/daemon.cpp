@@ -23,13 +23,27 @@
 namespace xlat64 {
 namespace {
 
-// PLAN emptied the dynamic NAT64 maps and re-created the store's leases in them (a reboot): the
-// run-time's first sync then only looks for what the data path did since.
-bool restored_nat64_leases(const Plan& plan) {
-    return std::any_of(plan.begin(), plan.end(), [](const Change& c) {
+// When PLAN emptied the dynamic NAT64 maps and re-created the store's leases in them (a reboot),
+// the lease time it gave them: the run-time's first sync then only looks for what the data path
+// did since.
+std::optional<uint64_t> restored_nat64_leases(const Plan& plan) {
+    for (const Change& c : plan) {
         const auto* reset = std::get_if<change::ResetNat64State>(&c);
-        return reset && reset->config && reset->config->mode == Nat64Mode::dynamic;
-    });
+        if (reset && reset->config && reset->config->mode == Nat64Mode::dynamic) {
+            return reset->leased_ns;
+        }
+    }
+    return std::nullopt;
+}
+
+// LEDGER's open allocations (none without NAT64), read once for a reconcile and the sync after it.
+Nat64Ledger::OpenAllocations open_allocations_of(Nat64Ledger* ledger) {
+    return ledger ? ledger->restorable_leases() : Nat64Ledger::OpenAllocations{};
+}
+
+// Only the leases, for a reconcile that no new run-time follows: the rest is not kept meanwhile.
+std::vector<RestoredLease> restorable_leases_of(Nat64Ledger* ledger) {
+    return std::move(open_allocations_of(ledger).restorable);
 }
 
 sigset_t daemon_signals() {
@@ -134,9 +148,10 @@ Daemon::Daemon(Config config, std::filesystem::path config_path)
     backend_ = std::make_unique<BpfBackend>(config_.device.name, config_.bpf_pin_dir);
     reconciler_ = std::make_unique<Reconciler>(*backend_);
     auto ledger = make_ledger(config_);
-    const Plan plan = reconciler_->reconcile(
-        effective(config_), ledger ? ledger->restorable_leases() : std::vector<RestoredLease>{});
-    start_nat64(std::move(ledger), restored_nat64_leases(plan));
+    Nat64Ledger::OpenAllocations open = open_allocations_of(ledger.get());
+    const Plan plan = reconciler_->reconcile(effective(config_), open.restorable);
+    open.restorable = {};
+    start_nat64(std::move(ledger), open.all, restored_nat64_leases(plan));
     control_ = std::make_unique<ControlServer>(loop_, config_.control_socket, commands());
     loop_.watch(signals_.get(), POLLIN, [this](short) { on_signal(); });
     start_watchdog();
@@ -173,7 +188,8 @@ void Daemon::start_watchdog() {
 
 // The NAT64 run-time for the running configuration (or none): on start-up and when a reload
 // changed the nat64 section.
-void Daemon::start_nat64(std::unique_ptr<Nat64Ledger> ledger, bool leases_restored) {
+void Daemon::start_nat64(std::unique_ptr<Nat64Ledger> ledger, const std::vector<Allocation>& open,
+                         std::optional<uint64_t> restored_ns) {
     if (nat64_) {
         loop_.unwatch(nat64_->events_fd());
         nat64_.reset();
@@ -189,7 +205,7 @@ void Daemon::start_nat64(std::unique_ptr<Nat64Ledger> ledger, bool leases_restor
     loop_.watch(nat64_->events_fd(), POLLIN, [this](short) { nat64_->drain_events(); });
     // Allocations made while no daemon ran are in the maps; their events may have been lost.
     nat64_->drain_events();
-    nat64_->sync_with_store(leases_restored);
+    nat64_->sync_with_store(open, restored_ns);
 }
 
 // FILE's configuration plus the EAM entries added at run time (xlat64ctl eamt add), which the
@@ -210,8 +226,7 @@ Config Daemon::effective(const Config& file) {
 }
 
 void Daemon::reconcile_running() {
-    reconciler_->reconcile(effective(config_),
-                           ledger_ ? ledger_->restorable_leases() : std::vector<RestoredLease>{});
+    reconciler_->reconcile(effective(config_), restorable_leases_of(ledger_.get()));
 }
 
 // xlat64ctl eamt add: committed to the store first, then applied; if applying fails the entry is
@@ -327,13 +342,9 @@ void Daemon::on_signal() {
 
 // The reconciler applies its plan change by change. If one fails, the previous configuration
 // is reconciled back so the kernel never stays half-way between the two files.
-size_t Daemon::apply_or_roll_back(const Config& next, Nat64Ledger* next_ledger) {
-    Nat64Ledger* ledger = next_ledger ? next_ledger : ledger_.get();
+size_t Daemon::apply_or_roll_back(const Config& next, const std::vector<RestoredLease>& leases) {
     try {
-        return reconciler_
-            ->reconcile(effective(next),
-                        ledger ? ledger->restorable_leases() : std::vector<RestoredLease>{})
-            .size();
+        return reconciler_->reconcile(effective(next), leases).size();
     } catch (const std::exception& e) {
         const std::string failure = e.what();
         try {
@@ -377,10 +388,16 @@ size_t Daemon::reload(std::string_view requested_by) {
         }
         const bool nat64_changed = next.nat64 != config_.nat64 || next.state != config_.state;
         auto ledger = nat64_changed ? make_ledger(next) : nullptr;
-        const size_t changes = apply_or_roll_back(next, ledger.get());
+        Nat64Ledger::OpenAllocations open;
+        if (ledger) {
+            open = ledger->restorable_leases();  // its run-time's first sync takes them all
+        } else {
+            open.restorable = restorable_leases_of(ledger_.get());
+        }
+        const size_t changes = apply_or_roll_back(next, open.restorable);
         config_ = std::move(next);
         if (nat64_changed) {
-            start_nat64(std::move(ledger));
+            start_nat64(std::move(ledger), open.all);
         }
         last_reload_error_.clear();
         log_info("reload: done, " + std::to_string(changes) +
@@ -480,6 +497,7 @@ CommandTable Daemon::commands() {
                                              request.count_free = r.body.value("count_free", false);
                                              request.count_unleased =
                                                  r.body.value("count_unleased", false);
+                                             request.pipelined = r.body.value("pipelined", false);
                                              return require_nat64().import_subscribers(request);
                                          }};
     table["subscriber-del"] =

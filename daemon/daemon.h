@@ -10,19 +10,20 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.h"
 #include "daemon/backend.h"
 #include "daemon/control_server.h"
 #include "daemon/event_loop.h"
 #include "daemon/reconciler.h"
+#include "daemon/store.h"
 #include "netlink/unique_fd.h"
 
 namespace xlat64 {
 
 class Nat64Ledger;
 class Nat64Runtime;
-class Store;
 
 class Daemon {
   public:
@@ -45,8 +46,10 @@ class Daemon {
   private:
     void on_signal();
     void start_watchdog();
-    // LEASES_RESTORED: the reconcile has just re-created the store's leases in emptied maps.
-    void start_nat64(std::unique_ptr<Nat64Ledger> ledger, bool leases_restored = false);
+    // OPEN: the store's open allocations, read for the reconcile just before. RESTORED_NS: the
+    // reconcile has just re-created the store's leases in emptied maps, stamped with this time.
+    void start_nat64(std::unique_ptr<Nat64Ledger> ledger, const std::vector<Allocation>& open,
+                     std::optional<uint64_t> restored_ns = std::nullopt);
     std::unique_ptr<Nat64Ledger> make_ledger(const Config& config);
     Config effective(const Config& file);
     void reconcile_running();
@@ -57,7 +60,7 @@ class Daemon {
     Nat64Runtime& require_nat64();
     void notify_ready();
     Config read_config_for_reload() const;
-    size_t apply_or_roll_back(const Config& next, Nat64Ledger* next_ledger);
+    size_t apply_or_roll_back(const Config& next, const std::vector<RestoredLease>& leases);
     CommandTable commands();
     nlohmann::json status();
     nlohmann::json stats();

@@ -139,29 +139,28 @@ Allocation Nat64Ledger::allocation_of(const Ipv6Prefix& subscriber, const std::s
 }
 
 std::vector<Store::SubscriberChange> Nat64Ledger::import(
-    const std::vector<Subscriber>& subscribers, const std::function<bool(Leases&)>& next_leases,
-    int64_t from) {
+    const std::vector<Subscriber>& subscribers,
+    const std::function<bool(std::vector<Allocation>&)>& next_allocations) {
+    // No savepoints inside: a failure rolls the whole chunk back, as it must anyway.
     auto t = store_.transaction();
-    auto changes = store_.add_subscribers(subscribers);
-    Leases batch;
-    std::vector<Allocation> allocations;
-    while (next_leases(batch)) {
-        allocations.clear();
-        for (const auto& [index, block] : batch) {
-            const Subscriber& s = subscribers.at(index);
-            allocations.push_back(allocation_of(s.prefix, s.account, block));
-            allocations.back().valid_from = from;
-        }
-        store_.open_allocations(allocations);
+    auto changes = store_.add_subscribers(t, subscribers);
+    std::vector<Allocation> batch;
+    while (next_allocations(batch)) {
+        store_.open_allocations(t, batch);
         batch.clear();
     }
     t.commit();
     return changes;
 }
 
-std::string Nat64Ledger::import_line(const Subscriber& s, uint32_t block,
-                                     const std::string& time) const {
-    return line_of("allocate", allocation_of(s.prefix, s.account, block), time, "") + '\n';
+Allocation Nat64Ledger::imported(const Subscriber& s, uint32_t block, int64_t from) const {
+    Allocation a = allocation_of(s.prefix, s.account, block);
+    a.valid_from = from;
+    return a;
+}
+
+std::string Nat64Ledger::allocate_line(const Allocation& a, const std::string& time) const {
+    return line_of("allocate", a, time, "") + '\n';
 }
 
 void Nat64Ledger::allocated(const Ipv6Prefix& subscriber, uint32_t block, int64_t from,
@@ -179,6 +178,25 @@ void Nat64Ledger::released(const Ipv6Prefix& subscriber, uint32_t block, int64_t
              " held=" + std::to_string(held_seconds) + "s reason=" + reason);
 }
 
+void Nat64Ledger::released_unused(const std::vector<UnusedBlock>& blocks, int64_t until) {
+    if (blocks.empty()) {
+        return;
+    }
+    auto t = store_.transaction();
+    for (const UnusedBlock& u : blocks) {
+        store_.close_allocation(u.subscriber, u.block, until);
+    }
+    t.commit();
+    const std::string time = iso8601(until);
+    std::string lines;
+    for (const UnusedBlock& u : blocks) {
+        lines += line_of("release", allocation_of(u.subscriber, u.block), time,
+                         std::string(" held=0s reason=") + u.reason) +
+                 '\n';
+    }
+    log_lines(lines);
+}
+
 bool Nat64Ledger::matches_layout(const Allocation& a) const {
     if (config_.mode != Nat64Mode::dynamic || a.block >= nat64_block_count(config_) ||
         a.subscriber.len != config_.subscriber_length ||
@@ -190,33 +208,19 @@ bool Nat64Ledger::matches_layout(const Allocation& a) const {
            b.first_port == a.first_port && b.last_port == a.last_port;
 }
 
-std::vector<RestoredLease> Nat64Ledger::restorable_leases() {
-    std::vector<Allocation> open = store_.open_allocation_list();
-    std::vector<RestoredLease> out;
-    out.reserve(open.size());
-    unrestorable_.clear();
-    for (const Allocation& a : open) {
+Nat64Ledger::OpenAllocations Nat64Ledger::restorable_leases() {
+    OpenAllocations out;
+    if (config_.mode != Nat64Mode::dynamic) {
+        return out;
+    }
+    out.all = store_.open_allocation_list();
+    out.restorable.reserve(out.all.size());
+    for (const Allocation& a : out.all) {
         if (matches_layout(a)) {
-            out.push_back({a.subscriber, static_cast<uint32_t>(a.block)});
-        } else {
-            unrestorable_.push_back(a);
+            out.restorable.push_back({a.subscriber, static_cast<uint32_t>(a.block)});
         }
     }
-    if (!read_once_) {
-        first_read_ = std::move(open);
-    }
     return out;
-}
-
-// The reconcile and the sync that follows it run in one turn of the event loop; what the data
-// path recorded in between (drain_events) only opens allocations, and the sync treats a lease it
-// finds recorded twice as already recorded. Later calls always read the store.
-std::vector<Allocation> Nat64Ledger::open_allocations() {
-    read_once_ = true;
-    if (first_read_) {
-        return std::exchange(first_read_, std::nullopt).value();
-    }
-    return store_.open_allocation_list();
 }
 
 void Nat64Ledger::closed_by_configuration(const Allocation& a) {

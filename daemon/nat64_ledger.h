@@ -42,34 +42,47 @@ class Nat64Ledger {
     void released(const Ipv6Prefix& subscriber, uint32_t block, int64_t until, int64_t held_seconds,
                   const std::string& reason);
 
-    // Bulk provisioning (xlat64ctl subscriber import): SUBSCRIBERS provisioned and their leases
-    // (index into SUBSCRIBERS, block) recorded as held since FROM, in one transaction and one
-    // commit. The leases come in batches from NEXT_LEASES (false: no more) once the subscribers
-    // are written, so that the caller can claim the blocks in the kernel meanwhile. Throws
-    // (StoreError, or what NEXT_LEASES throws) with nothing recorded.
-    using Leases = std::vector<std::pair<size_t, uint32_t>>;
-    std::vector<Store::SubscriberChange> import(const std::vector<Subscriber>& subscribers,
-                                                const std::function<bool(Leases&)>& next_leases,
-                                                int64_t from);
-    // The allocate line of SUBSCRIBER's import of BLOCK at TIME (iso8601 of its FROM), newline
-    // included: the caller formats an import's lines on its kernel thread, and writes them with
-    // log_lines() once committed. Thread-safe (reads the configuration only).
-    std::string import_line(const Subscriber& subscriber, uint32_t block,
-                            const std::string& time) const;
+    // Closes at UNTIL, in one transaction, allocations whose blocks go back unused (an import's
+    // blocks that were superseded or could not be leased), and logs them. Throws StoreError with
+    // none closed.
+    struct UnusedBlock {
+        Ipv6Prefix subscriber;
+        uint32_t block = 0;
+        const char* reason = "";  // for the log line
+    };
+    void released_unused(const std::vector<UnusedBlock>& blocks, int64_t until);
+
+    // Bulk provisioning (xlat64ctl subscriber import): SUBSCRIBERS provisioned and their
+    // allocations recorded, in one transaction and one commit. The allocations come in batches
+    // from NEXT_ALLOCATIONS (false: no more) once the subscribers are written, so that the caller
+    // can claim the blocks in the kernel meanwhile. Throws (StoreError, or what NEXT_ALLOCATIONS
+    // throws) with nothing recorded.
+    using Leases = std::vector<std::pair<size_t, uint32_t>>;  // (index into a chunk, block)
+    std::vector<Store::SubscriberChange> import(
+        const std::vector<Subscriber>& subscribers,
+        const std::function<bool(std::vector<Allocation>&)>& next_allocations);
+    // The allocation of an import: SUBSCRIBER holds BLOCK since FROM. Built once, on the
+    // caller's kernel thread, for both the row and the allocate line. Thread-safe (reads the
+    // configuration only), as is allocate_line.
+    Allocation imported(const Subscriber& subscriber, uint32_t block, int64_t from) const;
+    // Its allocate line, newline included; TIME is iso8601(allocation.valid_from). Written with
+    // log_lines() once committed.
+    std::string allocate_line(const Allocation& allocation, const std::string& time) const;
     // LINES (each ending in a newline) to the journal in one write, and to the allocation log.
     void log_lines(const std::string& lines);
 
     // An allocation means the same under this configuration as when it was made.
     bool matches_layout(const Allocation& allocation) const;
-    // The open allocations that do, as leases to re-create after a reboot (dynamic mode).
-    std::vector<RestoredLease> restorable_leases();
-    // The open allocations the last restorable_leases() left out.
-    const std::vector<Allocation>& unrestorable() const { return unrestorable_; }
+    // Every open allocation (dynamic mode; deterministic mode records none, so nothing is read),
+    // and those that match the layout as leases to re-create after a reboot. Read once for a
+    // start or a reload: the reconcile takes RESTORABLE, the run-time's first sync ALL.
+    struct OpenAllocations {
+        std::vector<Allocation> all;
+        std::vector<RestoredLease> restorable;
+    };
+    OpenAllocations restorable_leases();
     // Closes an allocation whose block means something else now, and logs it.
     void closed_by_configuration(const Allocation& allocation);
-    // Every open allocation. The first call after restorable_leases() (start-up: the reconcile,
-    // then the run-time's sync) reuses what that one read: a million rows are read once.
-    std::vector<Allocation> open_allocations();
 
     // Keeps the history of nat64 configurations (for deterministic traces).
     void record_configuration();
@@ -93,10 +106,6 @@ class Nat64Ledger {
     NatBlockLayout layout_;
     SubscriberSpace subscribers_;
     std::ofstream log_file_;
-    // restorable_leases()'s read, kept for the first open_allocations() only (see there).
-    std::optional<std::vector<Allocation>> first_read_;
-    bool read_once_ = false;
-    std::vector<Allocation> unrestorable_;
 };
 
 }  // namespace xlat64

@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <atomic>
 #include <bit>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <future>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -70,6 +72,16 @@ ConntrackCounts counts_in(const std::map<Ipv4Address, ConntrackCounts>& counts,
     return sum;
 }
 
+std::string what_of(const std::exception_ptr& error) {
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+        return e.what();
+    } catch (...) {
+        return "unknown error";
+    }
+}
+
 int on_ring_event(void* ctx, void* data, size_t size) {
     static_cast<Nat64Runtime*>(ctx)->on_event(data, size);
     return 0;
@@ -96,7 +108,13 @@ Nat64Runtime::Nat64Runtime(Nat64Ledger& ledger, Nat64Maps maps, NftSocket& nft)
     }
 }
 
-Nat64Runtime::~Nat64Runtime() = default;
+Nat64Runtime::~Nat64Runtime() {
+    try {
+        settle_leases();
+    } catch (const std::exception& e) {
+        log_error(std::string("nat64: ") + e.what());
+    }
+}
 
 int Nat64Runtime::events_fd() const {
     return ring_buffer__epoll_fd(ring_.get());
@@ -162,7 +180,13 @@ void Nat64Runtime::record_pending() {
             ledger_.allocated(p.owner.subscriber, p.owner.block, p.from);
         } catch (const StoreError& e) {
             if (e.kind() == StoreError::Kind::conflict) {
-                continue;  // already recorded (a replayed event)
+                // Already recorded (a replayed event); or, while an import chunk's leases are
+                // being added, the subscriber's block from that chunk, which this one supersedes:
+                // tried again once the chunk's leases are settled.
+                if (leasing_) {
+                    left.push_back(p);
+                }
+                continue;
             }
             if (left.empty()) {
                 log_error(std::string("nat64: cannot record an allocation, will retry: ") +
@@ -177,19 +201,22 @@ void Nat64Runtime::record_pending() {
 // One batched walk of the leases and one of the owners, compared with one read of the store by
 // block number (arrays, no sorting): a restart with a million leases takes seconds less than with
 // a walk of the maps per question.
-void Nat64Runtime::sync_with_store(bool leases_restored) {
+void Nat64Runtime::sync_with_store(const std::vector<Allocation>& open,
+                                   std::optional<uint64_t> restored_ns) {
+    settle_leases();
     if (config_.mode != Nat64Mode::dynamic) {
         return;
     }
-    if (leases_restored) {
-        const std::vector<Allocation> open = ledger_.open_allocations();
-        for (const Allocation& a : ledger_.unrestorable()) {
-            ledger_.closed_by_configuration(a);  // not restored: its block means another now
+    if (restored_ns) {
+        for (const Allocation& a : open) {
+            if (!ledger_.matches_layout(a)) {
+                ledger_.closed_by_configuration(a);  // not restored: its block means another now
+            }
         }
         // Everything the data path did since the restore was in the events just read, unless
         // the ring buffer was ever full: the events not read yet are all still in it.
         if (event_bytes_ > maps_.events_capacity() / 2) {
-            record_unrestored_leases(open);
+            record_unrestored_leases(*restored_ns);
         }
         return;
     }
@@ -197,7 +224,9 @@ void Nat64Runtime::sync_with_store(bool leases_restored) {
     const auto at_block = leases_by_block(leases);
     std::vector<bool> recorded(leases.size(), false);
     std::vector<Allocation> lost;  // open in the store, gone from the kernel
-    for (const Allocation& a : ledger_.open_allocations()) {
+    // What the data path recorded since OPEN was read (drain_events) only opened allocations:
+    // their leases are found unrecorded here, and record_pending skips them as already recorded.
+    for (const Allocation& a : open) {
         if (!ledger_.matches_layout(a)) {
             ledger_.closed_by_configuration(a);
             continue;
@@ -221,22 +250,13 @@ void Nat64Runtime::sync_with_store(bool leases_restored) {
 }
 
 // Right after a restore the maps hold exactly the store's restorable allocations, all leased at
-// one instant, plus what the data path handed out since from the refilled free queue (leased
+// RESTORED_NS, plus what the data path handed out since from the refilled free queue (leased
 // later). Those are recorded from their events, but a full ring buffer drops events; when it may
 // have been full, the leases are walked once: any lease not stamped with the restore's instant
 // is recorded (record_pending skips one already in the store). Nothing can be lost or orphaned
 // after a flush, so the comparison with the store and the walk of the owner map are skipped
 // either way: at a million leases they took a second of the start.
-void Nat64Runtime::record_unrestored_leases(const std::vector<Allocation>& open) {
-    std::optional<uint64_t> restored_ns;
-    for (const Allocation& a : open) {
-        if (ledger_.matches_layout(a)) {
-            if (auto lease = maps_.lease(a.subscriber); lease && lease->block == a.block) {
-                restored_ns = lease->allocated_ns;
-            }
-            break;
-        }
-    }
+void Nat64Runtime::record_unrestored_leases(uint64_t restored_ns) {
     for (const Nat64Lease& lease : maps_.leases()) {
         if (lease.allocated_ns != restored_ns) {
             pending_.push_back(
@@ -301,6 +321,11 @@ void Nat64Runtime::return_orphaned_blocks(const std::vector<Nat64Lease>& leases)
 }
 
 void Nat64Runtime::tick() {
+    try {
+        settle_leases(false);  // an import's next chunk would wait for them anyway
+    } catch (const std::exception& e) {
+        log_error(std::string("nat64: ") + e.what());
+    }
     const uint64_t now = monotonic_ns();
     if (!pending_.empty()) {
         record_pending();
@@ -456,6 +481,7 @@ nlohmann::json Nat64Runtime::subscriber_json(const Owner& owner,
 }
 
 nlohmann::json Nat64Runtime::pool() {
+    settle_leases();
     const auto hosts = maps_.hosts();
     const auto counts = conntrack_.count_by_source(config_.internal_pool);
     ConntrackCounts sessions;
@@ -499,6 +525,7 @@ nlohmann::json Nat64Runtime::pool() {
 }
 
 nlohmann::json Nat64Runtime::subscribers() {
+    settle_leases();
     const auto hosts = maps_.hosts();
     const auto counts = conntrack_.count_by_source(config_.internal_pool);
     nlohmann::json out = nlohmann::json::array();
@@ -509,6 +536,7 @@ nlohmann::json Nat64Runtime::subscribers() {
 }
 
 nlohmann::json Nat64Runtime::subscriber(const std::string& text) {
+    settle_leases();
     std::optional<Ipv6Address> address;
     if (auto prefix = parse_ipv6_prefix(text)) {
         address = prefix->addr;
@@ -630,6 +658,7 @@ std::optional<uint32_t> Nat64Runtime::lease_block_now(const Ipv6Prefix& subscrib
 }
 
 nlohmann::json Nat64Runtime::add_subscriber(const std::string& text, const std::string& account) {
+    settle_leases();
     const Ipv6Prefix prefix = subscriber_prefix(text);
     ledger_.store().add_subscriber(prefix, account, wall_now());
     nlohmann::json out = {{"subscriber", to_string(prefix)}, {"account", account}};
@@ -654,16 +683,10 @@ nlohmann::json Nat64Runtime::add_subscriber(const std::string& text, const std::
 
 nlohmann::json Nat64Runtime::import_subscribers(const ImportRequest& request) {
     if (request.check) {
+        settle_leases();
         return check_chunk(request);
     }
-    ParsedImport parsed = parse_subscriber_import(request.text, 1);
-    for (size_t i = 0; i < parsed.subscribers.size() && parsed.problem_count == 0; ++i) {
-        const SubscriberLine& s = parsed.subscribers[i];
-        if (auto problem = admission_problem(s.prefix); !problem.empty()) {
-            parsed.problems.push_back({s.line, to_string(s.prefix) + problem});
-            ++parsed.problem_count;
-        }
-    }
+    ParsedImport parsed = admitted(request.text, 1);
     if (parsed.problem_count > 0) {
         // The CLI checked the chunk first; this is a file changed in between or another client.
         throw std::runtime_error("line " + std::to_string(parsed.problems.front().line) +
@@ -676,39 +699,57 @@ nlohmann::json Nat64Runtime::import_subscribers(const ImportRequest& request) {
     for (SubscriberLine& s : parsed.subscribers) {
         subscribers.push_back({s.prefix, std::move(s.account), now});
     }
-    return import_chunk(subscribers);
+    return import_chunk(subscribers, request.pipelined);
+}
+
+// TEXT's subscribers that this configuration admits, and what is wrong with the others (in line
+// order: the first MAX_SHOWN, and how many in all).
+ParsedImport Nat64Runtime::admitted(const std::string& text, size_t max_shown) const {
+    ParsedImport parsed = parse_subscriber_import(text, max_shown);
+    std::vector<ImportProblem> refused;
+    size_t kept = 0;
+    for (size_t i = 0; i < parsed.subscribers.size(); ++i) {
+        const SubscriberLine& s = parsed.subscribers[i];
+        if (auto problem = admission_problem(s.prefix); !problem.empty()) {
+            if (refused.size() < max_shown) {
+                refused.push_back({s.line, to_string(s.prefix) + problem});
+            }
+            ++parsed.problem_count;
+        } else if (kept++ != i) {
+            parsed.subscribers[kept - 1] = std::move(parsed.subscribers[i]);
+        }
+    }
+    parsed.subscribers.resize(kept);
+    if (!refused.empty()) {
+        std::move(refused.begin(), refused.end(), std::back_inserter(parsed.problems));
+        std::sort(parsed.problems.begin(), parsed.problems.end(),
+                  [](const ImportProblem& a, const ImportProblem& b) { return a.line < b.line; });
+        parsed.problems.resize(std::min(parsed.problems.size(), max_shown));
+    }
+    return parsed;
 }
 
 // Line-numbered problems (the chunk's own line numbers: the CLI maps them to the file's), and the
 // counts the CLI needs to tell whether the pool can take the whole file.
 nlohmann::json Nat64Runtime::check_chunk(const ImportRequest& request) {
-    const ParsedImport parsed = parse_subscriber_import(request.text);
-    std::vector<ImportProblem> problems = parsed.problems;
-    size_t count = parsed.problem_count;
-    size_t unleased = 0;
+    const ParsedImport parsed = admitted(request.text, kImportProblemsShown);
     const bool dynamic = config_.mode == Nat64Mode::dynamic;
-    for (const SubscriberLine& s : parsed.subscribers) {
-        if (auto problem = admission_problem(s.prefix); !problem.empty()) {
-            problems.push_back({s.line, to_string(s.prefix) + problem});
-            ++count;
-        } else if (dynamic && request.count_unleased && !maps_.lease(s.prefix)) {
-            ++unleased;
-        }
-    }
-    std::sort(problems.begin(), problems.end(),
-              [](const ImportProblem& a, const ImportProblem& b) { return a.line < b.line; });
     nlohmann::json list = nlohmann::json::array();
-    for (size_t i = 0; i < problems.size() && i < 20; ++i) {
-        list.push_back({{"line", problems[i].line}, {"error", problems[i].message}});
+    for (const ImportProblem& p : parsed.problems) {
+        list.push_back({{"line", p.line}, {"error", p.message}});
     }
     nlohmann::json out = {{"problems", list},
-                          {"problem_count", count},
+                          {"problem_count", parsed.problem_count},
                           {"mode", dynamic ? "dynamic" : "deterministic"}};
     if (dynamic && request.count_free) {
         const uint64_t owned = maps_.owners().size();
         out["free_blocks"] = blocks_.count() - std::min<uint64_t>(owned, blocks_.count());
     }
     if (dynamic && request.count_unleased) {
+        size_t unleased = 0;
+        for (const SubscriberLine& s : parsed.subscribers) {
+            unleased += !maps_.lease(s.prefix);
+        }
         out["unleased"] = unleased;
     }
     return out;
@@ -721,8 +762,8 @@ class Nat64Runtime::ClaimStream {
   public:
     static constexpr size_t kBatch = 1024;
 
-    void push(size_t index, uint32_t block) {
-        batch_.emplace_back(index, block);
+    void push(Allocation allocation) {
+        batch_.push_back(std::move(allocation));
         if (batch_.size() >= kBatch) {
             publish(false, nullptr);
         }
@@ -734,7 +775,7 @@ class Nat64Runtime::ClaimStream {
     bool cancelled() const { return cancelled_; }
 
     // Appends the next claims to OUT; false once there are no more. Rethrows the claimer's error.
-    bool next(Nat64Ledger::Leases& out) {
+    bool next(std::vector<Allocation>& out) {
         std::unique_lock lock(mutex_);
         ready_.wait(lock, [&] { return !shared_.empty() || done_; });
         if (error_) {
@@ -743,8 +784,12 @@ class Nat64Runtime::ClaimStream {
         if (shared_.empty()) {
             return false;
         }
-        out.insert(out.end(), shared_.begin(), shared_.end());
-        shared_.clear();
+        if (out.empty()) {
+            out.swap(shared_);
+        } else {
+            std::move(shared_.begin(), shared_.end(), std::back_inserter(out));
+            shared_.clear();
+        }
         return true;
     }
 
@@ -752,7 +797,7 @@ class Nat64Runtime::ClaimStream {
     void publish(bool done, std::exception_ptr error) {
         {
             std::lock_guard lock(mutex_);
-            shared_.insert(shared_.end(), batch_.begin(), batch_.end());
+            std::move(batch_.begin(), batch_.end(), std::back_inserter(shared_));
             done_ = done;
             error_ = std::move(error);
         }
@@ -760,10 +805,10 @@ class Nat64Runtime::ClaimStream {
         ready_.notify_one();
     }
 
-    Nat64Ledger::Leases batch_;  // the claimer's, not yet published
+    std::vector<Allocation> batch_;  // the claimer's, not yet published
     std::mutex mutex_;
     std::condition_variable ready_;
-    Nat64Ledger::Leases shared_;
+    std::vector<Allocation> shared_;
     bool done_ = false;
     std::exception_ptr error_;
     std::atomic<bool> cancelled_ = false;
@@ -773,13 +818,19 @@ class Nat64Runtime::ClaimStream {
 // in the owner map one by one, exactly as lease_block_now does (the queue has no batch
 // operations, and BPF_NOEXIST, which decides against the data path, has no batch form). All
 // returned to the queue if the pool runs dry; on a cancel, the caller returns them.
-Nat64Runtime::ChunkClaims Nat64Runtime::claim_blocks(const std::vector<Subscriber>& subscribers,
-                                                     const std::string& time, ClaimStream& stream) {
+Nat64Runtime::ChunkClaims Nat64Runtime::claim_blocks(
+    const std::vector<Subscriber>& subscribers, int64_t from, ClaimStream& stream,
+    const std::shared_future<LeaseOutcome>& before) {
     // Batches of log lines: a million allocations must not cost a million writes (nor one of
     // 200 MB).
     constexpr size_t kLinesPerWrite = 1024;
+    const std::string time = iso8601(from);
     ChunkClaims out;
     try {
+        // The chunk before's leases first: a subscriber in both must be found leased here.
+        if (before.valid() && before.get().error) {
+            throw std::runtime_error("the leases of the chunk before could not all be added");
+        }
         for (size_t index = 0; index < subscribers.size() && !stream.cancelled(); ++index) {
             const Ipv6Prefix& prefix = subscribers[index].prefix;
             if (maps_.lease(prefix)) {
@@ -799,11 +850,12 @@ Nat64Runtime::ChunkClaims Nat64Runtime::claim_blocks(const std::vector<Subscribe
                     std::to_string(out.blocks.size()) + " that were free");
             }
             out.blocks.emplace_back(index, *block);
-            stream.push(index, *block);
+            Allocation allocation = ledger_.imported(subscribers[index], *block, from);
             if (out.blocks.size() % kLinesPerWrite == 1) {
                 out.log_lines.emplace_back();
             }
-            out.log_lines.back() += ledger_.import_line(subscribers[index], *block, time);
+            out.log_lines.back() += ledger_.allocate_line(allocation, time);
+            stream.push(std::move(allocation));
         }
         stream.finish();
     } catch (...) {
@@ -814,18 +866,23 @@ Nat64Runtime::ChunkClaims Nat64Runtime::claim_blocks(const std::vector<Subscribe
     return out;
 }
 
-// Each subscriber of BLOCKS resolves to its block from now on, unless its first packet got it one
-// from the data path meanwhile: those are returned (the caller records and frees them).
-std::vector<Nat64Runtime::Owner> Nat64Runtime::add_leases(
-    const std::vector<Subscriber>& subscribers, const Nat64Ledger::Leases& blocks) {
-    std::vector<Owner> superseded;
+// Each subscriber of LEASES resolves to its block from now on, unless its first packet got it one
+// from the data path meanwhile: those are superseded (the caller records and frees them). Runs on
+// a second thread, so an error is handed back with how far it got, not thrown.
+Nat64Runtime::LeaseOutcome Nat64Runtime::add_leases(const std::vector<Owner>& leases) {
+    LeaseOutcome out;
     const uint64_t now = monotonic_ns();
-    for (const auto& [index, block] : blocks) {
-        if (!maps_.add_lease(subscribers[index].prefix, block, now)) {
-            superseded.push_back({subscribers[index].prefix, block});
+    try {
+        for (; out.done < leases.size(); ++out.done) {
+            const Owner& o = leases[out.done];
+            if (!maps_.add_lease(o.subscriber, o.block, now)) {
+                out.superseded.push_back(o);
+            }
         }
+    } catch (...) {
+        out.error = std::current_exception();
     }
-    return superseded;
+    return out;
 }
 
 void Nat64Runtime::give_back(const Nat64Ledger::Leases& blocks) {
@@ -841,15 +898,25 @@ void Nat64Runtime::give_back(const Nat64Ledger::Leases& blocks) {
 //
 // The work splits between SQLite and bpf(), so it runs on two threads (record_chunk, then
 // lease_chunk); the order of each block's steps is unchanged: claimed, committed, leased.
-nlohmann::json Nat64Runtime::import_chunk(const std::vector<Subscriber>& subscribers) {
+nlohmann::json Nat64Runtime::import_chunk(const std::vector<Subscriber>& subscribers,
+                                          bool pipelined) {
     if (config_.mode == Nat64Mode::dynamic) {
         // The data path's allocations so far in the store first, so none conflicts with ours.
         drain_events();
         record_pending();
     }
     ChunkClaims claims;
-    const std::vector<Store::SubscriberChange> changes = record_chunk(subscribers, claims);
-    const size_t superseded = lease_chunk(subscribers, claims);
+    std::vector<Store::SubscriberChange> changes;
+    try {
+        changes = record_chunk(subscribers, claims);
+    } catch (...) {
+        settle_leases();  // a failure of the chunk before's leases is the one to tell
+        throw;
+    }
+    // The chunk before's leases are added (this chunk's claimer waited for them): its superseded
+    // blocks are counted here, so that the answers of a whole import add up.
+    size_t superseded = settle_leases();
+    superseded += lease_chunk(subscribers, claims, pipelined);
     size_t added = 0;
     size_t updated = 0;
     for (Store::SubscriberChange c : changes) {
@@ -860,7 +927,7 @@ nlohmann::json Nat64Runtime::import_chunk(const std::vector<Subscriber>& subscri
             {"added", added},
             {"updated", updated},
             {"unchanged", subscribers.size() - added - updated},
-            {"leased", claims.blocks.size() - superseded},
+            {"leased", claims.blocks.size() - std::min(superseded, claims.blocks.size())},
             {"already_leased", claims.already_leased}};
 }
 
@@ -870,18 +937,20 @@ nlohmann::json Nat64Runtime::import_chunk(const std::vector<Subscriber>& subscri
 std::vector<Store::SubscriberChange> Nat64Runtime::record_chunk(
     const std::vector<Subscriber>& subscribers, ChunkClaims& claims) {
     const int64_t from = wall_now();
-    const std::string time = iso8601(from);
     ClaimStream stream;
     std::future<ChunkClaims> claiming;
     if (config_.mode == Nat64Mode::dynamic) {
-        claiming =
-            std::async(std::launch::async, [&] { return claim_blocks(subscribers, time, stream); });
+        const std::shared_future<LeaseOutcome> before =
+            leasing_ ? leasing_->outcome : std::shared_future<LeaseOutcome>();
+        claiming = std::async(std::launch::async, [&, before] {
+            return claim_blocks(subscribers, from, stream, before);
+        });
     } else {
         stream.finish();  // the configuration gives every subscriber its block
     }
     try {
         auto changes = ledger_.import(
-            subscribers, [&](Nat64Ledger::Leases& batch) { return stream.next(batch); }, from);
+            subscribers, [&](std::vector<Allocation>& batch) { return stream.next(batch); });
         if (claiming.valid()) {
             claims = claiming.get();  // done: the stream ended
         }
@@ -900,25 +969,84 @@ std::vector<Store::SubscriberChange> Nat64Runtime::record_chunk(
 }
 
 // After the commit: the leases are added on a second thread while the allocations are logged
-// here. Returns how many blocks were superseded (and returned).
+// here. PIPELINED: the caller answers meanwhile, and settle_leases() finishes the chunk later
+// (returns 0); else returns how many blocks were superseded (and returned).
 size_t Nat64Runtime::lease_chunk(const std::vector<Subscriber>& subscribers,
-                                 const ChunkClaims& claims) {
-    auto leasing =
-        std::async(std::launch::async, [&] { return add_leases(subscribers, claims.blocks); });
+                                 const ChunkClaims& claims, bool pipelined) {
+    if (claims.blocks.empty()) {
+        return 0;
+    }
+    auto leasing = std::make_unique<Leasing>();
+    leasing->leases.reserve(claims.blocks.size());
+    for (const auto& [index, block] : claims.blocks) {
+        leasing->leases.push_back({subscribers[index].prefix, block});
+    }
+    const std::vector<Owner>& leases = leasing->leases;
+    leasing->outcome =
+        std::async(std::launch::async, [this, &leases] { return add_leases(leases); }).share();
+    leasing_ = std::move(leasing);
     for (const std::string& lines : claims.log_lines) {
         ledger_.log_lines(lines);
     }
-    const std::vector<Owner> superseded = leasing.get();
-    for (const Owner& o : superseded) {
-        // Its first packet got it a block from the data path meanwhile: that one stays (and is
-        // recorded from its event), ours is closed and returned unused.
-        ledger_.released(o.subscriber, o.block, wall_now(), 0, "superseded");
-        maps_.free_block(o.block);
+    return pipelined ? 0 : settle_leases();
+}
+
+// When a lease cannot be added, the blocks not leased yet are returned as well (their allocations
+// closed) and the error thrown: the subscribers stay imported, and each gets a block from the
+// data path at its first packet. Superseded: the subscriber's first packet got it a block from
+// the data path meanwhile; that one stays (and is recorded from its event), ours is returned.
+size_t Nat64Runtime::settle_leases(bool wait) {
+    if (!leasing_ || (!wait && leasing_->outcome.wait_for(std::chrono::seconds(0)) !=
+                                   std::future_status::ready)) {
+        return 0;
     }
-    return superseded.size();
+    const std::unique_ptr<Leasing> leasing = std::move(leasing_);
+    const LeaseOutcome& outcome = leasing->outcome.get();
+    std::vector<Nat64Ledger::UnusedBlock> unused;
+    for (const Owner& o : outcome.superseded) {
+        unused.push_back({o.subscriber, o.block, "superseded"});
+    }
+    for (size_t i = outcome.done; i < leasing->leases.size(); ++i) {
+        unused.push_back({leasing->leases[i].subscriber, leasing->leases[i].block, "lease-failed"});
+    }
+    std::string failure;
+    if (outcome.error) {
+        failure = "the chunk's subscribers are imported, but after " +
+                  std::to_string(outcome.done - outcome.superseded.size()) + " of its " +
+                  std::to_string(leasing->leases.size()) +
+                  " port blocks were leased: " + what_of(outcome.error);
+    }
+    try {
+        return_unused(unused);
+    } catch (const std::exception& e) {
+        throw std::runtime_error((failure.empty() ? "" : failure + "; ") + "returning " +
+                                 std::to_string(unused.size()) +
+                                 " unused port blocks failed (they stay claimed until xlat64d "
+                                 "restarts): " +
+                                 e.what());
+    }
+    record_pending();  // the data path's allocations that ours held up
+    if (outcome.error) {
+        throw std::runtime_error(failure + "; the other " +
+                                 std::to_string(leasing->leases.size() - outcome.done) +
+                                 " were returned (their subscribers get one at their first "
+                                 "packet)");
+    }
+    return outcome.superseded.size();
+}
+
+// Blocks claimed and committed but not leased: closed in the store (one commit) before they go
+// back to the free queue, so the history never shows a free block as held. If the store refuses,
+// they stay claimed, and the next start re-creates their leases from the open allocations.
+void Nat64Runtime::return_unused(const std::vector<Nat64Ledger::UnusedBlock>& blocks) {
+    ledger_.released_unused(blocks, wall_now());
+    for (const Nat64Ledger::UnusedBlock& u : blocks) {
+        maps_.free_block(u.block);
+    }
 }
 
 nlohmann::json Nat64Runtime::remove_subscriber(const std::string& text) {
+    settle_leases();
     const Ipv6Prefix prefix = subscriber_prefix(text);
     nlohmann::json out = {{"subscriber", to_string(prefix)}};
     if (config_.mode == Nat64Mode::dynamic) {

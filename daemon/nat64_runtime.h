@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
+#include <future>
 #include <memory>
 #include <optional>
 #include <set>
@@ -17,6 +19,7 @@
 #include "daemon/nat64_ledger.h"
 #include "daemon/nat64_maps.h"
 #include "daemon/port_blocks.h"
+#include "daemon/subscriber_import.h"
 #include "netlink/conntrack.h"
 #include "netlink/nft_nat_table.h"
 
@@ -36,23 +39,28 @@ class Nat64Runtime {
     void drain_events();
     // Once a second: expiry (at its own pace) and exhaustion logging.
     void tick();
-    // After start-up: the kernel's dynamic leases and the store's open allocations agree
-    // afterwards (a lease the daemon did not record is recorded; an allocation the kernel lost is
-    // re-created, or closed when its block went to someone else). LEASES_RESTORED: the reconcile
-    // has just emptied the maps and re-created every restorable allocation in them (a reboot), so
+    // After start-up: the kernel's dynamic leases and the store's open allocations OPEN (read
+    // for the reconcile just before: Nat64Ledger::restorable_leases) agree afterwards (a lease the
+    // daemon did not record is recorded; an allocation the kernel lost is re-created, or closed
+    // when its block went to someone else). RESTORED_NS: the reconcile has just emptied the maps
+    // and re-created every restorable allocation in them with this lease time (a reboot), so
     // only the leases the data path made since need looking at.
-    void sync_with_store(bool leases_restored = false);
+    void sync_with_store(const std::vector<Allocation>& open,
+                         std::optional<uint64_t> restored_ns = std::nullopt);
 
     // xlat64ctl subscriber add / del: provisioning from dial-up systems.
     nlohmann::json add_subscriber(const std::string& prefix, const std::string& account);
     // xlat64ctl subscriber import: one chunk of the file (subscriber_import.h's format). With
     // CHECK only what is wrong with it (and, on request, the free blocks and how many of its
-    // subscribers hold none); else provisioned all or nothing (see import_chunk).
+    // subscribers hold none); else provisioned all or nothing (see import_chunk). PIPELINED (a
+    // chunk with more to follow): answered once committed, while its leases are still being
+    // added; the next call waits for them (and tells what went wrong with them).
     struct ImportRequest {
         std::string text;
         bool check = false;
         bool count_free = false;
         bool count_unleased = false;
+        bool pipelined = false;
     };
     nlohmann::json import_subscribers(const ImportRequest& request);
     nlohmann::json remove_subscriber(const std::string& prefix);
@@ -73,15 +81,16 @@ class Nat64Runtime {
     };
     void expire(uint64_t now_ns);
     void record_pending();
-    void record_unrestored_leases(const std::vector<Allocation>& open);
+    void record_unrestored_leases(uint64_t restored_ns);
     void recreate_lost_leases(const std::vector<Allocation>& lost, std::vector<Nat64Lease>& leases);
     void return_orphaned_blocks(const std::vector<Nat64Lease>& leases);
     std::vector<int64_t> leases_by_block(const std::vector<Nat64Lease>& leases) const;
     Ipv6Prefix subscriber_prefix(const std::string& text);
     std::string admission_problem(const Ipv6Prefix& prefix) const;
     std::optional<uint32_t> lease_block_now(const Ipv6Prefix& subscriber);
+    ParsedImport admitted(const std::string& text, size_t max_shown) const;
     nlohmann::json check_chunk(const ImportRequest& request);
-    nlohmann::json import_chunk(const std::vector<Subscriber>& subscribers);
+    nlohmann::json import_chunk(const std::vector<Subscriber>& subscribers, bool pipelined);
     // The kernel side of an import chunk; runs on a second thread, so it touches the maps only,
     // and hands its claims over in batches through a ClaimStream (nat64_runtime.cpp).
     class ClaimStream;
@@ -90,13 +99,29 @@ class Nat64Runtime {
         Nat64Ledger::Leases blocks;  // (index into the chunk, block) claimed, not yet leased
         std::vector<std::string> log_lines;  // their allocate lines, a batch per write
     };
-    ChunkClaims claim_blocks(const std::vector<Subscriber>& subscribers, const std::string& time,
-                             ClaimStream& stream);
-    std::vector<Owner> add_leases(const std::vector<Subscriber>& subscribers,
-                                  const Nat64Ledger::Leases& blocks);
+    // What add_leases did: LEASES[0, done) are leased or superseded; on ERROR the rest are
+    // claimed and committed but not leased.
+    struct LeaseOutcome {
+        size_t done = 0;
+        std::vector<Owner> superseded;
+        std::exception_ptr error;
+    };
+    // A chunk's leases being added on a second thread (the next chunk's claimer waits for them).
+    struct Leasing {
+        std::vector<Owner> leases;  // claimed and committed
+        std::shared_future<LeaseOutcome> outcome;
+    };
+    ChunkClaims claim_blocks(const std::vector<Subscriber>& subscribers, int64_t from,
+                             ClaimStream& stream, const std::shared_future<LeaseOutcome>& before);
+    LeaseOutcome add_leases(const std::vector<Owner>& leases);
     std::vector<Store::SubscriberChange> record_chunk(const std::vector<Subscriber>& subscribers,
                                                       ChunkClaims& claims);
-    size_t lease_chunk(const std::vector<Subscriber>& subscribers, const ChunkClaims& claims);
+    size_t lease_chunk(const std::vector<Subscriber>& subscribers, const ChunkClaims& claims,
+                       bool pipelined);
+    // The last chunk's leases, once added (at once when WAIT, else only if they are): blocks it
+    // could not use are returned. Returns how many were superseded; throws what failed.
+    size_t settle_leases(bool wait = true);
+    void return_unused(const std::vector<Nat64Ledger::UnusedBlock>& blocks);
     void give_back(const Nat64Ledger::Leases& blocks);
     void finish_releases();
     void log_exhaustion();
@@ -135,6 +160,8 @@ class Nat64Runtime {
     // Bytes of events read from the ring buffer so far: while they are fewer than it holds, the
     // data path cannot have found it full (and dropped an event) since this run-time started.
     uint64_t event_bytes_ = 0;
+    // Last: its thread uses the members above.
+    std::unique_ptr<Leasing> leasing_;
 };
 
 }  // namespace xlat64

@@ -51,6 +51,7 @@ struct DesiredState {
     TranslationConfig translation;
     std::optional<Nat64Config> nat64;
     std::vector<RestoredLease> nat64_leases;  // from the store (dynamic mode)
+    uint64_t nat64_leased_ns = 0;             // their lease time if re-created (CLOCK_MONOTONIC)
     // translation.ingress_interfaces, sorted: where the ingress fast path should be attached.
     // Which of them exist, and with which link-layer header, is observed (IngressLink).
     std::vector<std::string> ingress_interfaces;
@@ -188,6 +189,7 @@ struct SetNat64Prefixes {
 struct ResetNat64State {
     Shared<Nat64Config> config;  // null: NAT64 off
     std::vector<RestoredLease> leases;
+    uint64_t leased_ns = 0;  // CLOCK_MONOTONIC: what the re-created leases are stamped with
 };
 // Dynamic mode: blocks first..last-1 join the free queue (the pool grew).
 struct QueueFreeBlocks {
@@ -509,7 +511,8 @@ inline void plan_settings_and_nat64(const DesiredState& want, const ObservedStat
         return;
     }
     if (transition == Nat64Transition::reset) {
-        plan.push_back(change::ResetNat64State{share(want.nat64), want.nat64_leases});
+        plan.push_back(
+            change::ResetNat64State{share(want.nat64), want.nat64_leases, want.nat64_leased_ns});
     } else if (transition == Nat64Transition::grow && want.nat64->mode == Nat64Mode::dynamic &&
                have.nat64->blocks < settings.nat64->blocks) {
         plan.push_back(

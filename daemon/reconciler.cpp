@@ -1,5 +1,6 @@
 #include "daemon/reconciler.h"
 
+#include <chrono>
 #include <stdexcept>
 
 #include "daemon/log.h"
@@ -36,6 +37,12 @@ Plan Reconciler::plan(const Config& config, const std::vector<RestoredLease>& le
                       bool log_warnings) {
     DesiredState want = desired_state(config);
     want.nat64_leases = leases;
+    // steady_clock is CLOCK_MONOTONIC, the data path's clock: the run-time tells the restored
+    // leases from the data path's later ones by this stamp.
+    want.nat64_leased_ns =
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::steady_clock::now().time_since_epoch())
+                                  .count());
     const ObservedState have = backend_.observe(want);
     if (log_warnings) {
         for (const std::string& warning : ingress_warnings(want, have)) {

@@ -3,8 +3,11 @@
 #include <sqlite3.h>
 
 #include <array>
+#include <condition_variable>
 #include <filesystem>
 #include <iterator>
+#include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -136,6 +139,73 @@ void set_checkpoint_on_close(sqlite3* db, bool on) {
 void store_detail::DbClose::operator()(sqlite3* db) const {
     sqlite3_close_v2(db);
 }
+
+// SQLite's automatic checkpoint copies the WAL into the database inside the commit that filled
+// it, fsync included: a bulk import waited for that after every chunk. Here a second connection
+// does it on its own thread while the writer goes on. Durability does not change: a commit is
+// durable once its WAL frames are synced (synchronous=FULL), and a checkpoint only moves them
+// into the main file. A WAL that grows past kInlineFrames anyway (the thread cannot keep up) is
+// checkpointed in the commit again, as SQLite would, so it stays bounded.
+class store_detail::Checkpointer {
+  public:
+    static constexpr int kFrames = 1000;  // SQLite's default wal_autocheckpoint
+    static constexpr int kInlineFrames = 32 * kFrames;
+
+    using DbPtr = std::unique_ptr<sqlite3, DbClose>;
+    explicit Checkpointer(DbPtr db) : db_(std::move(db)), thread_([this] { run(); }) {}
+    ~Checkpointer() {
+        {
+            std::lock_guard lock(mutex_);
+            stop_ = true;
+        }
+        wake_.notify_one();
+        thread_.join();
+    }
+    Checkpointer(const Checkpointer&) = delete;
+    Checkpointer& operator=(const Checkpointer&) = delete;
+
+    // sqlite3_wal_hook: after each commit, with the number of frames in the WAL.
+    static int on_commit(void* self, sqlite3* writer, const char* schema, int frames) {
+        if (frames >= kInlineFrames) {
+            sqlite3_wal_checkpoint_v2(writer, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        } else if (frames >= kFrames) {
+            static_cast<Checkpointer*>(self)->request();
+        }
+        return SQLITE_OK;
+    }
+
+  private:
+    void request() {
+        {
+            std::lock_guard lock(mutex_);
+            wanted_ = true;
+        }
+        wake_.notify_one();
+    }
+    // A failed checkpoint (busy, I/O) leaves the frames in the WAL, where they are read from;
+    // the next commit asks again.
+    void run() {
+        std::unique_lock lock(mutex_);
+        while (true) {
+            wake_.wait(lock, [&] { return wanted_ || stop_; });
+            if (stop_) {
+                return;
+            }
+            wanted_ = false;
+            lock.unlock();
+            sqlite3_wal_checkpoint_v2(db_.get(), "main", SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                                      nullptr);
+            lock.lock();
+        }
+    }
+
+    DbPtr db_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    bool wanted_ = false;
+    bool stop_ = false;
+    std::thread thread_;  // last: runs on the members above
+};
 
 void store_detail::StmtFinalize::operator()(sqlite3_stmt* stmt) const {
     sqlite3_finalize(stmt);
@@ -294,14 +364,43 @@ Store Store::open(const std::string& path, Options options) {
     set_checkpoint_on_close(store.db_.get(), true);
     store.configure();
     store.migrate();
+    store.start_checkpointer();
     return store;
+}
+
+// Without a second connection (it cannot be opened) SQLite's own automatic checkpoint stays.
+void Store::start_checkpointer() {
+    sqlite3* raw = nullptr;
+    int rc =
+        sqlite3_open_v2(path_.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    DbPtr db(raw);
+    // A read opens the connection's WAL: until then its checkpoints do nothing, successfully.
+    if (rc != SQLITE_OK || sqlite3_exec(raw, "SELECT count(*) FROM sqlite_master", nullptr, nullptr,
+                                        nullptr) != SQLITE_OK) {
+        return;
+    }
+    set_checkpoint_on_close(raw, false);  // the writer's connection does that, last
+    checkpointer_ = std::make_unique<store_detail::Checkpointer>(std::move(db));
+    sqlite3_wal_hook(db_.get(), &store_detail::Checkpointer::on_commit, checkpointer_.get());
 }
 
 Store::Store(std::string path, DbPtr db) : path_(std::move(path)), db_(std::move(db)) {}
 Store::Store(Store&&) noexcept = default;
-Store& Store::operator=(Store&&) noexcept = default;
+// By hand: the checkpointer's connection must close before the writer's (see ~Store).
+Store& Store::operator=(Store&& other) noexcept {
+    if (this != &other) {
+        checkpointer_.reset();
+        statements_.clear();
+        db_ = std::move(other.db_);
+        path_ = std::move(other.path_);
+        statements_ = std::move(other.statements_);
+        checkpointer_ = std::move(other.checkpointer_);
+    }
+    return *this;
+}
 Store::~Store() {
-    statements_.clear();  // finalized before the connection closes
+    checkpointer_.reset();  // its connection closed first: db_'s close then removes the WAL
+    statements_.clear();    // finalized before the connection closes
 }
 
 // Reads only: the refusals (not a store, newer schema, corrupt) must leave the file as it was.
@@ -491,15 +590,21 @@ bool Store::add_subscriber(const Ipv6Prefix& prefix, const std::string& account,
 
 std::vector<Store::SubscriberChange> Store::add_subscribers(const std::vector<Subscriber>& subs) {
     Transaction t(*this);
+    auto out = add_subscribers(t, subs);
+    t.commit();
+    return out;
+}
+
+std::vector<Store::SubscriberChange> Store::add_subscribers(const Transaction& t,
+                                                            const std::vector<Subscriber>& subs) {
     std::vector<SubscriberChange> out(subs.size(), SubscriberChange::unchanged);
     size_t i = 0;
     for (; i + kRowsPerInsert <= subs.size(); i += kRowsPerInsert) {
-        add_subscriber_rows(&subs[i], &out[i]);
+        add_subscriber_rows(&subs[i], &out[i], may_roll_back_whole(t));
     }
     for (; i < subs.size(); ++i) {
         out[i] = add_subscriber_row(subs[i], to_string(subs[i].prefix));
     }
-    t.commit();
     return out;
 }
 
@@ -532,8 +637,9 @@ std::string parameter_list(size_t count) {
     return out;
 }
 
-std::string insert_subscribers_sql(size_t rows) {
-    std::string sql = "INSERT INTO subscribers (prefix, account, created) VALUES ";
+std::string insert_subscribers_sql(size_t rows, const char* or_clause) {
+    std::string sql =
+        std::string("INSERT") + or_clause + " INTO subscribers (prefix, account, created) VALUES ";
     for (size_t r = 0; r < rows; ++r) {
         sql += (r == 0 ? "(?" : ", (?") + std::to_string(3 * r + 1) + ", ?" +
                std::to_string(3 * r + 2) + ", ?" + std::to_string(3 * r + 3) + ")";
@@ -546,11 +652,14 @@ std::string insert_subscribers_sql(size_t rows) {
 // kRowsPerInsert subscribers: one read says which are there already and with what account; the
 // new ones are then written with one statement when all are new (a first import), and the rest
 // one by one. A repeated import only reads.
-void Store::add_subscriber_rows(const Subscriber* rows, SubscriberChange* changes) {
+void Store::add_subscriber_rows(const Subscriber* rows, SubscriberChange* changes,
+                                bool rollback_on_error) {
     static const std::string select_sql =
         "SELECT prefix, account FROM subscribers WHERE prefix IN (" +
         parameter_list(kRowsPerInsert) + ")";
-    static const std::string insert_sql = insert_subscribers_sql(kRowsPerInsert);
+    static const std::string insert_sql = insert_subscribers_sql(kRowsPerInsert, "");
+    static const std::string insert_or_rollback_sql =
+        insert_subscribers_sql(kRowsPerInsert, " OR ROLLBACK");
     std::array<std::string, kRowsPerInsert> prefixes;
     std::unordered_map<std::string_view, size_t> row_of;
     for (size_t r = 0; r < kRowsPerInsert; ++r) {
@@ -576,7 +685,7 @@ void Store::add_subscriber_rows(const Subscriber* rows, SubscriberChange* change
         }
     }
     if (present == 0) {
-        auto q = query(insert_sql, "writing");
+        auto q = query(rollback_on_error ? insert_or_rollback_sql : insert_sql, "writing");
         for (size_t r = 0; r < kRowsPerInsert; ++r) {
             const int p = static_cast<int>(3 * r);
             q.bind(p + 1, prefixes[r]).bind(p + 2, rows[r].account).bind(p + 3, rows[r].created);
@@ -623,10 +732,10 @@ namespace {
 constexpr int kAllocationParameters = 8;
 
 // INSERT of ROWS open allocations in one statement, parameters numbered row by row.
-std::string insert_allocations_sql(size_t rows) {
-    std::string sql =
-        "INSERT INTO allocations (subscriber, account, block, internal, public_address, "
-        "first_port, last_port, valid_from) VALUES ";
+std::string insert_allocations_sql(size_t rows, const char* or_clause = "") {
+    std::string sql = std::string("INSERT") + or_clause +
+                      " INTO allocations (subscriber, account, block, internal, public_address, "
+                      "first_port, last_port, valid_from) VALUES ";
     for (size_t r = 0; r < rows; ++r) {
         sql += r == 0 ? "(" : ", (";
         for (int p = 1; p <= kAllocationParameters; ++p) {
@@ -679,10 +788,12 @@ void Store::insert_allocation(const Allocation& a) {
 // kRowsPerInsert rows per statement: a bulk import spends less in preparing and finishing
 // statements per row. A refused statement leaves nothing behind; its rows are then tried one by
 // one, so that the error names the allocation refused.
-void Store::insert_allocations(const Allocation* rows) {
+void Store::insert_allocations(const Allocation* rows, bool rollback_on_error) {
     static const std::string sql = insert_allocations_sql(kRowsPerInsert);
+    static const std::string or_rollback_sql =
+        insert_allocations_sql(kRowsPerInsert, " OR ROLLBACK");
     {
-        auto q = query(sql, "writing");
+        auto q = query(rollback_on_error ? or_rollback_sql : sql, "writing");
         for (size_t r = 0; r < kRowsPerInsert; ++r) {
             check_open(rows[r]);
             bind_allocation(q, static_cast<int>(r), rows[r]);
@@ -695,36 +806,58 @@ void Store::insert_allocations(const Allocation* rows) {
             fail(rc, "writing");
         }
     }
+    if (rollback_on_error) {
+        conflict_in(rows, kRowsPerInsert);  // rolled back: no rows to try one by one
+    }
     for (size_t r = 0; r < kRowsPerInsert; ++r) {
         insert_allocation(rows[r]);
     }
 }
 
 // Names who holds what, so the error says which of the two unique indexes refused A.
-[[noreturn]] void Store::conflict(const Allocation& a) {
-    std::string prefix = "writing the state store " + path_ + ": ";
+// Who holds A's block or A's subscriber already, if anyone does.
+std::optional<std::string> Store::held_by(const Allocation& a) {
     {
         auto q = query(select_allocations("WHERE block = ?1 AND valid_until IS NULL"), "reading");
         q.bind(1, static_cast<int64_t>(a.block));
         if (q.step()) {
             auto held = allocation_row(q);
-            throw StoreError(StoreError::Kind::conflict,
-                             prefix + "block " + std::to_string(a.block) + " is already held by " +
-                                 to_string(held.subscriber) + " (since " +
-                                 std::to_string(held.valid_from) + ")");
+            return "block " + std::to_string(a.block) + " is already held by " +
+                   to_string(held.subscriber) + " (since " + std::to_string(held.valid_from) + ")";
         }
     }
     auto q = query(select_allocations("WHERE subscriber = ?1 AND valid_until IS NULL"), "reading");
     q.bind(1, to_string(a.subscriber));
     if (q.step()) {
         auto held = allocation_row(q);
-        throw StoreError(StoreError::Kind::conflict, prefix + to_string(a.subscriber) +
-                                                         " already holds block " +
-                                                         std::to_string(held.block) + " (since " +
-                                                         std::to_string(held.valid_from) + ")");
+        return to_string(a.subscriber) + " already holds block " + std::to_string(held.block) +
+               " (since " + std::to_string(held.valid_from) + ")";
+    }
+    return std::nullopt;
+}
+
+[[noreturn]] void Store::conflict(const Allocation& a) {
+    throw StoreError(
+        StoreError::Kind::conflict,
+        "writing the state store " + path_ + ": " +
+            held_by(a).value_or("allocation of block " + std::to_string(a.block) + " refused"));
+}
+
+// After a statement of ROWS rolled its transaction back: the first of them someone holds. The
+// rows written before them in the transaction are gone too, so a conflict among those is told
+// only as a refusal.
+[[noreturn]] void Store::conflict_in(const Allocation* rows, size_t count) {
+    for (size_t r = 0; r < count; ++r) {
+        if (held_by(rows[r])) {
+            conflict(rows[r]);
+        }
     }
     throw StoreError(StoreError::Kind::conflict,
-                     prefix + "allocation of block " + std::to_string(a.block) + " refused");
+                     "writing the state store " + path_ + ": allocations of blocks " +
+                         std::to_string(rows[0].block) + " to " +
+                         std::to_string(rows[count - 1].block) +
+                         " refused (two of them, or one and an allocation written before them, "
+                         "hold one block or subscriber)");
 }
 
 int64_t Store::open_allocation(const Allocation& allocation) {
@@ -734,14 +867,18 @@ int64_t Store::open_allocation(const Allocation& allocation) {
 
 void Store::open_allocations(const std::vector<Allocation>& allocations) {
     Transaction t(*this);
+    open_allocations(t, allocations);
+    t.commit();
+}
+
+void Store::open_allocations(const Transaction& t, const std::vector<Allocation>& allocations) {
     size_t i = 0;
     for (; i + kRowsPerInsert <= allocations.size(); i += kRowsPerInsert) {
-        insert_allocations(&allocations[i]);
+        insert_allocations(&allocations[i], may_roll_back_whole(t));
     }
     for (; i < allocations.size(); ++i) {
         insert_allocation(allocations[i]);
     }
-    t.commit();
 }
 
 // max(): a wall clock stepped backwards must not make an interval end before it began.

@@ -12,7 +12,8 @@
 //   operator can do about it. A store that is corrupt, of a newer schema or not an xlat64 store is
 //   refused before anything is written to it.
 //
-// Not thread-safe: one Store per thread (the daemon's event loop owns it).
+// Not thread-safe: one Store per thread (the daemon's event loop owns it). Its WAL checkpoints run
+// on a connection and thread of their own, so that a commit does not wait for them (store.cpp).
 #pragma once
 
 #include <cstdint>
@@ -85,7 +86,8 @@ struct DbClose {
 struct StmtFinalize {
     void operator()(sqlite3_stmt* stmt) const;
 };
-class Query;  // a cached prepared statement in use (store.cpp)
+class Query;         // a cached prepared statement in use (store.cpp)
+class Checkpointer;  // the WAL checkpoint on a second connection and thread (store.cpp)
 }  // namespace store_detail
 
 class Store {
@@ -137,6 +139,10 @@ class Store {
     // (or the open one): nothing is written for a subscriber already there with that account.
     enum class SubscriberChange : uint8_t { added, updated, unchanged };
     std::vector<SubscriberChange> add_subscribers(const std::vector<Subscriber>& subscribers);
+    // The same inside the caller's transaction T without a savepoint of its own (a savepoint
+    // copies every page it changes first): on an error the caller rolls T back whole.
+    std::vector<SubscriberChange> add_subscribers(const Transaction& t,
+                                                  const std::vector<Subscriber>& subscribers);
     bool remove_subscriber(const Ipv6Prefix& prefix);
     std::optional<Subscriber> subscriber(const Ipv6Prefix& prefix);
     std::vector<Subscriber> subscribers();
@@ -147,6 +153,8 @@ class Store {
     int64_t open_allocation(const Allocation& allocation);
     // The same for many, in one transaction: all or none.
     void open_allocations(const std::vector<Allocation>& allocations);
+    // The same inside the caller's transaction T, without a savepoint (see add_subscribers).
+    void open_allocations(const Transaction& t, const std::vector<Allocation>& allocations);
     // Closes SUBSCRIBER's open allocation of BLOCK at UNTIL; false when there is none.
     bool close_allocation(const Ipv6Prefix& subscriber, uint64_t block, int64_t until);
     // Closes every open allocation (a configuration reset); returns how many.
@@ -190,17 +198,28 @@ class Store {
     Query query(std::string_view sql, const char* doing);
     static constexpr size_t kRowsPerInsert = 64;
     SubscriberChange add_subscriber_row(const Subscriber& subscriber, const std::string& prefix);
-    void add_subscriber_rows(const Subscriber* rows, SubscriberChange* changes);  // kRowsPerInsert
+    // ROLLBACK_ON_ERROR: a failed statement rolls the whole (outermost) transaction back rather
+    // than itself, so it needs no statement journal (a copy of every page it changes).
+    void add_subscriber_rows(const Subscriber* rows, SubscriberChange* changes,
+                             bool rollback_on_error);  // kRowsPerInsert of them
+    static bool may_roll_back_whole(const Transaction& t) { return !t.nested_; }
     void check_open(const Allocation& allocation) const;
     static void bind_allocation(Query& q, int row, const Allocation& allocation);
     void insert_allocation(const Allocation& allocation);
-    void insert_allocations(const Allocation* rows);  // kRowsPerInsert of them
+    void insert_allocations(const Allocation* rows, bool rollback_on_error);  // kRowsPerInsert
+    std::optional<std::string> held_by(const Allocation& allocation);
     [[noreturn]] void conflict(const Allocation& allocation);
+    [[noreturn]] void conflict_in(const Allocation* rows, size_t count);
     [[noreturn]] void fail(int rc, const std::string& doing) const;
+
+    void start_checkpointer();
 
     std::string path_;
     DbPtr db_;
     std::map<std::string, StmtPtr, std::less<>> statements_;  // cached by their SQL
+    // After db_: stopped (and its connection closed) first, so that closing db_ still checkpoints
+    // and removes the WAL as the last connection.
+    std::unique_ptr<store_detail::Checkpointer> checkpointer_;
 };
 
 }  // namespace xlat64

@@ -19,6 +19,8 @@
 namespace xlat64 {
 
 inline constexpr size_t kMaxAccountBytes = 253;
+// Problems told by line (the CLI, and the daemon's check of a chunk); the rest are counted.
+inline constexpr size_t kImportProblemsShown = 20;
 
 struct SubscriberLine {
     Ipv6Prefix prefix;

@@ -1,0 +1,221 @@
+// Nat64Runtime's import against real BPF maps of the daemon's types, made here with tiny
+// max_entries (no program loaded): a full map fails a lease with E2BIG exactly as the kernel
+// would at a million subscribers, without mocking bpf(). Needs root (skipped otherwise).
+#include <bpf/bpf.h>
+#include <linux/bpf.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <set>
+#include <string>
+
+#include "daemon/nat64_ledger.h"
+#include "daemon/nat64_maps.h"
+#include "daemon/nat64_runtime.h"
+#include "daemon/store.h"
+#include "kmod-shim/xlat64_abi.h"
+#include "netlink/nft_nat_table.h"
+
+using namespace xlat64;
+namespace fs = std::filesystem;
+
+namespace {
+
+class TempDir {
+  public:
+    TempDir() {
+        std::string pattern = (fs::temp_directory_path() / "xlat64-runtime-XXXXXX").string();
+        REQUIRE(mkdtemp(pattern.data()) != nullptr);
+        path_ = pattern;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path_, ec);
+    }
+    std::string file(const char* name) const { return (path_ / name).string(); }
+
+  private:
+    fs::path path_;
+};
+
+class Fd {
+  public:
+    explicit Fd(int fd) : fd_(fd) {}
+    ~Fd() {
+        if (fd_ >= 0) {
+            close(fd_);
+        }
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    int get() const { return fd_; }
+
+  private:
+    int fd_;
+};
+
+// The NAT64 maps of xlat64.bpf.c, with the subscriber (lease) map holding only LEASES entries.
+struct SmallMaps {
+    explicit SmallMaps(uint32_t leases)
+        : prefixes(lpm()),
+          subscribers(hash(sizeof(in6_addr), sizeof(xlat_n64_sub), leases)),
+          owners(hash(sizeof(uint32_t), sizeof(in6_addr), 1024)),
+          free_blocks(
+              bpf_map_create(BPF_MAP_TYPE_QUEUE, "t_free", 0, sizeof(uint32_t), 1024, nullptr)),
+          hosts6(hash(sizeof(in6_addr), sizeof(xlat_n64_host), 1024)),
+          hosts4(hash(sizeof(uint32_t), sizeof(in6_addr), 1024)),
+          events(bpf_map_create(BPF_MAP_TYPE_RINGBUF, "t_events", 0, 0, 4096, nullptr)) {}
+
+    static int hash(uint32_t key, uint32_t value, uint32_t max) {
+        LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+        return bpf_map_create(BPF_MAP_TYPE_HASH, "t_hash", key, value, max, &opts);
+    }
+    static int lpm() {
+        LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+        return bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "t_pfx", sizeof(xlat_lpm6_key),
+                              sizeof(xlat_n64_prefix), 16, &opts);
+    }
+    bool ok() const {
+        for (const Fd* fd :
+             {&prefixes, &subscribers, &owners, &free_blocks, &hosts6, &hosts4, &events}) {
+            if (fd->get() < 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+    Nat64MapFds fds() const {
+        return {prefixes.get(), subscribers.get(), owners.get(), free_blocks.get(),
+                hosts6.get(),   hosts4.get(),      events.get()};
+    }
+
+    Fd prefixes, subscribers, owners, free_blocks, hosts6, hosts4, events;
+};
+
+Nat64Config dynamic_config() {
+    Nat64Config c;
+    c.prefixes = {*parse_ipv6_prefix("2001:db8:100::/48")};
+    c.subscriber_length = 64;
+    c.internal_pool = *parse_ipv4_prefix("100.64.0.0/24");
+    c.public_prefixes = {*parse_ipv4_prefix("198.51.100.0/30")};
+    c.ports = {1024, 65535};
+    c.mode = Nat64Mode::dynamic;
+    return c;
+}
+
+std::string chunk_of(size_t count) {
+    std::string text;
+    for (size_t i = 1; i <= count; ++i) {
+        text += "2001:db8:100:" + std::to_string(i) + "::/64 acct-" + std::to_string(i) + "\n";
+    }
+    return text;
+}
+
+size_t count_keys(int fd, size_t key_size) {
+    std::vector<unsigned char> key(key_size), next(key_size);
+    size_t n = 0;
+    for (const void* prev = nullptr; bpf_map_get_next_key(fd, prev, next.data()) == 0; ++n) {
+        key = next;
+        prev = key.data();
+    }
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("an import whose leases fail part-way returns every block it did not lease",
+          "[nat64_runtime]") {
+    constexpr uint32_t kLeaseRoom = 3;
+    constexpr size_t kSubscribers = 8;
+    SmallMaps small(kLeaseRoom);
+    if (!small.ok()) {
+        WARN("skipped: cannot create BPF maps (not root?)");
+        return;
+    }
+    TempDir dir;
+    Store store = Store::open(dir.file("state.db"));
+    const Nat64Config config = dynamic_config();
+    Nat64Ledger ledger(store, config, StateConfig{});
+    Nat64Maps maps(small.fds(), config.subscriber_length);
+    const uint64_t blocks = nat64_block_count(config);
+    maps.push_free_blocks(nat64_free_order(config, 0, blocks));
+    NftSocket nft;
+    Nat64Runtime runtime(ledger, maps, nft);
+
+    try {
+        runtime.import_subscribers({chunk_of(kSubscribers)});
+        FAIL("the import should have failed at lease " << kLeaseRoom + 1);
+    } catch (const std::exception& e) {
+        const std::string what = e.what();
+        CHECK_THAT(what, Catch::Contains("after 3 of its 8 port blocks were leased"));
+        CHECK_THAT(what, Catch::Contains("the other 5 were returned"));
+    }
+
+    // The chunk was committed: its subscribers stay, and exactly the leased blocks stay open.
+    CHECK(store.subscribers().size() == kSubscribers);
+    const std::vector<Allocation> open = store.open_allocation_list();
+    REQUIRE(open.size() == kLeaseRoom);
+    const std::vector<Nat64Lease> leases = maps.leases();
+    REQUIRE(leases.size() == kLeaseRoom);
+    std::set<std::pair<Ipv6Prefix, uint64_t>> leased, recorded;
+    for (const Nat64Lease& l : leases) {
+        leased.insert({l.subscriber, l.block});
+    }
+    for (const Allocation& a : open) {
+        recorded.insert({a.subscriber, a.block});
+    }
+    CHECK(leased == recorded);
+    // The other blocks are unclaimed and back in the free queue.
+    CHECK(count_keys(small.owners.get(), sizeof(uint32_t)) == kLeaseRoom);
+    size_t free = 0;
+    while (maps.pop_free_block()) {
+        ++free;
+    }
+    CHECK(free == blocks - kLeaseRoom);
+    // Each returned block's allocation is closed (the history has all eight).
+    size_t closed = 0;
+    for (size_t i = 1; i <= kSubscribers; ++i) {
+        for (const Allocation& a : store.history(
+                 *parse_ipv6_prefix(("2001:db8:100:" + std::to_string(i) + "::/64").c_str()))) {
+            closed += a.valid_until.has_value();
+        }
+    }
+    CHECK(closed == kSubscribers - kLeaseRoom);
+}
+
+TEST_CASE("a pipelined chunk's failed leases refuse the next chunk, which imports nothing",
+          "[nat64_runtime]") {
+    SmallMaps small(3);
+    if (!small.ok()) {
+        WARN("skipped: cannot create BPF maps (not root?)");
+        return;
+    }
+    TempDir dir;
+    Store store = Store::open(dir.file("state.db"));
+    const Nat64Config config = dynamic_config();
+    Nat64Ledger ledger(store, config, StateConfig{});
+    Nat64Maps maps(small.fds(), config.subscriber_length);
+    const uint64_t blocks = nat64_block_count(config);
+    maps.push_free_blocks(nat64_free_order(config, 0, blocks));
+    NftSocket nft;
+    Nat64Runtime runtime(ledger, maps, nft);
+
+    Nat64Runtime::ImportRequest first{chunk_of(8)};
+    first.pipelined = true;
+    const nlohmann::json answer = runtime.import_subscribers(first);  // answered before leasing
+    CHECK(answer.at("added") == 8);
+
+    Nat64Runtime::ImportRequest second{"2001:db8:100:99::/64 late\n"};
+    try {
+        runtime.import_subscribers(second);
+        FAIL("the chunk after failed leases should be refused");
+    } catch (const std::exception& e) {
+        CHECK_THAT(std::string(e.what()), Catch::Contains("after 3 of its 8 port blocks"));
+    }
+    CHECK(store.subscribers().size() == 8);  // nothing of the second chunk
+    CHECK(store.open_allocation_list().size() == 3);
+    CHECK(count_keys(small.owners.get(), sizeof(uint32_t)) == 3);
+}
