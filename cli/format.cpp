@@ -198,7 +198,8 @@ std::string format_pool(const json& pool) {
                                       text(e, "refused") + " refused");
     }
     out += field("drops", "unmapped internal " + text(pool, "unmapped_drops") +
-                              ", inbound to internal " + text(pool, "inbound_drops"));
+                              ", inbound to internal " + text(pool, "inbound_drops") +
+                              ", spoofed internal source " + text(pool, "spoofed_source_drops"));
     return out;
 }
 

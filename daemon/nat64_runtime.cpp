@@ -521,7 +521,8 @@ nlohmann::json Nat64Runtime::pool() {
         {"sessions", counts_json(sessions)},
         {"exhausted", exhausted},
         {"unmapped_drops", table_.unmapped_drops()},
-        {"inbound_drops", table_.forward_drops()}};
+        {"inbound_drops", table_.forward_drops()},
+        {"spoofed_source_drops", table_.spoofed_source_drops().packets}};
 }
 
 nlohmann::json Nat64Runtime::subscribers() {

@@ -109,6 +109,9 @@ ip -n "$OUTSIDE" addr add "$internal/32" dev eth0
 expect_spoofing_dropped 5
 inbound=$(ctl pool --json | $PYTHON -c 'import json, sys; print(json.load(sys.stdin)["inbound_drops"])')
 expect "the pool's inbound drops counted none of them ($inbound)" test "$inbound" -eq 0
+ctl pool | tee "$E2E_TMP/pool.txt"
+expect "xlat64ctl pool shows them with the drops" \
+	grep -qE 'spoofed internal source 5$' "$E2E_TMP/pool.txt"
 ctl stats | tee "$E2E_TMP/stats.txt"
 expect "xlat64ctl stats shows the drop by name" \
 	grep -qE '^ *nat64_spoofed_internal_source +5 ' "$E2E_TMP/stats.txt"
