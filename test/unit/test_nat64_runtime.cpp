@@ -18,44 +18,14 @@
 #include "daemon/store.h"
 #include "kmod-shim/xlat64_abi.h"
 #include "netlink/nft_nat_table.h"
+#include "netlink/unique_fd.h"
+#include "test/unit/temp_dir.h"
 
 using namespace xlat64;
-namespace fs = std::filesystem;
 
 namespace {
 
-class TempDir {
-  public:
-    TempDir() {
-        std::string pattern = (fs::temp_directory_path() / "xlat64-runtime-XXXXXX").string();
-        REQUIRE(mkdtemp(pattern.data()) != nullptr);
-        path_ = pattern;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    std::string file(const char* name) const { return (path_ / name).string(); }
-
-  private:
-    fs::path path_;
-};
-
-class Fd {
-  public:
-    explicit Fd(int fd) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0) {
-            close(fd_);
-        }
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-
-  private:
-    int fd_;
-};
+using test::TempDir;
 
 // The NAT64 maps of xlat64.bpf.c, with the subscriber (lease) map holding only LEASES entries.
 struct SmallMaps {
@@ -79,7 +49,7 @@ struct SmallMaps {
                               sizeof(xlat_n64_prefix), 16, &opts);
     }
     bool ok() const {
-        for (const Fd* fd :
+        for (const UniqueFd* fd :
              {&prefixes, &subscribers, &owners, &free_blocks, &hosts6, &hosts4, &events}) {
             if (fd->get() < 0) {
                 return false;
@@ -92,7 +62,7 @@ struct SmallMaps {
                 hosts6.get(),   hosts4.get(),      events.get()};
     }
 
-    Fd prefixes, subscribers, owners, free_blocks, hosts6, hosts4, events;
+    UniqueFd prefixes, subscribers, owners, free_blocks, hosts6, hosts4, events;
 };
 
 Nat64Config dynamic_config() {
@@ -113,6 +83,29 @@ std::string chunk_of(size_t count) {
     }
     return text;
 }
+
+// A dynamic-mode run-time over SMALL's maps, with a fresh store and every block free.
+struct RuntimeLab {
+    explicit RuntimeLab(const SmallMaps& small)
+        : store(Store::open(dir.file("state.db"))),
+          ledger(store, config, StateConfig{}),
+          maps(with_free_blocks(small, config)),
+          runtime(ledger, maps, nft) {}
+
+    static Nat64Maps with_free_blocks(const SmallMaps& small, const Nat64Config& config) {
+        Nat64Maps maps(small.fds(), config.subscriber_length);
+        maps.push_free_blocks(nat64_free_order(config, 0, nat64_block_count(config)));
+        return maps;
+    }
+
+    TempDir dir;
+    Store store;
+    const Nat64Config config = dynamic_config();
+    Nat64Ledger ledger;
+    Nat64Maps maps;
+    NftSocket nft;
+    Nat64Runtime runtime;
+};
 
 size_t count_keys(int fd, size_t key_size) {
     std::vector<unsigned char> key(key_size), next(key_size);
@@ -135,15 +128,11 @@ TEST_CASE("an import whose leases fail part-way returns every block it did not l
         WARN("skipped: cannot create BPF maps (not root?)");
         return;
     }
-    TempDir dir;
-    Store store = Store::open(dir.file("state.db"));
-    const Nat64Config config = dynamic_config();
-    Nat64Ledger ledger(store, config, StateConfig{});
-    Nat64Maps maps(small.fds(), config.subscriber_length);
-    const uint64_t blocks = nat64_block_count(config);
-    maps.push_free_blocks(nat64_free_order(config, 0, blocks));
-    NftSocket nft;
-    Nat64Runtime runtime(ledger, maps, nft);
+    RuntimeLab lab(small);
+    Store& store = lab.store;
+    Nat64Maps& maps = lab.maps;
+    Nat64Runtime& runtime = lab.runtime;
+    const uint64_t blocks = nat64_block_count(lab.config);
 
     try {
         runtime.import_subscribers({chunk_of(kSubscribers)});
@@ -193,15 +182,9 @@ TEST_CASE("a pipelined chunk's failed leases refuse the next chunk, which import
         WARN("skipped: cannot create BPF maps (not root?)");
         return;
     }
-    TempDir dir;
-    Store store = Store::open(dir.file("state.db"));
-    const Nat64Config config = dynamic_config();
-    Nat64Ledger ledger(store, config, StateConfig{});
-    Nat64Maps maps(small.fds(), config.subscriber_length);
-    const uint64_t blocks = nat64_block_count(config);
-    maps.push_free_blocks(nat64_free_order(config, 0, blocks));
-    NftSocket nft;
-    Nat64Runtime runtime(ledger, maps, nft);
+    RuntimeLab lab(small);
+    Store& store = lab.store;
+    Nat64Runtime& runtime = lab.runtime;
 
     Nat64Runtime::ImportRequest first{chunk_of(8)};
     first.pipelined = true;

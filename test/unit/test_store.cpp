@@ -9,29 +9,14 @@
 #include <string>
 
 #include "daemon/store.h"
+#include "test/unit/temp_dir.h"
 
 using namespace xlat64;
 namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory per test, removed with everything in it at the end.
-class TempDir {
-  public:
-    TempDir() {
-        std::string pattern = (fs::temp_directory_path() / "xlat64-store-XXXXXX").string();
-        REQUIRE(mkdtemp(pattern.data()) != nullptr);
-        path_ = pattern;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    std::string file(const char* name) const { return (path_ / name).string(); }
-
-  private:
-    fs::path path_;
-};
+using test::TempDir;
 
 std::string contents(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
