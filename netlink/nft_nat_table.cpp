@@ -575,6 +575,23 @@ void load_payload(nftnl_rule* r, uint32_t base, uint32_t offset, uint32_t len, u
     });
 }
 
+// lookup of the key in SREG in SET: with DREG a map, whose data it loads; with INVERT a match
+// when the key is absent.
+void lookup(nftnl_rule* r, uint32_t sreg, const char* set, uint32_t set_id,
+            std::optional<uint32_t> dreg = std::nullopt, bool invert = false) {
+    add_expr(r, "lookup", [&](nftnl_expr* e) {
+        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, sreg);
+        if (dreg) {
+            nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, *dreg);
+        }
+        nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
+        if (invert) {
+            nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
+        }
+    });
+}
+
 void load_saddr(nftnl_rule* r, uint32_t reg = NFT_REG32_00) {
     load_payload(r, NFT_PAYLOAD_NETWORK_HEADER, kIphdrSaddr, 4, reg);
 }
@@ -672,12 +689,7 @@ RulePtr hairpin_dnat_rule(const std::string& table, const NftNatShape& shape) {
     load_payload(r.get(), NFT_PAYLOAD_NETWORK_HEADER, kIphdrDaddr, 4, NFT_REG32_00);
     load_meta_l4proto(r.get(), NFT_REG32_01);
     load_payload(r.get(), NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_02);  // th dport
-    add_expr(r.get(), "lookup", [](nftnl_expr* e) {
-        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG32_00);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, NFT_REG32_00);
-        nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, kHairpinMap);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, kHairpinMapId);
-    });
+    lookup(r.get(), NFT_REG32_00, kHairpinMap, kHairpinMapId, NFT_REG32_00);
     // The maxima equal the minima (one address, one port): stated here because the kernel
     // reports them so, which keeps a dumped rule equal to this one.
     add_expr(r.get(), "nat", [](nftnl_expr* e) {
@@ -738,12 +750,7 @@ RulePtr sessions_rule(const std::string& table, const NftNatShape& shape) {
 RulePtr snat_rule(const std::string& table) {
     RulePtr r = rule_object(table, kPostrouting);
     load_saddr(r.get(), NFT_REG_1);
-    add_expr(r.get(), "lookup", [](nftnl_expr* e) {
-        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, NFT_REG_1);
-        nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, kBlocksSet);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, kBlocksSetId);
-    });
+    lookup(r.get(), NFT_REG_1, kBlocksSet, kBlocksSetId, NFT_REG_1);
     add_expr(r.get(), "nat", [](nftnl_expr* e) {
         nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_SNAT);
         nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
@@ -788,11 +795,7 @@ RulePtr track_rule(const std::string& table, const NftNatShape& shape) {
     load_ct(r.get(), NFT_CT_SRC_IP, IP_CT_DIR_ORIGINAL, NFT_REG32_00);
     match_pool(r.get(), NFT_REG32_00, shape.internal_pool);
     load_meta_l4proto(r.get(), NFT_REG32_00);
-    add_expr(r.get(), "lookup", [](nftnl_expr* e) {
-        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG32_00);
-        nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, kHairpinProtocols);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, kHairpinProtocolsId);
-    });
+    lookup(r.get(), NFT_REG32_00, kHairpinProtocols, kHairpinProtocolsId);
     load_ct(r.get(), NFT_CT_DST_IP, IP_CT_DIR_REPLY, NFT_REG32_00);
     load_meta_l4proto(r.get(), NFT_REG32_01);
     load_ct(r.get(), NFT_CT_PROTO_DST, IP_CT_DIR_REPLY, NFT_REG32_02);
@@ -852,12 +855,7 @@ RulePtr spoofed_source_drop_rule(const std::string& table, const NftNatShape& sh
         nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_IIFNAME);
         nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
     });
-    add_expr(r.get(), "lookup", [](nftnl_expr* e) {
-        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
-        nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, kTrustedSet);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, kTrustedSetId);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
-    });
+    lookup(r.get(), NFT_REG_1, kTrustedSet, kTrustedSetId, std::nullopt, true);
     counter_verdict(r.get(), true, NF_DROP);
     return r;
 }
