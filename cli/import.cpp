@@ -1,5 +1,6 @@
 #include "cli/import.h"
 
+#include <algorithm>
 #include <fstream>
 #include <future>
 #include <iostream>
@@ -7,14 +8,48 @@
 #include <sstream>
 
 #include "daemon/control_client.h"
+#include "daemon/control_protocol.h"
 #include "daemon/subscriber_import.h"
 
 namespace xlat64 {
 namespace {
 
-// Subscribers per request: about 3 MB of JSON, well under the daemon's limit for root
-// (kMaxAdminRequestBytes), and one commit per 65,536 subscribers.
+// Subscribers per request, and so per commit: 65,536, about 3 MB of JSON with typical account
+// ids, unless that many lines would pass kChunkBytes. A chunk of 65,536 with 253-byte account ids
+// is about 19 MB, more than the daemon takes from root (kMaxAdminRequestBytes).
 constexpr size_t kChunk = 65536;
+constexpr size_t kChunkBytes = kMaxAdminRequestBytes / 2;  // the rest: JSON around the text
+constexpr size_t kMaxPrefixText = 43;  // "xxxx:...:xxxx/128", the longest a prefix is written
+
+struct ChunkRange {
+    size_t first = 0, last = 0;  // subscribers [first, last)
+};
+
+// At most what S's line takes in a request: the prefix, the account id with the characters JSON
+// escapes counted twice, a space and a newline.
+size_t request_bytes(const SubscriberLine& s) {
+    auto escaped = std::count_if(s.account.begin(), s.account.end(),
+                                 [](char c) { return c == '"' || c == '\\'; });
+    return kMaxPrefixText + s.account.size() + static_cast<size_t>(escaped) + 2;
+}
+
+std::vector<ChunkRange> chunk_ranges(const std::vector<SubscriberLine>& subscribers) {
+    std::vector<ChunkRange> out;
+    size_t first = 0, bytes = 0;
+    for (size_t i = 0; i < subscribers.size(); ++i) {
+        const size_t line = request_bytes(subscribers[i]);
+        if (i > first && (i - first == kChunk || bytes + line > kChunkBytes)) {
+            out.push_back({first, i});
+            first = i;
+            bytes = 0;
+        }
+        bytes += line;
+    }
+    if (first < subscribers.size()) {
+        out.push_back({first, subscribers.size()});
+    }
+    return out;
+}
 
 std::string read_input(const std::string& file) {
     if (file == "-") {
@@ -53,44 +88,45 @@ void print_problems(const std::string& file, const Problems& problems) {
 // each chunk) on a second thread, which works ahead while the daemon handles the chunks before.
 class ChunkTexts {
   public:
-    explicit ChunkTexts(const std::vector<SubscriberLine>& subscribers) {
-        std::vector<std::promise<std::string>> promises((subscribers.size() + kChunk - 1) / kChunk);
+    ChunkTexts(const std::vector<SubscriberLine>& subscribers,
+               const std::vector<ChunkRange>& ranges) {
+        std::vector<std::promise<std::string>> promises(ranges.size());
         for (auto& promise : promises) {
             texts_.push_back(promise.get_future().share());
         }
         worker_ = std::async(
-            std::launch::async, [&subscribers, promises = std::move(promises)]() mutable {
+            std::launch::async, [&subscribers, &ranges, promises = std::move(promises)]() mutable {
                 for (size_t i = 0; i < promises.size(); ++i) {
-                    const size_t first = i * kChunk;
-                    promises[i].set_value(subscriber_import_text(
-                        subscribers, first, std::min(first + kChunk, subscribers.size())));
+                    promises[i].set_value(
+                        subscriber_import_text(subscribers, ranges[i].first, ranges[i].last));
                 }
             });
     }
-    // The chunk starting at subscriber FIRST (a multiple of kChunk).
-    const std::string& text(size_t first) const { return texts_.at(first / kChunk).get(); }
+    // The text of chunk I.
+    const std::string& text(size_t i) const { return texts_.at(i).get(); }
 
   private:
     std::vector<std::shared_future<std::string>> texts_;
     std::future<void> worker_;  // last: joined before the texts go
 };
 
-nlohmann::json call_chunk(ControlClient& client, const ChunkTexts& texts, size_t first,
+nlohmann::json call_chunk(ControlClient& client, const ChunkTexts& texts, size_t chunk,
                           nlohmann::json extra) {
-    extra["subscribers"] = texts.text(first);
+    extra["subscribers"] = texts.text(chunk);
     return client.call("subscriber-import", extra);
 }
 
 // The daemon's view of every chunk: admitted prefixes, the subscriber length. Its line numbers
-// are the chunk's; line i of the chunk at FIRST is subscribers[first + i - 1].
+// are the chunk's; line i of a chunk is subscribers[first + i - 1].
 Problems check_with_daemon(ControlClient& client, const std::vector<SubscriberLine>& subscribers,
-                           const ChunkTexts& texts, nlohmann::json& first_answer,
-                           bool count_unleased, size_t& unleased) {
+                           const std::vector<ChunkRange>& ranges, const ChunkTexts& texts,
+                           nlohmann::json& first_answer, bool count_unleased, size_t& unleased) {
     Problems problems;
-    for (size_t first = 0; first < subscribers.size(); first += kChunk) {
+    for (size_t chunk = 0; chunk < ranges.size(); ++chunk) {
+        const size_t first = ranges[chunk].first;
         nlohmann::json answer = call_chunk(
-            client, texts, first,
-            {{"check", true}, {"count_free", first == 0}, {"count_unleased", count_unleased}});
+            client, texts, chunk,
+            {{"check", true}, {"count_free", chunk == 0}, {"count_unleased", count_unleased}});
         for (const auto& p : answer.at("problems")) {
             if (problems.shown.size() < kImportProblemsShown) {
                 const size_t line = subscribers.at(first + p.at("line").get<size_t>() - 1).line;
@@ -99,7 +135,7 @@ Problems check_with_daemon(ControlClient& client, const std::vector<SubscriberLi
         }
         problems.count += answer.at("problem_count").get<size_t>();
         unleased += answer.value("unleased", size_t{0});
-        if (first == 0) {
+        if (chunk == 0) {
             first_answer = answer;
         }
     }
@@ -109,8 +145,8 @@ Problems check_with_daemon(ControlClient& client, const std::vector<SubscriberLi
 // Whether the pool can give a block to every subscriber of the file that holds none: counted
 // only when the file has more subscribers than there are free blocks (a second pass).
 bool enough_blocks(ControlClient& client, const std::vector<SubscriberLine>& subscribers,
-                   const ChunkTexts& texts, const nlohmann::json& first_answer,
-                   const std::string& file) {
+                   const std::vector<ChunkRange>& ranges, const ChunkTexts& texts,
+                   const nlohmann::json& first_answer, const std::string& file) {
     if (!first_answer.contains("free_blocks")) {
         return true;  // deterministic mode: the configuration gives every subscriber its block
     }
@@ -120,7 +156,7 @@ bool enough_blocks(ControlClient& client, const std::vector<SubscriberLine>& sub
     }
     nlohmann::json ignored;
     size_t unleased = 0;
-    check_with_daemon(client, subscribers, texts, ignored, true, unleased);
+    check_with_daemon(client, subscribers, ranges, texts, ignored, true, unleased);
     if (unleased <= free) {
         return true;
     }
@@ -187,25 +223,27 @@ int run_import(const ImportOptions& options) {
     }
     const auto& subscribers = parsed.subscribers;
     ControlClient client(options.socket, options.timeout);
-    const ChunkTexts texts(subscribers);
+    const std::vector<ChunkRange> ranges = chunk_ranges(subscribers);
+    const ChunkTexts texts(subscribers, ranges);
     nlohmann::json first_answer;
     size_t unused = 0;
-    Problems problems = check_with_daemon(client, subscribers, texts, first_answer, false, unused);
+    Problems problems =
+        check_with_daemon(client, subscribers, ranges, texts, first_answer, false, unused);
     if (problems.count > 0) {
         print_problems(options.file, problems);
         return 1;
     }
-    if (!enough_blocks(client, subscribers, texts, first_answer, options.file)) {
+    if (!enough_blocks(client, subscribers, ranges, texts, first_answer, options.file)) {
         return 1;
     }
     Totals totals;
-    for (size_t first = 0; first < subscribers.size(); first += kChunk) {
-        const size_t last = std::min(first + kChunk, subscribers.size());
+    for (size_t chunk = 0; chunk < ranges.size(); ++chunk) {
+        const auto [first, last] = ranges[chunk];
         try {
             // Every chunk but the last is answered while its leases are still being added: the
             // next one waits for them in the daemon (and fails if they did).
             add(totals,
-                call_chunk(client, texts, first, {{"pipelined", last < subscribers.size()}}));
+                call_chunk(client, texts, chunk, {{"pipelined", last < subscribers.size()}}));
         } catch (const std::exception& e) {
             report_failure(options.file, subscribers, first, last, totals, e.what());
             return 1;
