@@ -96,10 +96,6 @@ static NftNatShape nat_shape_or_default(const std::optional<Nat64Config>& nat64)
 
 NatTableState BpfBackend::observe_nat_table(const DesiredState& want) {
     NftNatTable table(nft_sock_, nat_table_name(want.nat64), nat_table_shape(want));
-    nat_table_.reset();
-    if (want.nat64) {
-        nat_table_.emplace(table.name(), table.shape());
-    }
     switch (table.observe()) {
         case NftNatTable::State::absent:
             return NatTableState::absent;
@@ -315,32 +311,7 @@ void BpfBackend::finish_pending_changes() {
 }
 
 std::vector<Counter> BpfBackend::counters() {
-    std::vector<Counter> out = to_counters(translator_->read_stats(), stat_infos());
-    if (auto spoofed = spoofed_source_counter()) {
-        out.push_back(*spoofed);
-    }
-    return out;
-}
-
-// A drop of the nftables table rather than of the program, listed with the program's: where the
-// operator looks for what xlat64 dropped. Absent without NAT64, and when the table cannot be read
-// (the program's counters matter more than this one).
-std::optional<Counter> BpfBackend::spoofed_source_counter() {
-    if (!nat_table_) {
-        return std::nullopt;
-    }
-    try {
-        NftNatTable table(nft_sock_, nat_table_->first, nat_table_->second);
-        const NatDropCounter dropped = table.spoofed_source_drops();
-        return Counter{"nat64_spoofed_internal_source", dropped.packets, dropped.bytes, true,
-                       "IPv4 from the NAT64 internal pool arriving on neither the translator "
-                       "device nor an ingress fast path interface (a spoofed subscriber address), "
-                       "dropped by nftables before NAT"};
-    } catch (const std::exception& e) {
-        log_warning("stats: reading the spoofed-source drops of nftables table ip " +
-                    nat_table_->first + ": " + e.what());
-        return std::nullopt;
-    }
+    return to_counters(translator_->read_stats(), stat_infos());
 }
 
 std::vector<Counter> BpfBackend::ingress_counters() {

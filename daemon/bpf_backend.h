@@ -8,7 +8,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <utility>
 
 #include "daemon/backend.h"
 #include "daemon/bpf_translator.h"
@@ -52,7 +51,6 @@ class BpfBackend : public Backend {
     std::vector<IngressLink> observe_ingress_links(const std::vector<std::string>& names);
     nlohmann::json program_status(int ifindex) const;
     NatTableState observe_nat_table(const DesiredState& want);
-    std::optional<Counter> spoofed_source_counter();
     void reset_nat64(const change::ResetNat64State& change);
     Nat64Maps nat64_maps(uint8_t subscriber_len) const;
     void set_nat_blocks(const change::SetNatBlocks& change);
@@ -64,9 +62,6 @@ class BpfBackend : public Backend {
     std::map<uint32_t, std::unique_ptr<BpfTranslator>> ingress_translators_;
     // A new table's blocks map being filled on another thread, with its own socket.
     std::future<void> nat_fill_;
-    // The NAT64 table (name, shape) of the configuration observed last; nullopt without a nat64
-    // section. counters() reports its spoofed-source drops.
-    std::optional<std::pair<std::string, NftNatShape>> nat_table_;
 };
 
 // Removes what the BPF backend created for this configuration: xlat64's ingress filters on every

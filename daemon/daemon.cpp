@@ -445,7 +445,13 @@ nlohmann::json Daemon::status() {
 // The translator's counters, and the ingress fast path's when it is configured or has counted
 // something (after the list was emptied, its counts stay until a teardown).
 nlohmann::json Daemon::stats() {
-    nlohmann::json result = stats_result(backend_->counters());
+    std::vector<Counter> counters = backend_->counters();
+    if (nat64_) {
+        if (auto spoofed = nat64_->spoofed_source_counter()) {
+            counters.push_back(std::move(*spoofed));
+        }
+    }
+    nlohmann::json result = stats_result(counters);
     const std::vector<Counter> ingress = backend_->ingress_counters();
     const bool counted = std::any_of(ingress.begin(), ingress.end(),
                                      [](const Counter& c) { return c.packets != 0; });

@@ -525,6 +525,20 @@ nlohmann::json Nat64Runtime::pool() {
         {"spoofed_source_drops", table_.spoofed_source_drops().packets}};
 }
 
+std::optional<Counter> Nat64Runtime::spoofed_source_counter() {
+    try {
+        const NatDropCounter dropped = table_.spoofed_source_drops();
+        return Counter{"nat64_spoofed_internal_source", dropped.packets, dropped.bytes, true,
+                       "IPv4 from the NAT64 internal pool arriving on neither the translator "
+                       "device nor an ingress fast path interface (a spoofed subscriber address), "
+                       "dropped by nftables before NAT"};
+    } catch (const std::exception& e) {
+        log_warning("stats: reading the spoofed-source drops of nftables table ip " +
+                    table_.name() + ": " + e.what());
+        return std::nullopt;
+    }
+}
+
 nlohmann::json Nat64Runtime::subscribers() {
     settle_leases();
     const auto hosts = maps_.hosts();

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/nat64_config.h"
+#include "daemon/counter.h"
 #include "daemon/nat64_ledger.h"
 #include "daemon/nat64_maps.h"
 #include "daemon/port_blocks.h"
@@ -67,6 +68,10 @@ class Nat64Runtime {
     nlohmann::json trace(const std::string& address_port, std::optional<int64_t> at);
 
     nlohmann::json pool();
+    // The NAT64 table's drops of spoofed internal sources, as a counter for xlat64ctl stats
+    // (where the operator looks for what xlat64 dropped); nullopt, logged, when the table cannot
+    // be read: the program's counters matter more than this one.
+    std::optional<Counter> spoofed_source_counter();
     nlohmann::json subscribers();
     // The subscriber owning PREFIX_OR_ADDRESS (a subscriber prefix, or any address inside one).
     nlohmann::json subscriber(const std::string& prefix_or_address);
