@@ -66,11 +66,12 @@ const volatile __u32 xlat_l2_hlen = 0;
  * 1 in the instance attached to the tc ingress of an operator's interface
  * (translation.ingress_interfaces), 0 in the one on the xlat64 device. At an interface's ingress
  * nothing was routed yet: the program itself picks the packets the daemon would route into the
- * device (IPv6 to pool6, IPv4 to an EAM IPv4 prefix), translates those whose outcome it can be sure of (unfragmented TCP, UDP and ICMP echo that
- * will not expire, fit and need no hairpin) and lets them go on into the stack as the protocol
- * they now are, with one forwarding pass instead of two. Everything else, its own drops
- * included, continues unchanged (TC_ACT_UNSPEC) and takes the device path, which alone decides
- * and counts what happens to it. Set by the loader, like xlat_l2_hlen.
+ * device (IPv6 to pool6, IPv4 to an EAM IPv4 prefix), translates those whose outcome it can be
+ * sure of (unfragmented TCP, UDP and ICMP echo that will not expire, fit and need no hairpin) and
+ * lets them go on into the stack as the protocol they now are, with one forwarding pass instead
+ * of two. Everything else, its own drops included, continues unchanged (TC_ACT_UNSPEC) and takes
+ * the device path, which alone decides and counts what happens to it. Set by the loader, like
+ * xlat_l2_hlen.
  */
 const volatile __u8 xlat_at_ingress = 0;
 
