@@ -352,6 +352,9 @@ void BpfTranslator::prepare_instance(const BpfLoadOptions& options) {
     if (!at_ingress_) {
         return;
     }
+    // The daemon's bulk NAT64 operations run through the main translator only.
+    bpf_program__set_autoload(skel_->progs.xlat64_n64_batch, false);
+    bpf_map__set_autocreate(skel_->maps.xlat_n64_batch, false);
     skel_->rodata->xlat_at_ingress = 1;
     if (!pin_dir_.empty()) {
         return;  // libbpf reuses the maps the main translator pinned there
@@ -840,10 +843,15 @@ IngressStatsSnapshot BpfTranslator::read_ingress_stats() const {
 
 Nat64MapFds BpfTranslator::nat64_map_fds() const {
     const auto& m = skel_->maps;
-    return {bpf_map__fd(m.xlat_n64_pfx),   bpf_map__fd(m.xlat_n64_subs),
-            bpf_map__fd(m.xlat_n64_owner), bpf_map__fd(m.xlat_n64_free),
-            bpf_map__fd(m.xlat_n64_host6), bpf_map__fd(m.xlat_n64_host4),
-            bpf_map__fd(m.xlat_events)};
+    return {bpf_map__fd(m.xlat_n64_pfx),
+            bpf_map__fd(m.xlat_n64_subs),
+            bpf_map__fd(m.xlat_n64_owner),
+            bpf_map__fd(m.xlat_n64_free),
+            bpf_map__fd(m.xlat_n64_host6),
+            bpf_map__fd(m.xlat_n64_host4),
+            bpf_map__fd(m.xlat_events),
+            bpf_map__fd(m.xlat_n64_batch),
+            bpf_program__fd(skel_->progs.xlat64_n64_batch)};
 }
 
 void BpfTranslator::remove_pins(const std::filesystem::path& pin_dir) {

@@ -92,6 +92,10 @@ struct Nat64MapFds {
     int hosts6 = -1;
     int hosts4 = -1;
     int events = -1;
+    // xlat64_n64_batch and its scratch map (struct xlat_n64_batch); -1 without them, and the
+    // daemon then makes one bpf() call per map operation.
+    int batch = -1;
+    int batch_program = -1;
 };
 
 class BpfTranslator {

@@ -3,9 +3,13 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 
+#include <linux/if_ether.h>
+
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 
 #include "kmod-shim/xlat64_abi.h"
@@ -121,6 +125,39 @@ in6_addr to_in6(const Ipv6Address& a) {
     in6_addr out{};
     std::memcpy(out.s6_addr, a.data(), a.size());
     return out;
+}
+
+// One run of xlat64_n64_batch over BATCH in SLOT: written, run, read back (three bpf() calls
+// for up to XLAT64_N64_BATCH_MAX subscribers).
+void run_batch(const Nat64MapFds& fds, uint32_t slot, xlat_n64_batch& batch) {
+    int err = bpf_map_update_elem(fds.batch, &slot, &batch, BPF_ANY);
+    if (err) {
+        fail("writing a batch of " + std::to_string(batch.count) + " subscribers", err);
+    }
+    // XDP's test run wants at least an Ethernet header; only the first byte means anything.
+    std::array<unsigned char, ETH_HLEN> packet{};
+    packet[0] = static_cast<unsigned char>(slot);
+    LIBBPF_OPTS(bpf_test_run_opts, run, .data_in = packet.data(), .data_size_in = packet.size());
+    err = bpf_prog_test_run_opts(fds.batch_program, &run);
+    if (err || run.retval != XDP_PASS) {
+        fail("running xlat64_n64_batch over " + std::to_string(batch.count) + " subscribers",
+             err ? err : EINVAL);
+    }
+    err = bpf_map_lookup_elem(fds.batch, &slot, &batch);
+    if (err) {
+        fail("reading the results of a batch of " + std::to_string(batch.count) + " subscribers",
+             err);
+    }
+}
+
+std::unique_ptr<xlat_n64_batch> new_batch(uint32_t op, size_t count) {
+    auto batch = std::make_unique<xlat_n64_batch>();
+    batch->op = op;
+    batch->count = static_cast<uint32_t>(count);
+    for (size_t i = 0; i < count; ++i) {
+        batch->entries[i].result = XLAT_N64_BATCH_NOT_RUN;
+    }
+    return batch;
 }
 
 }  // namespace
@@ -381,6 +418,130 @@ void Nat64Maps::free_block(uint32_t block) {
         fail("releasing block " + std::to_string(block), err);
     }
     push_free_blocks({block});
+}
+
+std::optional<uint32_t> Nat64Maps::claim_free_block(const Ipv6Prefix& subscriber,
+                                                    uint32_t block_count) {
+    while (std::optional<uint32_t> block = pop_free_block()) {
+        // Stale or already owned: the owner map decides, as for the data path.
+        if (*block < block_count && claim_block(*block, subscriber)) {
+            return block;
+        }
+    }
+    return std::nullopt;
+}
+
+std::vector<Nat64Claim> Nat64Maps::claim_blocks(const std::vector<Ipv6Prefix>& subscribers,
+                                                uint32_t block_count) {
+    std::vector<Nat64Claim> out;
+    out.reserve(subscribers.size());
+    if (has_batch_program()) {
+        for (size_t first = 0; first < subscribers.size(); first += XLAT64_N64_BATCH_MAX) {
+            const size_t count = std::min<size_t>(XLAT64_N64_BATCH_MAX, subscribers.size() - first);
+            if (!claim_batch(subscribers, first, count, block_count, out)) {
+                break;
+            }
+        }
+        return out;
+    }
+    for (const Ipv6Prefix& subscriber : subscribers) {
+        if (lease(subscriber)) {
+            out.push_back({Nat64Claim::Kind::has_lease});
+        } else if (std::optional<uint32_t> block = claim_free_block(subscriber, block_count)) {
+            out.push_back({Nat64Claim::Kind::claimed, *block});
+        } else {
+            out.push_back({Nat64Claim::Kind::pool_empty});
+            break;
+        }
+    }
+    return out;
+}
+
+bool Nat64Maps::claim_batch(const std::vector<Ipv6Prefix>& subscribers, size_t first, size_t count,
+                            uint32_t block_count, std::vector<Nat64Claim>& out) {
+    auto batch = new_batch(XLAT_N64_BATCH_CLAIM, count);
+    batch->block_count = block_count;
+    for (size_t i = 0; i < count; ++i) {
+        const Ipv6Prefix& s = subscribers[first + i];
+        const in6_addr key = to_in6(mask_address(s.addr, s.len));
+        std::memcpy(batch->entries[i].subscriber, &key, sizeof(key));
+    }
+    run_batch(fds_, XLAT_N64_BATCH_SLOT_CLAIM, *batch);
+    for (size_t i = 0; i < count; ++i) {
+        const Ipv6Prefix& subscriber = subscribers[first + i];
+        const xlat_n64_batch_entry& e = batch->entries[i];
+        switch (e.result) {
+            case XLAT_N64_BATCH_DONE:
+                out.push_back({Nat64Claim::Kind::claimed, e.block});
+                continue;
+            case XLAT_N64_BATCH_HAS_LEASE:
+                out.push_back({Nat64Claim::Kind::has_lease});
+                continue;
+            case XLAT_N64_BATCH_RETRY:
+                // Four stale or owned blocks in a row: the program gives up where this loop does
+                // not.
+                if (std::optional<uint32_t> block = claim_free_block(subscriber, block_count)) {
+                    out.push_back({Nat64Claim::Kind::claimed, *block});
+                    continue;
+                }
+                [[fallthrough]];
+            case XLAT_N64_BATCH_POOL_EMPTY:
+                out.push_back({Nat64Claim::Kind::pool_empty});
+                return false;
+            case XLAT_N64_BATCH_NOT_RUN:
+                throw std::runtime_error("claiming a block for " + to_string(subscriber) +
+                                         ": xlat64_n64_batch stopped before it");
+            default:
+                fail("claiming a block for " + to_string(subscriber), e.result);
+        }
+    }
+    return true;
+}
+
+void Nat64Maps::add_leases(const std::vector<Nat64Owner>& leases, uint64_t allocated_ns,
+                           Nat64LeaseProgress& progress) {
+    if (has_batch_program()) {
+        while (progress.done < leases.size()) {
+            lease_batch(leases,
+                        std::min<size_t>(XLAT64_N64_BATCH_MAX, leases.size() - progress.done),
+                        allocated_ns, progress);
+        }
+        return;
+    }
+    for (; progress.done < leases.size(); ++progress.done) {
+        const Nat64Owner& o = leases[progress.done];
+        if (!add_lease(o.subscriber, o.block, allocated_ns)) {
+            progress.superseded.push_back(progress.done);
+        }
+    }
+}
+
+void Nat64Maps::lease_batch(const std::vector<Nat64Owner>& leases, size_t count,
+                            uint64_t allocated_ns, Nat64LeaseProgress& progress) {
+    const size_t first = progress.done;
+    auto batch = new_batch(XLAT_N64_BATCH_LEASE, count);
+    batch->allocated_ns = allocated_ns;
+    for (size_t i = 0; i < count; ++i) {
+        const Nat64Owner& o = leases[first + i];
+        const in6_addr key = to_in6(mask_address(o.subscriber.addr, o.subscriber.len));
+        std::memcpy(batch->entries[i].subscriber, &key, sizeof(key));
+        batch->entries[i].block = o.block;
+    }
+    run_batch(fds_, XLAT_N64_BATCH_SLOT_LEASE, *batch);
+    for (size_t i = 0; i < count; ++i, ++progress.done) {
+        const xlat_n64_batch_entry& e = batch->entries[i];
+        if (e.result == XLAT_N64_BATCH_HAS_LEASE) {
+            progress.superseded.push_back(progress.done);
+        } else if (e.result != XLAT_N64_BATCH_DONE) {
+            const Nat64Owner& o = leases[progress.done];
+            const std::string what =
+                "leasing block " + std::to_string(o.block) + " to " + to_string(o.subscriber);
+            if (e.result == XLAT_N64_BATCH_NOT_RUN) {
+                throw std::runtime_error(what + ": xlat64_n64_batch stopped before it");
+            }
+            fail(what, e.result);
+        }
+    }
 }
 
 }  // namespace xlat64

@@ -19,6 +19,26 @@ struct Nat64Lease {
     uint64_t allocated_ns = 0;  // CLOCK_MONOTONIC
 };
 
+// A block and the subscriber it is for.
+struct Nat64Owner {
+    Ipv6Prefix subscriber;
+    uint32_t block = 0;
+};
+
+// What claim_blocks did for one subscriber.
+struct Nat64Claim {
+    enum class Kind { claimed, has_lease, pool_empty };
+    Kind kind = Kind::claimed;
+    uint32_t block = 0;  // claimed
+};
+
+// How far add_leases got: LEASES[0, done) are leased, except those listed as superseded (their
+// subscriber held a lease already).
+struct Nat64LeaseProgress {
+    size_t done = 0;
+    std::vector<size_t> superseded;
+};
+
 struct Nat64Host {
     Ipv6Address host{};
     Ipv4Address internal{};
@@ -62,6 +82,19 @@ class Nat64Maps {
     // The same, unless SUBSCRIBER has a lease already (the data path may have just given it
     // one): then false and nothing changes.
     bool add_lease(const Ipv6Prefix& subscriber, uint32_t block, uint64_t allocated_ns);
+    // An import's bulk forms of the steps above, through the program xlat64_n64_batch (one bpf()
+    // call per XLAT64_N64_BATCH_MAX subscribers) when the translator has it: the same map
+    // operations with the same BPF_NOEXIST tests. Each takes one thread's slot of the batch map,
+    // so at most one call of each may run at a time.
+    // For each of SUBSCRIBERS in order: has_lease, or a free block below BLOCK_COUNT claimed for
+    // it (pop_free_block, claim_block). Ends with the first subscriber the pool has no block for
+    // (pool_empty).
+    std::vector<Nat64Claim> claim_blocks(const std::vector<Ipv6Prefix>& subscribers,
+                                         uint32_t block_count);
+    // add_lease for each of LEASES in order. Throws at the first failure; PROGRESS says how far
+    // it got.
+    void add_leases(const std::vector<Nat64Owner>& leases, uint64_t allocated_ns,
+                    Nat64LeaseProgress& progress);
     // Claims and leases every (subscriber, block) in batches, right after flush() (a reboot's
     // restore): see nat64_maps.cpp for why batches are safe only then.
     void restore_leases(const std::vector<std::pair<Ipv6Prefix, uint32_t>>& leases,
@@ -78,6 +111,15 @@ class Nat64Maps {
     uint64_t events_capacity() const;
 
   private:
+    bool has_batch_program() const { return fds_.batch >= 0 && fds_.batch_program >= 0; }
+    // One subscriber at a time, as lease_block_now does: nullopt when the pool is empty.
+    std::optional<uint32_t> claim_free_block(const Ipv6Prefix& subscriber, uint32_t block_count);
+    // SUBSCRIBERS[first, first + count) through xlat64_n64_batch; false once the pool ran dry.
+    bool claim_batch(const std::vector<Ipv6Prefix>& subscribers, size_t first, size_t count,
+                     uint32_t block_count, std::vector<Nat64Claim>& out);
+    void lease_batch(const std::vector<Nat64Owner>& leases, size_t count, uint64_t allocated_ns,
+                     Nat64LeaseProgress& progress);
+
     Nat64MapFds fds_;
     uint8_t sub_len_;
 };

@@ -830,15 +830,17 @@ class Nat64Runtime::ClaimStream {
 };
 
 // Blocks for the subscribers of the chunk that hold none, taken from the free queue and claimed
-// in the owner map one by one, exactly as lease_block_now does (the queue has no batch
-// operations, and BPF_NOEXIST, which decides against the data path, has no batch form). All
-// returned to the queue if the pool runs dry; on a cancel, the caller returns them.
+// in the owner map (Nat64Maps::claim_blocks: as lease_block_now does, a batch per bpf() call).
+// All returned to the queue if the pool runs dry; on a cancel, the caller returns them.
 Nat64Runtime::ChunkClaims Nat64Runtime::claim_blocks(
     const std::vector<Subscriber>& subscribers, int64_t from, ClaimStream& stream,
     const std::shared_future<LeaseOutcome>& before) {
     // Batches of log lines: a million allocations must not cost a million writes (nor one of
     // 200 MB).
     constexpr size_t kLinesPerWrite = 1024;
+    // One run of xlat64_n64_batch at a time, so that the SQLite thread gets claims as they come
+    // and a cancel stops within one.
+    constexpr size_t kClaimsPerCall = XLAT64_N64_BATCH_MAX;
     const std::string time = iso8601(from);
     ChunkClaims out;
     try {
@@ -846,31 +848,35 @@ Nat64Runtime::ChunkClaims Nat64Runtime::claim_blocks(
         if (before.valid() && before.get().error) {
             throw std::runtime_error("the leases of the chunk before could not all be added");
         }
-        for (size_t index = 0; index < subscribers.size() && !stream.cancelled(); ++index) {
-            const Ipv6Prefix& prefix = subscribers[index].prefix;
-            if (maps_.lease(prefix)) {
-                ++out.already_leased;
-                continue;
+        std::vector<Ipv6Prefix> prefixes;
+        for (size_t first = 0; first < subscribers.size() && !stream.cancelled();
+             first += kClaimsPerCall) {
+            const size_t last = std::min(subscribers.size(), first + kClaimsPerCall);
+            prefixes.clear();
+            for (size_t i = first; i < last; ++i) {
+                prefixes.push_back(subscribers[i].prefix);
             }
-            std::optional<uint32_t> block;
-            while ((block = maps_.pop_free_block())) {
-                // Stale or already owned: the owner map decides, as for the data path.
-                if (*block < blocks_.count() && maps_.claim_block(*block, prefix)) {
-                    break;
+            const std::vector<Nat64Claim> claims =
+                maps_.claim_blocks(prefixes, static_cast<uint32_t>(blocks_.count()));
+            for (size_t i = 0; i < claims.size(); ++i) {
+                if (claims[i].kind == Nat64Claim::Kind::has_lease) {
+                    ++out.already_leased;
+                    continue;
                 }
+                if (claims[i].kind == Nat64Claim::Kind::pool_empty) {
+                    throw std::runtime_error(
+                        "subscribers of this chunk need more port blocks than the " +
+                        std::to_string(out.blocks.size()) + " that were free");
+                }
+                out.blocks.emplace_back(first + i, claims[i].block);
+                Allocation allocation =
+                    ledger_.imported(subscribers[first + i], claims[i].block, from);
+                if (out.blocks.size() % kLinesPerWrite == 1) {
+                    out.log_lines.emplace_back();
+                }
+                out.log_lines.back() += ledger_.allocate_line(allocation, time);
+                stream.push(std::move(allocation));
             }
-            if (!block) {
-                throw std::runtime_error(
-                    "subscribers of this chunk need more port blocks than the " +
-                    std::to_string(out.blocks.size()) + " that were free");
-            }
-            out.blocks.emplace_back(index, *block);
-            Allocation allocation = ledger_.imported(subscribers[index], *block, from);
-            if (out.blocks.size() % kLinesPerWrite == 1) {
-                out.log_lines.emplace_back();
-            }
-            out.log_lines.back() += ledger_.allocate_line(allocation, time);
-            stream.push(std::move(allocation));
         }
         stream.finish();
     } catch (...) {
@@ -886,16 +892,15 @@ Nat64Runtime::ChunkClaims Nat64Runtime::claim_blocks(
 // a second thread, so an error is handed back with how far it got, not thrown.
 Nat64Runtime::LeaseOutcome Nat64Runtime::add_leases(const std::vector<Owner>& leases) {
     LeaseOutcome out;
-    const uint64_t now = monotonic_ns();
+    Nat64LeaseProgress progress;
     try {
-        for (; out.done < leases.size(); ++out.done) {
-            const Owner& o = leases[out.done];
-            if (!maps_.add_lease(o.subscriber, o.block, now)) {
-                out.superseded.push_back(o);
-            }
-        }
+        maps_.add_leases(leases, monotonic_ns(), progress);
     } catch (...) {
         out.error = std::current_exception();
+    }
+    out.done = progress.done;
+    for (size_t i : progress.superseded) {
+        out.superseded.push_back(leases[i]);
     }
     return out;
 }

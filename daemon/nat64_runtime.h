@@ -80,10 +80,7 @@ class Nat64Runtime {
     void on_event(const void* data, size_t size);
 
   private:
-    struct Owner {
-        Ipv6Prefix subscriber;
-        uint32_t block = 0;
-    };
+    using Owner = Nat64Owner;
     void expire(uint64_t now_ns);
     void record_pending();
     void record_unrestored_leases(uint64_t restored_ns);

@@ -180,6 +180,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xlat_n64_host4 SEC(".maps");
 
+/* Not pinned: a daemon's scratch space for xlat64_n64_batch, nothing the data path reads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XLAT_N64_BATCH_SLOTS);
+	__type(key, __u32);
+	__type(value, struct xlat_n64_batch);
+} xlat_n64_batch SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
@@ -2287,6 +2295,105 @@ int xlat64_ingress(struct __sk_buff *skb)
 		return ingress_outcome(xlat_4to6(skb, len), XLAT_INGRESS_4TO6, len);
 	}
 	return TC_ACT_UNSPEC;
+}
+
+/* ---- the daemon's bulk claims and leases (struct xlat_n64_batch) ---------------------------- */
+
+/* <errno.h> is not for BPF programs. Compared as an int: 6.1's hash map ops return int, and
+ * the verifier calls them directly, so the upper half of a 64-bit result is not sign-extended
+ * there (a long compared with -17 fails on Debian 12's kernel). */
+#define XLAT_EEXIST 17
+
+/* The per-block steps of daemon/nat64_maps.cpp (lease, pop_free_block, claim_block), which are
+ * also the data path's (n64_dynamic_block) minus its lease: the daemon leases only once the
+ * claim is committed to its store. */
+/* bpf_loop's context must live on the stack; the batch is a map value. */
+struct n64_batch_ctx {
+	struct xlat_n64_batch *b;
+};
+
+static long n64_batch_claim(__u32 i, struct n64_batch_ctx *c)
+{
+	struct xlat_n64_batch *b = c->b;
+	struct xlat_n64_batch_entry *e;
+	int err; /* see XLAT_EEXIST */
+	__u32 k;
+
+	if (i >= XLAT64_N64_BATCH_MAX)
+		return 1;
+	e = &b->entries[i];
+	if (bpf_map_lookup_elem(&xlat_n64_subs, e->subscriber)) {
+		e->result = XLAT_N64_BATCH_HAS_LEASE;
+		return 0;
+	}
+	for (int attempt = 0; attempt < 4; attempt++) {
+		if (bpf_map_pop_elem(&xlat_n64_free, &k)) {
+			e->result = XLAT_N64_BATCH_POOL_EMPTY;
+			return 1;
+		}
+		if (k >= b->block_count)
+			continue; /* stale: dropped, as the data path drops it */
+		err = bpf_map_update_elem(&xlat_n64_owner, &k, e->subscriber, BPF_NOEXIST);
+		if (err == -XLAT_EEXIST)
+			continue; /* queued twice; its owner keeps it */
+		if (err) {
+			bpf_map_push_elem(&xlat_n64_free, &k, 0);
+			e->result = err;
+			return 1;
+		}
+		e->block = k;
+		e->result = XLAT_N64_BATCH_DONE;
+		return 0;
+	}
+	e->result = XLAT_N64_BATCH_RETRY;
+	return 0;
+}
+
+static long n64_batch_lease(__u32 i, struct n64_batch_ctx *c)
+{
+	struct xlat_n64_batch *b = c->b;
+	struct xlat_n64_sub lease = {.allocated_ns = b->allocated_ns};
+	struct xlat_n64_batch_entry *e;
+	int err; /* see XLAT_EEXIST */
+
+	if (i >= XLAT64_N64_BATCH_MAX)
+		return 1;
+	e = &b->entries[i];
+	lease.block = e->block;
+	err = bpf_map_update_elem(&xlat_n64_subs, e->subscriber, &lease, BPF_NOEXIST);
+	if (err == -XLAT_EEXIST) {
+		e->result = XLAT_N64_BATCH_HAS_LEASE; /* the data path gave it one meanwhile */
+		return 0;
+	}
+	e->result = err ? err : XLAT_N64_BATCH_DONE;
+	return err ? 1 : 0;
+}
+
+/* Run by the daemon with BPF_PROG_TEST_RUN, never attached; the packet is only its argument. */
+SEC("xdp")
+int xlat64_n64_batch(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct n64_batch_ctx c;
+	struct xlat_n64_batch *b;
+	__u32 slot, count;
+
+	if (data + 1 > end)
+		return XDP_ABORTED;
+	slot = *(__u8 *)data;
+	b = bpf_map_lookup_elem(&xlat_n64_batch, &slot);
+	if (!b)
+		return XDP_ABORTED;
+	c.b = b;
+	count = b->count < XLAT64_N64_BATCH_MAX ? b->count : XLAT64_N64_BATCH_MAX;
+	if (b->op == XLAT_N64_BATCH_CLAIM)
+		bpf_loop(count, n64_batch_claim, &c, 0);
+	else if (b->op == XLAT_N64_BATCH_LEASE)
+		bpf_loop(count, n64_batch_lease, &c, 0);
+	else
+		return XDP_ABORTED;
+	return XDP_PASS;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -193,6 +193,55 @@ struct xlat_n64_host {
 
 /* xlat_n64_free (dynamic mode): a queue of __u32 block numbers. */
 
+/* xlat_n64_batch: the daemon's side of a bulk import, not pinned (each daemon creates its own).
+ * One bpf() call per block costs about a microsecond on its own, and an import of a million
+ * subscribers needs four per subscriber: a lookup of its lease, a pop of the free queue, a claim
+ * in xlat_n64_owner and, once committed to the store, its lease. The program xlat64_n64_batch,
+ * run with BPF_PROG_TEST_RUN, does the same map operations for up to XLAT64_N64_BATCH_MAX
+ * subscribers at a time in one call: with the same BPF_NOEXIST tests, so it decides against the
+ * data path exactly as the per-block calls do. Its packet's first byte names the slot; a slot
+ * belongs to one daemon thread (see enum xlat_n64_batch_slot). */
+#define XLAT64_N64_BATCH_MAX 1024
+
+enum xlat_n64_batch_slot {
+	XLAT_N64_BATCH_SLOT_CLAIM = 0, /* the import's claimer thread */
+	XLAT_N64_BATCH_SLOT_LEASE = 1, /* the import's lease thread */
+	XLAT_N64_BATCH_SLOTS = 2,
+};
+
+enum xlat_n64_batch_op {
+	/* For each subscriber without a lease: pop free blocks until one below block_count is
+	 * claimed for it in xlat_n64_owner (BPF_NOEXIST). */
+	XLAT_N64_BATCH_CLAIM = 1,
+	/* For each (subscriber, block): the lease, BPF_NOEXIST, stamped allocated_ns. */
+	XLAT_N64_BATCH_LEASE = 2,
+};
+
+/* What became of one entry; a negative value is the -errno of the map operation that failed,
+ * and the batch stops there. */
+enum xlat_n64_batch_result {
+	XLAT_N64_BATCH_DONE = 0,         /* claimed (block set), or leased */
+	XLAT_N64_BATCH_HAS_LEASE = 1,    /* the subscriber holds a lease already: nothing changed */
+	XLAT_N64_BATCH_POOL_EMPTY = 2,   /* claim: the free queue ran dry; the batch stops here */
+	XLAT_N64_BATCH_RETRY = 3,        /* claim: four popped blocks were stale or owned */
+	XLAT_N64_BATCH_NOT_RUN = 4,      /* set by the daemon; the batch stopped before this entry */
+};
+
+struct xlat_n64_batch_entry {
+	__u8 subscriber[16]; /* prefix, host bits zero */
+	__u32 block;                /* claim: out; lease: in */
+	__s32 result;               /* enum xlat_n64_batch_result or -errno */
+};
+
+struct xlat_n64_batch {
+	__u32 op;          /* enum xlat_n64_batch_op */
+	__u32 count;       /* entries used, at most XLAT64_N64_BATCH_MAX */
+	__u32 block_count; /* claim: blocks at or above it are stale (a shrunk pool) */
+	__u32 reserved;
+	__u64 allocated_ns; /* lease: the leases' time stamp (CLOCK_MONOTONIC) */
+	struct xlat_n64_batch_entry entries[XLAT64_N64_BATCH_MAX];
+};
+
 /* xlat_events: a ring buffer of struct xlat_event. */
 enum xlat_event_type {
 	XLAT_EVENT_BLOCK_ALLOCATED = 1, /* a dynamic block was handed to a subscriber */

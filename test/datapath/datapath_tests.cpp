@@ -953,3 +953,91 @@ TEST_CASE("BpfTranslator's EAMT record matches the kernel's tries", "[datapath][
     }
     CHECK(!writer.eamt().empty());
 }
+
+// The import's bulk claims and leases (xlat64_n64_batch, one bpf() call per 1024 subscribers)
+// against the per-block calls they replace, on the same queue and maps: stale and already owned
+// blocks in the queue, a subscriber that holds a lease, a pool that runs dry, a lease superseded.
+// The two paths may hand out blocks in another order; what each subscriber ends up with must be
+// equally valid, and the maps must hold the same sets.
+TEST_CASE("the import's batched claims and leases do what the per-block calls do",
+          "[datapath][nat64]") {
+    constexpr uint32_t kBlocks = 2048;
+    constexpr uint32_t kOwnedBlock = 7;
+    constexpr size_t kSubscribers = 2100;
+    constexpr size_t kLeased = 5;  // holds kOwnedBlock before the claims
+    constexpr uint64_t kNow = 123456789;
+    auto subscriber = [](size_t i) {
+        return *xlat64::parse_ipv6_prefix("2001:db8:100:" + std::to_string(i) + "::/64");
+    };
+    std::vector<xlat64::Ipv6Prefix> subscribers;
+    for (size_t i = 0; i < kSubscribers; ++i) {
+        subscribers.push_back(subscriber(i));
+    }
+    std::map<bool, std::set<uint32_t>> claimed_by_path;
+    for (bool batched : {true, false}) {
+        INFO((batched ? "batched" : "per block"));
+        xlat64::BpfTranslator translator(xlat64::BpfLoadOptions{});
+        xlat64::Nat64MapFds fds = translator.nat64_map_fds();
+        REQUIRE(fds.batch >= 0);
+        REQUIRE(fds.batch_program >= 0);
+        if (!batched) {
+            fds.batch = fds.batch_program = -1;
+        }
+        xlat64::Nat64Maps maps(fds, 64);
+        // Five stale blocks first: the program gives up after four (XLAT_N64_BATCH_RETRY).
+        std::vector<uint32_t> queue = {kBlocks,     kBlocks + 1, kBlocks + 2,
+                                       kBlocks + 3, kBlocks + 4, kOwnedBlock};
+        for (uint32_t b = 0; b < kBlocks; ++b) {
+            queue.push_back(b);  // kOwnedBlock a second time: its owner keeps it
+        }
+        maps.push_free_blocks(queue);
+        REQUIRE(maps.claim_block(kOwnedBlock, subscribers[kLeased]));
+        maps.set_lease(subscribers[kLeased], kOwnedBlock, 1);
+
+        const std::vector<xlat64::Nat64Claim> claims = maps.claim_blocks(subscribers, kBlocks);
+        // kBlocks - 1 free blocks for the subscribers without one; the next finds none.
+        REQUIRE(claims.size() == kBlocks + 1);
+        CHECK(claims.back().kind == xlat64::Nat64Claim::Kind::pool_empty);
+        CHECK(claims[kLeased].kind == xlat64::Nat64Claim::Kind::has_lease);
+        std::vector<xlat64::Nat64Owner> leases;
+        std::set<uint32_t>& claimed = claimed_by_path[batched];
+        for (size_t i = 0; i + 1 < claims.size(); ++i) {
+            if (i == kLeased) {
+                continue;
+            }
+            INFO("subscriber " << i);
+            REQUIRE(claims[i].kind == xlat64::Nat64Claim::Kind::claimed);
+            CHECK(claims[i].block < kBlocks);
+            CHECK(claimed.insert(claims[i].block).second);
+            CHECK(maps.owner_of(claims[i].block) == std::optional(subscribers[i]));
+            leases.push_back({subscribers[i], claims[i].block});
+        }
+        CHECK(claimed.size() == kBlocks - 1);
+        CHECK(!claimed.count(kOwnedBlock));
+        CHECK(!maps.pop_free_block().has_value());
+        CHECK(maps.owners().size() == kBlocks);
+
+        // A subscriber that got a lease meanwhile (the data path) is superseded, in a later batch.
+        const size_t superseded_at = 1500;
+        leases.insert(leases.begin() + superseded_at, {subscribers[kLeased], kBlocks - 1});
+        xlat64::Nat64LeaseProgress progress;
+        maps.add_leases(leases, kNow, progress);
+        CHECK(progress.done == leases.size());
+        CHECK(progress.superseded == std::vector<size_t>{superseded_at});
+        std::map<xlat64::Ipv6Prefix, xlat64::Nat64Lease> have;
+        for (const xlat64::Nat64Lease& l : maps.leases()) {
+            have[l.subscriber] = l;
+        }
+        REQUIRE(have.size() == kBlocks);
+        CHECK(have.at(subscribers[kLeased]).block == kOwnedBlock);
+        CHECK(have.at(subscribers[kLeased]).allocated_ns == 1);
+        for (size_t i = 0; i < leases.size(); ++i) {
+            if (i != superseded_at) {
+                INFO("lease " << i);
+                CHECK(have.at(leases[i].subscriber).block == leases[i].block);
+                CHECK(have.at(leases[i].subscriber).allocated_ns == kNow);
+            }
+        }
+    }
+    CHECK(claimed_by_path[true] == claimed_by_path[false]);
+}
