@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -45,8 +46,10 @@ class Backend {
     // The backend's part of "xlat64ctl status": device, program, pool6, eamt_entries, routes...
     virtual nlohmann::json status() = 0;
     // Each of CONFIGURED (translation.ingress_interfaces) as it is now: attached (program id),
-    // missing, not attached, or the problem that keeps the fast path off it.
-    virtual nlohmann::json ingress_status(const std::vector<std::string>& configured) = 0;
+    // missing, not attached, or the problem that keeps the fast path off it; with NAT_TABLE
+    // (stateful NAT64's nftables table), whether that table trusts its internal sources.
+    virtual nlohmann::json ingress_status(const std::vector<std::string>& configured,
+                                          const std::optional<std::string>& nat_table) = 0;
 
     // The run-time side of stateful NAT64 (allocation events, expiry, queries) for the ledger's
     // configuration, or nullptr when this backend has none.

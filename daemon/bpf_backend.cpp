@@ -94,7 +94,9 @@ static NftNatShape nat_shape_or_default(const std::optional<Nat64Config>& nat64)
     return nat64_nft_shape(nat64.value_or(Nat64Config{}));
 }
 
-NatTableState BpfBackend::observe_nat_table(const DesiredState& want) {
+// The table's state; when it is current, also the indexes its trusted_ifaces set holds.
+NatTableState BpfBackend::observe_nat_table(const DesiredState& want,
+                                            std::vector<uint32_t>& trusted_ifindexes) {
     NftNatTable table(nft_sock_, nat_table_name(want.nat64), nat_table_shape(want));
     switch (table.observe()) {
         case NftNatTable::State::absent:
@@ -104,7 +106,11 @@ NatTableState BpfBackend::observe_nat_table(const DesiredState& want) {
         case NftNatTable::State::ours:
             break;
     }
-    return table.shape_matches() ? NatTableState::current : NatTableState::other_shape;
+    if (!table.structure_matches()) {
+        return NatTableState::other_shape;
+    }
+    trusted_ifindexes = table.read_trusted_ifindexes();
+    return NatTableState::current;
 }
 
 Nat64Maps BpfBackend::nat64_maps(uint8_t subscriber_len) const {
@@ -136,7 +142,7 @@ ObservedState BpfBackend::observe(const DesiredState& want) {
     }
     have.eamt = translator_->eamt();  // sorted
     have.nat64_prefixes = nat64_maps(0).prefixes();
-    have.nat_table = observe_nat_table(want);
+    have.nat_table = observe_nat_table(want, have.nat_trusted_ifindexes);
     have.ingress_links = observe_ingress_links(want.ingress_interfaces);
     have.ingress_attached = find_ingress_attachments(sock_);
     return have;
@@ -210,6 +216,7 @@ int BpfBackend::device_ifindex() {
 
 void BpfBackend::apply(const Change& change) {
     if (std::holds_alternative<change::EnsureNatTable>(change) ||
+        std::holds_alternative<change::SetTrustedIngress>(change) ||
         std::holds_alternative<change::SetNatBlocks>(change) ||
         std::holds_alternative<change::RemoveNatTable>(change)) {
         finish_pending_changes();
@@ -245,6 +252,10 @@ void BpfBackend::apply(const Change& change) {
                    },
                    [&](const change::AttachIngress& c) { attach_ingress(c); },
                    [&](const change::DetachIngress& c) { detach_ingress(c); },
+                   [&](const change::SetTrustedIngress& c) {
+                       NftNatTable(nft_sock_, c.table, nat_shape_or_default(std::nullopt))
+                           .set_trusted_ifindexes(ifindexes_of(c.to));
+                   },
                },
                change);
 }
@@ -385,15 +396,42 @@ static nlohmann::json ingress_entry(const std::string& name,
     return entry;
 }
 
-nlohmann::json BpfBackend::ingress_status(const std::vector<std::string>& configured) {
+// The interface indexes the NAT64 table TABLE trusts internal sources from; nullopt when it
+// cannot be read (no such table yet: a failed start), which the status leaves unsaid.
+std::optional<std::vector<uint32_t>> BpfBackend::nat_trusted_ifindexes(const std::string& table) {
+    try {
+        finish_pending_changes();
+        NftNatTable nat(nft_sock_, table, nat_shape_or_default(std::nullopt));
+        if (nat.observe() != NftNatTable::State::ours) {
+            return std::nullopt;
+        }
+        return nat.read_trusted_ifindexes();
+    } catch (const std::exception& e) {
+        log_warning("status: reading the trusted interfaces of nftables table ip " + table + ": " +
+                    e.what());
+        return std::nullopt;
+    }
+}
+
+nlohmann::json BpfBackend::ingress_status(const std::vector<std::string>& configured,
+                                          const std::optional<std::string>& nat_table) {
     nlohmann::json out = nlohmann::json::array();
     if (configured.empty()) {
         return out;
     }
     const std::vector<std::string> with_ipv4 = interfaces_with_ipv4_address();
+    const auto trusted = nat_table ? nat_trusted_ifindexes(*nat_table) : std::nullopt;
     for (const std::string& name : configured) {
         try {
-            out.push_back(ingress_entry(name, observe_ingress_link(name, with_ipv4)));
+            const auto link = observe_ingress_link(name, with_ipv4);
+            nlohmann::json entry = ingress_entry(name, link);
+            // Whether stateful NAT64 accepts internal sources arriving there: only by the index
+            // of an interface carrying the program (plan.h, ingress_trust).
+            if (link && trusted) {
+                entry["nat64_trusted"] = std::binary_search(trusted->begin(), trusted->end(),
+                                                            static_cast<uint32_t>(link->ifindex));
+            }
+            out.push_back(std::move(entry));
         } catch (const std::exception& e) {
             out.push_back({{"name", name}, {"state", "error"}, {"error", e.what()}});
         }

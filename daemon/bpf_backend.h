@@ -32,7 +32,8 @@ class BpfBackend : public Backend {
     std::vector<Counter> counters() override;
     std::vector<Counter> ingress_counters() override;
     nlohmann::json status() override;
-    nlohmann::json ingress_status(const std::vector<std::string>& configured) override;
+    nlohmann::json ingress_status(const std::vector<std::string>& configured,
+                                  const std::optional<std::string>& nat_table) override;
     std::unique_ptr<Nat64Runtime> nat64_runtime(Nat64Ledger& ledger) override;
 
   private:
@@ -50,7 +51,9 @@ class BpfBackend : public Backend {
     // The configured ingress interfaces that exist.
     std::vector<IngressLink> observe_ingress_links(const std::vector<std::string>& names);
     nlohmann::json program_status(int ifindex) const;
-    NatTableState observe_nat_table(const DesiredState& want);
+    std::optional<std::vector<uint32_t>> nat_trusted_ifindexes(const std::string& table);
+    NatTableState observe_nat_table(const DesiredState& want,
+                                    std::vector<uint32_t>& trusted_ifindexes);
     void reset_nat64(const change::ResetNat64State& change);
     Nat64Maps nat64_maps(uint8_t subscriber_len) const;
     void set_nat_blocks(const change::SetNatBlocks& change);

@@ -1,5 +1,6 @@
 #include "daemon/daemon.h"
 
+#include <net/if.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <systemd/sd-daemon.h>
@@ -35,6 +36,12 @@ std::optional<uint64_t> restored_nat64_leases(const Plan& plan) {
     }
     return std::nullopt;
 }
+
+// The link watch waits this long after the first event before it reconciles, so that a burst
+// (an interface created, renamed, brought up: several RTM_NEWLINK) costs one reconcile.
+constexpr std::chrono::milliseconds kLinkSettleTime(200);
+// At most this many events are named in the log line of one such reconcile.
+constexpr size_t kLoggedLinkEvents = 8;
 
 // LEDGER's open allocations (none without NAT64), read once for a reconcile and the sync after it.
 Nat64Ledger::OpenAllocations open_allocations_of(Nat64Ledger* ledger) {
@@ -147,13 +154,18 @@ Daemon::Daemon(Config config, std::filesystem::path config_path)
     store_ = std::make_unique<Store>(open_store(config_.state));
     backend_ = std::make_unique<BpfBackend>(config_.device.name, config_.bpf_pin_dir);
     reconciler_ = std::make_unique<Reconciler>(*backend_);
+    // Subscribed before the first reconcile: an interface that appears after that reconcile has
+    // read the interfaces is in the socket's queue, not lost.
+    links_ = std::make_unique<LinkMonitor>();
     auto ledger = make_ledger(config_);
     Nat64Ledger::OpenAllocations open = open_allocations_of(ledger.get());
     const Plan plan = reconciler_->reconcile(effective(config_), open.restorable);
     open.restorable = {};
+    note_ingress_ifindexes();
     start_nat64(std::move(ledger), open.all, restored_nat64_leases(plan));
     control_ = std::make_unique<ControlServer>(loop_, config_.control_socket, commands());
     loop_.watch(signals_.get(), POLLIN, [this](short) { on_signal(); });
+    loop_.watch(links_->fd(), POLLIN, [this](short) { on_link_events(); });
     start_watchdog();
     loop_.every(std::chrono::seconds(1), [this] { nat64_tick(); });
 }
@@ -227,6 +239,87 @@ Config Daemon::effective(const Config& file) {
 
 void Daemon::reconcile_running() {
     reconciler_->reconcile(effective(config_), restorable_leases_of(ledger_.get()));
+    note_ingress_ifindexes();
+}
+
+void Daemon::note_ingress_ifindexes() {
+    ingress_ifindexes_.clear();
+    for (const std::string& name : config_.ingress_interfaces) {
+        if (const unsigned ifindex = if_nametoindex(name.c_str()); ifindex != 0) {
+            ingress_ifindexes_.push_back(static_cast<int>(ifindex));
+        }
+    }
+    std::sort(ingress_ifindexes_.begin(), ingress_ifindexes_.end());
+}
+
+// Each relevant event once (a burst repeats RTM_NEWLINK), and the overrun. Without ingress
+// interfaces nothing is: a router whose PPP sessions come and go by the thousand must not
+// reconcile (dumping routes and tables) for them.
+std::vector<std::string> Daemon::link_reconcile_reasons(const LinkEvents& events) const {
+    std::vector<std::string> out;
+    const auto& listed = config_.ingress_interfaces;
+    if (listed.empty()) {
+        return out;
+    }
+    for (const LinkEvent& e : events.events) {
+        const bool relevant =
+            std::find(listed.begin(), listed.end(), e.name) != listed.end() ||
+            std::binary_search(ingress_ifindexes_.begin(), ingress_ifindexes_.end(), e.ifindex);
+        if (relevant) {
+            out.push_back(e.name + " " + to_string(e.kind) + " (ifindex " +
+                          std::to_string(e.ifindex) + ")");
+        }
+    }
+    if (events.overrun) {
+        out.push_back("link events lost (socket receive buffer overrun, ENOBUFS)");
+    }
+    return out;
+}
+
+// Reads the events; the first relevant one schedules a reconcile a moment later, and whatever
+// else arrives meanwhile is handled by that same reconcile.
+void Daemon::on_link_events() {
+    std::vector<std::string> reasons;
+    try {
+        reasons = link_reconcile_reasons(links_->drain());
+    } catch (const std::exception& e) {
+        // Not expected from a netlink socket; reconciling is the safe answer to not knowing.
+        reasons.push_back(std::string("reading link events failed (") + e.what() + ")");
+    }
+    for (std::string& reason : reasons) {
+        if (std::find(link_reasons_.begin(), link_reasons_.end(), reason) == link_reasons_.end()) {
+            link_reasons_.push_back(std::move(reason));
+        }
+    }
+    if (!link_reasons_.empty() && !link_reconcile_scheduled_) {
+        link_reconcile_scheduled_ = true;
+        loop_.after(kLinkSettleTime, [this] { reconcile_for_links(); });
+    }
+}
+
+void Daemon::reconcile_for_links() {
+    on_link_events();  // what arrived during the wait is covered by this reconcile too
+    link_reconcile_scheduled_ = false;
+    std::string why;
+    for (size_t i = 0; i < link_reasons_.size() && i < kLoggedLinkEvents; ++i) {
+        why += (why.empty() ? "" : ", ") + link_reasons_[i];
+    }
+    if (link_reasons_.size() > kLoggedLinkEvents) {
+        why += " and " + std::to_string(link_reasons_.size() - kLoggedLinkEvents) + " more";
+    }
+    link_reasons_.clear();
+    if (why.empty()) {
+        return;
+    }
+    log_info("link watch: reconciling the running configuration: " + why);
+    try {
+        reconcile_running();
+    } catch (const std::exception& e) {
+        // The kernel stays as the failed plan left it; the next event or reload tries again.
+        // Fail-closed all the same: an interface is trusted only once its program is attached.
+        log_error(std::string("link watch: ") + e.what());
+        note_ingress_ifindexes();
+    }
 }
 
 // xlat64ctl eamt add: committed to the store first, then applied; if applying fails the entry is
@@ -396,6 +489,7 @@ size_t Daemon::reload(std::string_view requested_by) {
         }
         const size_t changes = apply_or_roll_back(next, open.restorable);
         config_ = std::move(next);
+        note_ingress_ifindexes();
         if (nat64_changed) {
             start_nat64(std::move(ledger), open.all);
         }
@@ -435,7 +529,9 @@ nlohmann::json Daemon::status() {
     } else {
         result["nat64"] = nullptr;
     }
-    result["ingress_interfaces"] = backend_->ingress_status(config_.ingress_interfaces);
+    result["ingress_interfaces"] = backend_->ingress_status(
+        config_.ingress_interfaces,
+        config_.nat64 ? std::optional<std::string>(config_.nat64->table) : std::nullopt);
     if (!last_reload_error_.empty()) {
         result["last_reload_error"] = last_reload_error_;
     }

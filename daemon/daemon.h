@@ -18,6 +18,7 @@
 #include "daemon/event_loop.h"
 #include "daemon/reconciler.h"
 #include "daemon/store.h"
+#include "netlink/link_monitor.h"
 #include "netlink/unique_fd.h"
 
 namespace xlat64 {
@@ -53,6 +54,16 @@ class Daemon {
     std::unique_ptr<Nat64Ledger> make_ledger(const Config& config);
     Config effective(const Config& file);
     void reconcile_running();
+    // The link watch: an ingress fast path interface appeared, went or was re-created (a PPP
+    // session that reconnects). The reconciler decides what that means (attach, trust, detach);
+    // the watch only says when to ask it.
+    void on_link_events();
+    void reconcile_for_links();
+    // Why EVENTS call for a reconcile (none when they do not).
+    std::vector<std::string> link_reconcile_reasons(const LinkEvents& events) const;
+    // Remembers the indexes the configured ingress interfaces have now, so that an event about
+    // one of them under another name (renamed away) is recognised.
+    void note_ingress_ifindexes();
     nlohmann::json add_runtime_eam(const EamEntry& entry);
     nlohmann::json remove_runtime_eam(const Ipv4Prefix& ipv4);
     nlohmann::json eamt_list();
@@ -72,6 +83,11 @@ class Daemon {
     std::chrono::steady_clock::time_point started_steady_;
     EventLoop loop_;
     UniqueFd signals_;
+    std::unique_ptr<LinkMonitor> links_;
+    std::vector<int> ingress_ifindexes_;  // sorted (note_ingress_ifindexes)
+    // The reasons gathered for the reconcile the link watch has scheduled, each once.
+    std::vector<std::string> link_reasons_;
+    bool link_reconcile_scheduled_ = false;
     std::unique_ptr<Backend> backend_;
     std::unique_ptr<Reconciler> reconciler_;
     std::unique_ptr<ControlServer> control_;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <iterator>
 #include <system_error>
 
 namespace xlat64 {
@@ -32,14 +33,21 @@ void EventLoop::every(std::chrono::milliseconds period, std::function<void()> ho
     timers_.push_back(Timer{period, std::chrono::steady_clock::now() + period, std::move(hook)});
 }
 
+void EventLoop::after(std::chrono::milliseconds delay, std::function<void()> hook) {
+    delay = std::max(delay, std::chrono::milliseconds(0));
+    one_shots_.push_back(Timer{delay, std::chrono::steady_clock::now() + delay, std::move(hook)});
+}
+
 int EventLoop::poll_timeout_ms() const {
     using namespace std::chrono;
     const auto now = steady_clock::now();
     milliseconds timeout(kTickMs);
-    for (const Timer& timer : timers_) {
-        // Rounded up, so poll does not wake a fraction of a millisecond early and spin.
-        const auto left = ceil<milliseconds>(timer.due - now);
-        timeout = std::clamp(left, milliseconds(0), timeout);
+    for (const auto* list : {&timers_, &one_shots_}) {
+        for (const Timer& timer : *list) {
+            // Rounded up, so poll does not wake a fraction of a millisecond early and spin.
+            const auto left = ceil<milliseconds>(timer.due - now);
+            timeout = std::clamp(left, milliseconds(0), timeout);
+        }
     }
     return static_cast<int>(timeout.count());
 }
@@ -53,6 +61,15 @@ void EventLoop::run_due_timers() {
             timer.due = now + timer.period;
             timer.hook();
         }
+    }
+    // Taken out before they run: a hook may schedule another one-shot.
+    std::vector<Timer> due;
+    auto not_due = std::partition(one_shots_.begin(), one_shots_.end(),
+                                  [&](const Timer& t) { return t.due > now; });
+    std::move(not_due, one_shots_.end(), std::back_inserter(due));
+    one_shots_.erase(not_due, one_shots_.end());
+    for (Timer& timer : due) {
+        timer.hook();
     }
 }
 

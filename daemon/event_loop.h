@@ -24,6 +24,8 @@ class EventLoop {
     // Calls `hook` every `period` (not before the first period has passed), waking poll for it:
     // the systemd watchdog needs pings on time even when the loop is otherwise idle.
     void every(std::chrono::milliseconds period, std::function<void()> hook);
+    // Calls `hook` once, `delay` from now (a burst of events handled together after it).
+    void after(std::chrono::milliseconds delay, std::function<void()> hook);
 
     void run();
     void stop() { running_ = false; }
@@ -47,6 +49,7 @@ class EventLoop {
     std::map<int, Watch> watches_;
     std::vector<std::function<void()>> tick_hooks_;
     std::vector<Timer> timers_;
+    std::vector<Timer> one_shots_;
     uint64_t next_serial_ = 0;
     bool running_ = false;
 };

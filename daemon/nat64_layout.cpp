@@ -138,13 +138,14 @@ Nat64Transition nat64_transition(const std::optional<Nat64Params>& have, const N
     return same_layout && appended ? Nat64Transition::grow : Nat64Transition::reset;
 }
 
-NftNatShape nat64_nft_shape(const Nat64Config& config,
-                            std::vector<std::string> trusted_interfaces) {
+NftNatShape nat64_nft_shape(const Nat64Config& config, std::string trusted_device,
+                            std::vector<uint32_t> trusted_ifindexes) {
     NftNatShape shape;
-    std::sort(trusted_interfaces.begin(), trusted_interfaces.end());
-    trusted_interfaces.erase(std::unique(trusted_interfaces.begin(), trusted_interfaces.end()),
-                             trusted_interfaces.end());
-    shape.trusted_interfaces = std::move(trusted_interfaces);
+    std::sort(trusted_ifindexes.begin(), trusted_ifindexes.end());
+    trusted_ifindexes.erase(std::unique(trusted_ifindexes.begin(), trusted_ifindexes.end()),
+                            trusted_ifindexes.end());
+    shape.trusted_device = std::move(trusted_device);
+    shape.trusted_ifindexes = std::move(trusted_ifindexes);
     shape.internal_pool = {mask_address(config.internal_pool.addr, config.internal_pool.len),
                            config.internal_pool.len};
     shape.block_len = static_cast<uint8_t>(32 - std::countr_zero(config.hosts_per_subscriber));

@@ -61,11 +61,12 @@ enum class Nat64Transition {
 };
 Nat64Transition nat64_transition(const std::optional<Nat64Params>& have, const Nat64Config& want);
 
-// The nftables table's shape for this configuration. TRUSTED_INTERFACES: where a source in the
-// internal pool may arrive from (the translator device and translation.ingress_interfaces; see
-// NftNatShape). Without them the shape serves for the blocks only (adding, reading), never to
-// build or check the table.
-NftNatShape nat64_nft_shape(const Nat64Config& config,
-                            std::vector<std::string> trusted_interfaces = {});
+// The nftables table's shape for this configuration. TRUSTED_DEVICE and TRUSTED_IFINDEXES:
+// where a source in the internal pool may arrive from (the translator device by name, the
+// interfaces carrying the ingress fast path by index; see NftNatShape). Without a device the
+// shape serves for the blocks and counters only (adding, reading), never to build or check the
+// table.
+NftNatShape nat64_nft_shape(const Nat64Config& config, std::string trusted_device = {},
+                            std::vector<uint32_t> trusted_ifindexes = {});
 
 }  // namespace xlat64

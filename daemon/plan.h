@@ -90,8 +90,19 @@ struct IngressAttachment {
     auto operator<=>(const IngressAttachment&) const = default;
 };
 
-// xlat64's nftables table as the backend finds it.
+// xlat64's nftables table as the backend finds it. current: its sets, chains and rules are those
+// this version builds for the configuration (the elements of trusted_ifaces are compared apart,
+// ObservedState::nat_trusted_ifindexes); other_shape: anything else of ours (another pool, an
+// earlier version), rebuilt.
 enum class NatTableState { absent, current, other_shape, foreign };
+
+// An ingress fast path interface the NAT64 table trusts internal sources from, by index (the
+// name is for messages).
+struct TrustedLink {
+    int ifindex = 0;
+    std::string name;
+    auto operator<=>(const TrustedLink&) const = default;
+};
 
 struct ObservedState {
     std::optional<DeviceState> device;  // nullopt: no device of the configured name
@@ -104,6 +115,9 @@ struct ObservedState {
     std::optional<Nat64Params> nat64;              // the NAT64 part of the live settings
     std::vector<Nat64PrefixEntry> nat64_prefixes;  // sorted
     NatTableState nat_table = NatTableState::absent;
+    // The elements of the table's trusted_ifaces set (interface indexes), sorted; read when
+    // nat_table is current.
+    std::vector<uint32_t> nat_trusted_ifindexes;
     // The attached program is the one this daemon would attach (equal tags): keep it.
     bool program_current = false;
     std::optional<uint32_t> attached_program_id;
@@ -164,10 +178,19 @@ struct AttachProgram {
 struct AddRoute {
     RouteSpec route;
 };
-// Stateful NAT64 (daemon/nat64_layout.h).
+// Stateful NAT64 (daemon/nat64_layout.h). TRUSTED: the interfaces behind
+// shape.trusted_ifindexes, for the description.
 struct EnsureNatTable {
     std::string table;
     NftNatShape shape;
+    std::vector<TrustedLink> trusted;
+};
+// The elements of the table's trusted_ifaces set become TO's indexes, in place (FROM: what it
+// held, for the description).
+struct SetTrustedIngress {
+    std::string table;
+    std::vector<uint32_t> from;
+    std::vector<TrustedLink> to;
 };
 // nftables elements for blocks first..last-1; REPLACE: they become the map's only elements.
 // NEW_TABLE: the table did not exist before this plan, so no block can be mapped wrongly while
@@ -221,7 +244,7 @@ using Change =
                  change::AddEam, change::AttachProgram, change::AddRoute, change::EnsureNatTable,
                  change::SetNatBlocks, change::SetNat64Prefixes, change::ResetNat64State,
                  change::QueueFreeBlocks, change::RemoveNatTable, change::AttachIngress,
-                 change::DetachIngress>;
+                 change::DetachIngress, change::SetTrustedIngress>;
 using Plan = std::vector<Change>;
 
 inline std::string to_string(const EamEntry& entry) {
@@ -356,22 +379,60 @@ inline std::vector<std::string> ingress_warnings(const DesiredState& want,
                                         [&](const IngressLink& link) { return link.name == name; });
         if (!exists) {
             out.push_back("translation.ingress_interfaces: " + name +
-                          ": no such interface; packets arriving there once it exists take the "
-                          "device path until the next reload or restart");
+                          ": no such interface; xlat64d attaches the ingress fast path when it "
+                          "appears (until then its packets would take the device path)");
         }
     }
     return out;
 }
 
-// The nftables table WANT asks for; internal sources are accepted from the device and the ingress
-// fast path's interfaces only (NftNatShape::trusted_interfaces). The defaults without a nat64
-// section: the table that removing the section removes. Names, not attachments: a listed
-// interface that appears after the reconcile, or is re-created (a PPP session that reconnects),
-// is trusted before the fast path, whose program drops plain IPv4 from the pool, is on it again.
-inline NftNatShape nat_table_shape(const DesiredState& want) {
-    std::vector<std::string> trusted = want.ingress_interfaces;
-    trusted.push_back(want.device_name);
-    return nat64_nft_shape(want.nat64.value_or(Nat64Config{}), std::move(trusted));
+inline std::vector<uint32_t> ifindexes_of(const std::vector<TrustedLink>& links) {
+    std::vector<uint32_t> out;
+    for (const TrustedLink& link : links) {
+        out.push_back(static_cast<uint32_t>(link.ifindex));
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+// The nftables table WANT asks for, trusting internal sources from the device (by name) and from
+// TRUSTED (by index; see NftNatShape::trusted_device). The defaults without a nat64 section: the
+// table that removing the section removes.
+inline NftNatShape nat_table_shape(const DesiredState& want,
+                                   const std::vector<TrustedLink>& trusted = {}) {
+    return nat64_nft_shape(want.nat64.value_or(Nat64Config{}), want.device_name,
+                           ifindexes_of(trusted));
+}
+
+// Which ingress interfaces the NAT64 table may trust, by index. Trust follows the program, never
+// the name: an interface that appears or is re-created under a listed name (a PPP session that
+// reconnects, a veth made again) gets a new index, and its internal sources are dropped as
+// spoofed until the program that drops plain IPv4 from the pool is on it. NOW: those that carry
+// xlat64's ingress program now (this build's or another's: both drop it); AFTER: those that
+// carry it once the plan is applied (every configured one that exists: a plan that cannot
+// attach somewhere throws).
+struct IngressTrust {
+    std::vector<TrustedLink> now;
+    std::vector<TrustedLink> after;
+};
+
+inline IngressTrust ingress_trust(const DesiredState& want, const ObservedState& have) {
+    IngressTrust trust;
+    for (const IngressLink& link : have.ingress_links) {
+        if (!std::binary_search(want.ingress_interfaces.begin(), want.ingress_interfaces.end(),
+                                link.name) ||
+            link.ifindex <= 0) {
+            continue;
+        }
+        if (link.attached_id && !link.foreign_program) {
+            trust.now.push_back({link.ifindex, link.name});
+        }
+        trust.after.push_back({link.ifindex, link.name});
+    }
+    std::sort(trust.now.begin(), trust.now.end());
+    std::sort(trust.after.begin(), trust.after.end());
+    return trust;
 }
 
 namespace plan_detail {
@@ -464,7 +525,8 @@ inline std::optional<TranslatorSettings> observed_settings(const ObservedState& 
 // The nftables half first, so that an internal block has its public block before any host can be
 // given an address in it; then the settings; then the data path's NAT64 state.
 inline void plan_nat64_table(const Nat64Config& want, const NftNatShape& shape,
-                             const ObservedState& have, Nat64Transition transition, Plan& plan) {
+                             const std::vector<TrustedLink>& trusted, const ObservedState& have,
+                             Nat64Transition transition, Plan& plan) {
     if (have.nat_table == NatTableState::foreign) {
         throw std::runtime_error("nftables table ip " + want.table +
                                  " exists and is not managed by xlat64d; choose another "
@@ -472,7 +534,7 @@ inline void plan_nat64_table(const Nat64Config& want, const NftNatShape& shape,
     }
     const uint64_t mapped = nat64_mapped_blocks(want);
     if (have.nat_table != NatTableState::current) {
-        plan.push_back(change::EnsureNatTable{want.table, shape});
+        plan.push_back(change::EnsureNatTable{want.table, shape, trusted});
     }
     if (have.nat_table == NatTableState::absent || transition == Nat64Transition::reset) {
         plan.push_back(change::SetNatBlocks{share(want), 0, mapped, true,
@@ -488,7 +550,11 @@ inline void plan_settings_and_nat64(const DesiredState& want, const ObservedStat
     const auto transition =
         want.nat64 ? nat64_transition(have.nat64, *want.nat64) : Nat64Transition::unchanged;
     if (want.nat64) {
-        plan_nat64_table(*want.nat64, nat_table_shape(want), have, transition, plan);
+        // A table built or rebuilt here trusts what carries the program now: the attaches come
+        // last, and the trust they bring follows them (plan_ingress_trust).
+        const std::vector<TrustedLink> trusted = ingress_trust(want, have).now;
+        plan_nat64_table(*want.nat64, nat_table_shape(want, trusted), trusted, have, transition,
+                         plan);
     }
     const TranslatorSettings settings = want.settings();
     const auto observed = observed_settings(have);
@@ -556,15 +622,52 @@ inline void plan_ingress(const DesiredState& want, const ObservedState& have,
     }
 }
 
+// The changes to the trusted_ifaces elements of a table that exists: EARLY, right after the
+// device's changes and before the detaches, takes out every index that does not carry the
+// program now (an interface re-created under a listed name is gone from it anyway; one whose
+// filter someone removed is not) and those whose program is about to be detached; LATE, after
+// the attaches, adds the interfaces that carry it from then on. A table built or rebuilt by the
+// plan starts from NOW (plan_settings_and_nat64) and gets LATE too.
+inline void plan_ingress_trust(const DesiredState& want, const ObservedState& have,
+                               std::vector<Change>& early, std::vector<Change>& late) {
+    if (!want.nat64 || have.nat_table == NatTableState::foreign) {
+        return;
+    }
+    const IngressTrust trust = ingress_trust(want, have);
+    const std::vector<uint32_t> now = ifindexes_of(trust.now);
+    std::vector<uint32_t> before_attach = now;  // what the table holds when the attaches run
+    if (have.nat_table == NatTableState::current) {
+        before_attach.clear();
+        std::set_intersection(have.nat_trusted_ifindexes.begin(), have.nat_trusted_ifindexes.end(),
+                              now.begin(), now.end(), std::back_inserter(before_attach));
+        if (before_attach != have.nat_trusted_ifindexes) {
+            std::vector<TrustedLink> kept;
+            for (const TrustedLink& link : trust.now) {
+                if (std::binary_search(before_attach.begin(), before_attach.end(),
+                                       static_cast<uint32_t>(link.ifindex))) {
+                    kept.push_back(link);
+                }
+            }
+            early.push_back(
+                change::SetTrustedIngress{want.nat64->table, have.nat_trusted_ifindexes, kept});
+        }
+    }
+    if (ifindexes_of(trust.after) != before_attach) {
+        late.push_back(change::SetTrustedIngress{want.nat64->table, before_attach, trust.after});
+    }
+}
+
 }  // namespace plan_detail
 
 // The order is the safety argument: the device first; then removals, routes before map entries,
 // so no traffic enters for a mapping that is going away; then map additions and the program;
 // routes last, so traffic only enters once the translator is ready for it; the ingress fast path
 // after everything else (it shares the maps, and what it leaves alone takes the device path),
-// and off first, before anything it relies on changes. A changed route (new
-// MTU) is removed and re-added rather than replaced: NLM_F_REPLACE picks the first route with the
-// same prefix and metric, which may belong to someone else. Throws when a device of the
+// and off first, before anything it relies on changes. The NAT64 table trusts an ingress
+// interface's internal sources only while the program is on it: untrusted first of all, trusted
+// only after the attach (plan_ingress_trust). A changed route (new MTU) is removed and re-added
+// rather than replaced: NLM_F_REPLACE picks the first route with the same prefix and metric,
+// which may belong to someone else. Throws when a device of the
 // configured name exists and is not ours.
 inline Plan compute_plan(const DesiredState& want, const ObservedState& have) {
     using plan_detail::missing_from;
@@ -573,6 +676,10 @@ inline Plan compute_plan(const DesiredState& want, const ObservedState& have) {
     std::vector<Change> ingress_detaches;
     std::vector<Change> ingress_attaches;
     plan_detail::plan_ingress(want, have, ingress_detaches, ingress_attaches);
+    std::vector<Change> untrust;
+    std::vector<Change> trust;
+    plan_detail::plan_ingress_trust(want, have, untrust, trust);
+    plan.insert(plan.end(), untrust.begin(), untrust.end());
     plan.insert(plan.end(), ingress_detaches.begin(), ingress_detaches.end());
     const std::vector<RouteSpec> removed = missing_from(have.routes, want.routes);
     auto [early_routes, late_routes] =
@@ -597,6 +704,7 @@ inline Plan compute_plan(const DesiredState& want, const ObservedState& have) {
         plan.push_back(change::AddRoute{route});
     }
     plan.insert(plan.end(), ingress_attaches.begin(), ingress_attaches.end());
+    plan.insert(plan.end(), trust.begin(), trust.end());
     return plan;
 }
 
@@ -665,6 +773,24 @@ inline std::string describe_settings(const change::SetSettings& c) {
     return out;
 }
 
+// "eth1 (ifindex 5), ppp0 (ifindex 9)", or NONE.
+inline std::string describe_trusted(const std::vector<TrustedLink>& links, const char* none) {
+    std::string out;
+    for (const TrustedLink& link : links) {
+        out += (out.empty() ? "" : ", ") + link.name + " (ifindex " + std::to_string(link.ifindex) +
+               ")";
+    }
+    return out.empty() ? none : out;
+}
+
+inline std::string describe_ifindexes(const std::vector<uint32_t>& ifindexes) {
+    std::string out;
+    for (uint32_t ifindex : ifindexes) {
+        out += (out.empty() ? "ifindex " : ", ") + std::to_string(ifindex);
+    }
+    return out.empty() ? "none" : out;
+}
+
 inline std::string describe_attach(const change::AttachProgram& c) {
     if (c.replaces_id) {
         return "replace attached program id " + std::to_string(*c.replaces_id) +
@@ -707,14 +833,17 @@ inline std::string describe(const Change& c) {
             return "add route " + to_string(c.route);
         }
         std::string operator()(const change::EnsureNatTable& c) const {
-            std::string trusted;
-            for (const std::string& name : c.shape.trusted_interfaces) {
-                trusted += (trusted.empty() ? "" : ", ") + name;
-            }
             return "create, rebuild or update nftables table ip " + c.table +
                    " for internal pool " + to_string(c.shape.internal_pool) + " (blocks /" +
                    std::to_string(c.shape.block_len) + ", " + std::to_string(c.shape.block_ports) +
-                   " ports; internal sources from " + trusted + ")";
+                   " ports; internal sources from device " + c.shape.trusted_device +
+                   " and ingress interfaces " + plan_detail::describe_trusted(c.trusted, "none") +
+                   ")";
+        }
+        std::string operator()(const change::SetTrustedIngress& c) const {
+            return "trust internal sources in table ip " + c.table + " from ingress interfaces " +
+                   plan_detail::describe_trusted(c.to, "none") + " (was " +
+                   plan_detail::describe_ifindexes(c.from) + ")";
         }
         std::string operator()(const change::SetNatBlocks& c) const {
             return std::string(c.replace ? "set" : "add") + " NAT44 blocks " +

@@ -22,6 +22,7 @@
 #include <sys/time.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cerrno>
 #include <cstring>
@@ -50,13 +51,13 @@ constexpr uint32_t kExhaustedSetId = 3;
 constexpr uint32_t kHairpinMapId = 4;
 constexpr uint32_t kHairpinProtocolsId = 5;
 constexpr uint32_t kTrustedSetId = 6;
-// nft's datatype numbers (ipv4_addr = 7, inet_proto = 12, inet_service = 13, ifname = 41; a
+// nft's datatype numbers (ipv4_addr = 7, inet_proto = 12, inet_service = 13, iface_index = 20; a
 // concatenation packs them 6 bits apart), so `nft list` shows the sets in its own words. The
 // kernel only checks the lengths.
 constexpr uint32_t kTypeIpv4Addr = 7;
 constexpr uint32_t kTypeInetProto = 12;
 constexpr uint32_t kTypeInetService = 13;
-constexpr uint32_t kTypeIfname = 41;
+constexpr uint32_t kTypeIfaceIndex = 20;
 constexpr uint32_t kTypeConcatAddrService = kTypeIpv4Addr << 6 | kTypeInetService;
 constexpr uint32_t kTypeConcatAddrProto = kTypeIpv4Addr << 6 | kTypeInetProto;
 constexpr uint32_t kTypeConcatAddrProtoService =
@@ -433,32 +434,39 @@ SetPtr blocks_set_definition(const std::string& table, const NftNatShape& shape)
     return s;
 }
 
-// An interface name as meta iifname loads it: IFNAMSIZ bytes, zero-padded.
-ElemPtr interface_element(const std::string& name) {
-    char key[IFNAMSIZ] = {};
-    std::memcpy(key, name.data(), std::min(name.size(), sizeof(key) - 1));
+// An interface index as meta iif loads it: 4 bytes in host byte order.
+ElemPtr ifindex_element(uint32_t ifindex) {
     auto e = checked<ElemPtr>(nftnl_set_elem_alloc());
-    nftnl_set_elem_set(e.get(), NFTNL_SET_ELEM_KEY, key, sizeof(key));
+    nftnl_set_elem_set(e.get(), NFTNL_SET_ELEM_KEY, &ifindex, sizeof(ifindex));
     return e;
 }
 
-// The interfaces an internal source may arrive on, with the shape's names as its elements. A
-// set rather than names in the rule, so that a change of translation.ingress_interfaces is a
-// change of elements and never a rebuild of the table.
+// An interface name as meta iifname loads it: IFNAMSIZ bytes, zero-padded.
+std::array<char, IFNAMSIZ> interface_name_key(const std::string& name) {
+    std::array<char, IFNAMSIZ> key{};
+    std::memcpy(key.data(), name.data(), std::min(name.size(), key.size() - 1));
+    return key;
+}
+
+// The interfaces of the ingress fast path that an internal source may arrive on, by index, with
+// the shape's indexes as its elements. A set rather than indexes in the rule, so that a change
+// (an interface listed, re-created, its program attached) is a change of elements and never a
+// rebuild of the table.
 SetPtr trusted_set_definition(const std::string& table, const NftNatShape& shape) {
     SetPtr s = set_definition(table, {.name = kTrustedSet,
                                       .id = kTrustedSetId,
                                       .flags = 0,
-                                      .key_type = kTypeIfname,
-                                      .key_len = IFNAMSIZ});
-    // nft's type ifname is a string in host byte order; without the byte order in the set's
-    // description `nft list` would swap it and print empty names.
+                                      .key_type = kTypeIfaceIndex,
+                                      .key_len = sizeof(uint32_t)});
+    // nft's type iface_index is a number in host byte order; with the byte order in the set's
+    // description `nft list` prints each element as its interface's name (or as the number
+    // when no interface has it any more) rather than as swapped bytes.
     auto udata = checked<UdataPtr>(nftnl_udata_buf_alloc(16));
     nftnl_udata_put_u32(udata.get(), NFTNL_UDATA_SET_KEYBYTEORDER, 1 /* host */);
     nftnl_set_set_data(s.get(), NFTNL_SET_USERDATA, nftnl_udata_buf_data(udata.get()),
                        nftnl_udata_buf_len(udata.get()));
-    for (const std::string& name : shape.trusted_interfaces) {
-        nftnl_set_elem_add(s.get(), interface_element(name).release());
+    for (uint32_t ifindex : shape.trusted_ifindexes) {
+        nftnl_set_elem_add(s.get(), ifindex_element(ifindex).release());
     }
     return s;
 }
@@ -835,24 +843,35 @@ RulePtr inbound_drop_rule(const std::string& table, const NftNatShape& shape) {
     return r;
 }
 
-// prerouting, first: ip saddr POOL iifname != @trusted_ifaces counter drop
+// prerouting, first: ip saddr POOL iifname != DEVICE meta iif != @trusted_ifaces counter drop
 //
 // A source in the internal pool is a subscriber's only when the translator made it: on the
 // xlat64 device, or on an interface of the ingress fast path, whose program drops plain IPv4 from
-// the pool. From any other interface it is spoofed, and loose reverse-path filtering (Debian's
-// default) lets it through because the pool is routed into xlat64: postrouting would SNAT it to
-// that subscriber's public address and port block, and the flow would be traced to them. First in
-// the chain, so that no hairpin DNAT takes it elsewhere. Like inbound_drop_rule, it sees each new
-// flow's first packet and every packet of a flow it dropped (never confirmed): that stops every
-// new spoofed flow. Injecting into a subscriber's existing flow (conntrack takes it past the nat
-// chains) needs the attacker to know that flow's internal address and port, which never leave
-// the router.
+// the pool (NftNatShape::trusted_device, trusted_ifindexes: the device by name, the fast path's
+// interfaces by index while the program is on them). From any other interface it is spoofed, and
+// loose reverse-path filtering (Debian's default) lets it through because the pool is routed into
+// xlat64: postrouting would SNAT it to that subscriber's public address and port block, and the
+// flow would be traced to them. First in the chain, so that no hairpin DNAT takes it elsewhere.
+// Like inbound_drop_rule, it sees each new flow's first packet and every packet of a flow it
+// dropped (never confirmed): that stops every new spoofed flow. Injecting into a subscriber's
+// existing flow (conntrack takes it past the nat chains) needs the attacker to know that flow's
+// internal address and port, which never leave the router.
 RulePtr spoofed_source_drop_rule(const std::string& table, const NftNatShape& shape) {
     RulePtr r = rule_object(table, kPrerouting);
     load_saddr(r.get());
     match_pool(r.get(), NFT_REG32_00, shape.internal_pool);
     add_expr(r.get(), "meta", [](nftnl_expr* e) {
         nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_IIFNAME);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+    });
+    const std::array<char, IFNAMSIZ> device = interface_name_key(shape.trusted_device);
+    add_expr(r.get(), "cmp", [&](nftnl_expr* e) {
+        nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_NEQ);
+        nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, device.data(), device.size());
+    });
+    add_expr(r.get(), "meta", [](nftnl_expr* e) {
+        nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_IIF);
         nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
     });
     lookup(r.get(), NFT_REG_1, kTrustedSet, kTrustedSetId, std::nullopt, true);
@@ -933,18 +952,36 @@ const std::map<std::string, std::vector<Field>>& signature_fields() {
     return fields;
 }
 
-void append_signature(std::string& out, const nftnl_expr* e);
+// A rule's signature as it is built, expression by expression.
+struct Signature {
+    std::string text;
+    // Leave out the name compared with meta iifname (the trusted device's): for finding the
+    // spoofed-source rule with a shape that does not know the device (spoofed_source_drops).
+    bool any_interface_name = false;
+    bool after_iifname = false;  // the previous expression loaded meta iifname
+};
+
+void append_signature(Signature& sig, const nftnl_expr* e);
 
 int append_nested(nftnl_expr* e, void* data) {
-    auto* out = static_cast<std::string*>(data);
-    *out += "[";
-    append_signature(*out, e);
-    *out += "]";
+    auto* sig = static_cast<Signature*>(data);
+    sig->text += "[";
+    append_signature(*sig, e);
+    sig->text += "]";
     return 0;
 }
 
-void append_signature(std::string& out, const nftnl_expr* e) {
+bool loads_iifname(const nftnl_expr* e) {
+    return std::strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), "meta") == 0 &&
+           nftnl_expr_is_set(e, NFTNL_EXPR_META_KEY) &&
+           nftnl_expr_get_u32(e, NFTNL_EXPR_META_KEY) == NFT_META_IIFNAME;
+}
+
+void append_signature(Signature& sig, const nftnl_expr* e) {
+    std::string& out = sig.text;
     std::string name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+    const bool blank_bytes = sig.any_interface_name && sig.after_iifname && name == "cmp";
+    sig.after_iifname = loads_iifname(e);
     out += name;
     auto known = signature_fields().find(name);
     if (known == signature_fields().end()) {
@@ -971,6 +1008,9 @@ void append_signature(std::string& out, const nftnl_expr* e) {
                 out += set ? nftnl_expr_get_str(e, f.attr) : "";
                 break;
             case FieldKind::bytes: {
+                if (blank_bytes) {
+                    break;
+                }
                 uint32_t len = 0;
                 auto* bytes =
                     static_cast<const uint8_t*>(set ? nftnl_expr_get(e, f.attr, &len) : nullptr);
@@ -990,21 +1030,26 @@ void append_signature(std::string& out, const nftnl_expr* e) {
     } else if (name == "dynset") {
         // A dynset's own expressions (the connlimit); the kernel does not report those it
         // cloned from the set's definition.
-        nftnl_expr_expr_foreach(e, append_nested, &out);
+        nftnl_expr_expr_foreach(e, append_nested, &sig);
     }
     out += ";";
 }
 
-std::string rule_signature(nftnl_rule* rule) {
-    std::string sig = std::string(nftnl_rule_get_str(rule, NFTNL_RULE_CHAIN)) + ":";
+std::string rule_signature(nftnl_rule* rule, bool any_interface_name) {
+    Signature sig{std::string(nftnl_rule_get_str(rule, NFTNL_RULE_CHAIN)) + ":",
+                  any_interface_name};
     nftnl_expr_foreach(
         rule,
         [](nftnl_expr* e, void* data) {
-            append_signature(*static_cast<std::string*>(data), e);
+            append_signature(*static_cast<Signature*>(data), e);
             return 0;
         },
         &sig);
-    return sig;
+    return sig.text;
+}
+
+std::string rule_signature(nftnl_rule* rule) {
+    return rule_signature(rule, false);
 }
 
 std::string set_signature(nftnl_set* s) {
@@ -1330,12 +1375,14 @@ uint64_t element_packets(nftnl_set_elem* e) {
 }
 
 // What the rules of the table that are EXPECTED (by signature: the prerouting chain has two
-// counted drops) counted; zero when the table has no such rule.
-NatDropCounter counted_drops(NftSocket& sock, const std::string& table, RulePtr expected) {
-    const std::string wanted = rule_signature(expected.get());
+// counted drops) counted; zero when the table has no such rule. ANY_INTERFACE_NAME: whatever
+// interface name a rule compares meta iifname with.
+NatDropCounter counted_drops(NftSocket& sock, const std::string& table, RulePtr expected,
+                             bool any_interface_name = false) {
+    const std::string wanted = rule_signature(expected.get(), any_interface_name);
     NatDropCounter total;
     for (RulePtr& rule : dump_rules(sock, table)) {
-        if (rule_signature(rule.get()) != wanted) {
+        if (rule_signature(rule.get(), any_interface_name) != wanted) {
             continue;
         }
         nftnl_expr_foreach(
@@ -1410,15 +1457,18 @@ NftNatShape checked_shape(NftNatShape shape) {
         throw NftError("NAT64 table: " + std::to_string(shape.block_ports) +
                        " ports per block is outside 1-65536");
     }
-    auto& names = shape.trusted_interfaces;
-    for (const std::string& name : names) {
-        if (name.empty() || name.size() >= IFNAMSIZ) {
-            throw NftError("NAT64 table: \"" + name + "\" is not an interface name (1-" +
-                           std::to_string(IFNAMSIZ - 1) + " characters)");
-        }
+    // Empty: a shape for the blocks and counters only (NftNatShape::trusted_device).
+    if (shape.trusted_device.size() >= IFNAMSIZ) {
+        throw NftError("NAT64 table: \"" + shape.trusted_device +
+                       "\" is not an interface name (1-" + std::to_string(IFNAMSIZ - 1) +
+                       " characters)");
     }
-    std::sort(names.begin(), names.end());
-    names.erase(std::unique(names.begin(), names.end()), names.end());
+    auto& indexes = shape.trusted_ifindexes;
+    if (std::find(indexes.begin(), indexes.end(), 0u) != indexes.end()) {
+        throw NftError("NAT64 table: 0 is not an interface index");
+    }
+    std::sort(indexes.begin(), indexes.end());
+    indexes.erase(std::unique(indexes.begin(), indexes.end()), indexes.end());
     return shape;
 }
 
@@ -1458,7 +1508,7 @@ void NftNatTable::require_ours(const char* action) {
 }
 
 bool NftNatTable::shape_matches() {
-    return structure_matches() && read_trusted_interfaces() == shape_.trusted_interfaces;
+    return structure_matches() && read_trusted_ifindexes() == shape_.trusted_ifindexes;
 }
 
 bool NftNatTable::structure_matches() {
@@ -1494,12 +1544,12 @@ bool NftNatTable::ensure() {
                        " exists and is not managed by xlat64d; choose another nat64.table");
     }
     if (state == State::ours && structure_matches()) {
-        // Adopted; only the trusted interfaces may differ (translation.ingress_interfaces
-        // changed), and they change in place: no rebuild, no refill of the blocks.
-        if (read_trusted_interfaces() == shape_.trusted_interfaces) {
+        // Adopted; only the trusted interfaces may differ (the fast path's interfaces or their
+        // indexes changed), and they change in place: no rebuild, no refill of the blocks.
+        if (read_trusted_ifindexes() == shape_.trusted_ifindexes) {
             return false;
         }
-        replace_trusted_interfaces();
+        replace_trusted_ifindexes();
         return true;
     }
     // Rebuilt in one batch: deleting and re-creating the table keeps the blocks, and the
@@ -1520,9 +1570,21 @@ bool NftNatTable::ensure() {
     return true;
 }
 
-// One batch: flush, then the new names. Within it the set is never seen empty, so no packet of
-// the fast path is dropped while the list changes.
-void NftNatTable::replace_trusted_interfaces() {
+void NftNatTable::set_trusted_ifindexes(std::vector<uint32_t> ifindexes) {
+    NftNatShape shape = shape_;
+    shape.trusted_ifindexes = std::move(ifindexes);
+    shape = checked_shape(std::move(shape));
+    if (observe() != State::ours) {
+        throw NftError("updating the trusted interfaces: table ip " + name_ +
+                       " does not exist or is not managed by xlat64d");
+    }
+    shape_ = std::move(shape);
+    replace_trusted_ifindexes();
+}
+
+// One batch: flush, then the new indexes. Within it the set is never seen empty, so no packet of
+// an interface that stays trusted is dropped while the list changes.
+void NftNatTable::replace_trusted_ifindexes() {
     Batch batch(sock_);
     nlmsghdr* nlh = batch.start(NFT_MSG_DELSETELEM, 0);
     mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, name_.c_str());
@@ -1532,18 +1594,20 @@ void NftNatTable::replace_trusted_interfaces() {
     if (has_elements(trusted.get())) {
         nlh = batch.start(NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL);
         nftnl_set_elems_nlmsg_build_payload(nlh, trusted.get());
-        batch.commit("adding the interfaces to " + name_ + "/" + kTrustedSet);
+        batch.commit("adding the interface indexes to " + name_ + "/" + kTrustedSet);
     }
     batch.send();
 }
 
-std::vector<std::string> NftNatTable::read_trusted_interfaces() {
-    std::vector<std::string> out;
+std::vector<uint32_t> NftNatTable::read_trusted_ifindexes() {
+    std::vector<uint32_t> out;
     dump_elements(sock_, name_, kTrustedSet, [&](nftnl_set_elem* e) {
         uint32_t len = 0;
-        auto* key = static_cast<const char*>(nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len));
-        if (key != nullptr) {
-            out.emplace_back(key, strnlen(key, len));
+        const void* key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len);
+        uint32_t ifindex = 0;
+        if (key != nullptr && len == sizeof(ifindex)) {
+            std::memcpy(&ifindex, key, sizeof(ifindex));
+            out.push_back(ifindex);
         }
     });
     std::sort(out.begin(), out.end());
@@ -1622,7 +1686,7 @@ uint64_t NftNatTable::forward_drops() {
 }
 
 NatDropCounter NftNatTable::spoofed_source_drops() {
-    return counted_drops(sock_, name_, spoofed_source_drop_rule(name_, shape_));
+    return counted_drops(sock_, name_, spoofed_source_drop_rule(name_, shape_), true);
 }
 
 std::vector<NatExhaustion> NftNatTable::read_exhausted() {

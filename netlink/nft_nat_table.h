@@ -30,12 +30,13 @@
 //           flags dynamic
 //       }
 //       set trusted_ifaces {
-//           type ifname
-//           elements = { "eth1", "xlat64" }    (the device, translation.ingress_interfaces)
+//           type iface_index                   (the fast path's interfaces, by index)
+//           elements = { "eth1" }              (nft prints an index it cannot resolve as a number)
 //       }
 //       chain prerouting {
 //           type nat hook prerouting priority dstnat; policy accept;
-//           ip saddr 100.64.0.0/10 iifname != @trusted_ifaces counter packets 0 bytes 0 drop
+//           ip saddr 100.64.0.0/10 iifname != "xlat64" iif != @trusted_ifaces counter packets 0
+//               bytes 0 drop
 //           ip saddr 100.64.0.0/10 dnat ip to ip daddr . meta l4proto . th dport map @hairpin
 //           ip daddr 100.64.0.0/10 counter packets 0 bytes 0 drop
 //       }
@@ -81,7 +82,10 @@
 //   comes out of the translator, on the xlat64 device or, translated by the ingress fast path, on
 //   a listed interface (whose program drops plain IPv4 from the pool). Any other interface's
 //   (loose reverse-path filtering accepts them: the pool is routed) would be SNATed to that
-//   subscriber's public block; the prerouting chain drops them first, and counts them.
+//   subscriber's public block; the prerouting chain drops them first, and counts them. The fast
+//   path's interfaces are trusted by index, and only while its program is on them: an interface
+//   re-created under a listed name (a PPP session that reconnects) has a new index, and stays
+//   untrusted until the daemon has attached the program again.
 // - exhaustion: a subscriber has at most block_ports live connections per protocol (TCP, UDP,
 //   ICMP apart): the connlimit in the sessions set refuses the next one before it is NATed, and
 //   the exhausted set records (internal block, protocol) with a counter of refused packets for
@@ -148,11 +152,22 @@ struct NftNatShape {
     uint32_t block_ports = 1;
     // A counter in every blocks element (connections the block created); nat64.session_counters.
     bool session_counters = true;
-    // The interfaces a packet with a source in the internal pool may arrive on: the translator
-    // device and the ingress fast path's (translation.ingress_interfaces); sorted, no duplicates.
-    // They are the elements of the trusted_ifaces set: a change replaces them in place (ensure()),
-    // without the rebuild that would refill a blocks map of up to a million elements.
-    std::vector<std::string> trusted_interfaces;
+    // Where a packet with a source in the internal pool may arrive: the translator device, by
+    // name in the rule, and the interfaces that carry the ingress fast path's program, by index
+    // (sorted, no duplicates; see NftNatTable::set_trusted_ifindexes).
+    //
+    // The device by name: only the translator emits packets there (its program redirects to the
+    // device's ingress, the daemon writes the slow path's into the tun), the daemon refuses to
+    // adopt a device of that name without its alias, and the device is created in the plan that
+    // builds this table, before its index is known. The fast path's interfaces by index: an
+    // interface that appears or is re-created under a listed name must not be trusted before the
+    // program that drops plain IPv4 from the pool is on it, and a new interface has a new index.
+    // Empty TRUSTED_DEVICE: a shape for the blocks and counters only, never for building the table.
+    std::string trusted_device;
+    // The elements of the trusted_ifaces set: a change replaces them in place (ensure(),
+    // set_trusted_ifindexes()), without the rebuild that would refill a blocks map of up to a
+    // million elements.
+    std::vector<uint32_t> trusted_ifindexes;
     bool operator==(const NftNatShape&) const = default;
 };
 
@@ -220,11 +235,18 @@ class NftNatTable {
     // Our table's sets, chains, rules and trusted interfaces are exactly those of this shape
     // (ensure() would adopt it unchanged).
     bool shape_matches();
+    // shape_matches() but for the elements of trusted_ifaces: ensure() would at most replace
+    // those in place. A table of an earlier version (trusted_ifaces of interface names) does not
+    // match: ensure() rebuilds it.
+    bool structure_matches();
     // Creates the table (one batch) or adopts ours when its sets, chains and rules are exactly
     // those of this shape, replacing the trusted interfaces in one batch if they differ; any
     // other (older version, other pool, block length or ports) is rebuilt in one batch that
     // keeps its blocks. Throws for a foreign table. Returns true when it changed something.
     bool ensure();
+    // The elements of trusted_ifaces become IFINDEXES, in one batch, in place (the shape's
+    // trusted_ifindexes follow). Throws for a foreign or absent table.
+    void set_trusted_ifindexes(std::vector<uint32_t> ifindexes);
     // The elements of the blocks map become exactly BLOCKS, in one batch (flush + add).
     void replace_blocks(const std::vector<NatBlock>& blocks);
     void add_blocks(const std::vector<NatBlock>& blocks);
@@ -239,11 +261,12 @@ class NftNatTable {
     // Dropped packets towards the internal pool that were neither replies nor hairpin DNATs (the
     // prerouting chain's counted drop towards the pool; the forward chain's in earlier versions).
     uint64_t forward_drops();
-    // Dropped packets with a source in the internal pool that arrived on an interface not in
-    // trusted_interfaces: spoofed subscriber addresses.
+    // Dropped packets with a source in the internal pool that arrived on an untrusted interface:
+    // spoofed subscriber addresses. Found whatever the trusted device's name (a shape without
+    // one, such as the NAT64 run-time's, reads it too).
     NatDropCounter spoofed_source_drops();
-    // The elements of the trusted_ifaces set, sorted.
-    std::vector<std::string> read_trusted_interfaces();
+    // The elements of the trusted_ifaces set (interface indexes), sorted.
+    std::vector<uint32_t> read_trusted_ifindexes();
     // The (internal block, protocol) pairs refused for exhaustion within the last hour, with
     // their counts, in address order.
     std::vector<NatExhaustion> read_exhausted();
@@ -255,9 +278,7 @@ class NftNatTable {
 
   private:
     void require_ours(const char* action);
-    // shape_matches() but for the trusted interfaces.
-    bool structure_matches();
-    void replace_trusted_interfaces();
+    void replace_trusted_ifindexes();
 
     NftSocket& sock_;
     std::string name_;

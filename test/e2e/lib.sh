@@ -53,7 +53,10 @@ e2e_cleanup() {
 	set +e
 	# Stop what this test started, by PID, and only that.
 	for pid in "${E2E_PIDS[@]}"; do
-		kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+		if kill "$pid" 2>/dev/null; then
+			kill -CONT "$pid" 2>/dev/null # a test may have stopped it (SIGSTOP): let it exit
+			wait "$pid" 2>/dev/null
+		fi
 	done
 	# Teardown removes the device, routes and pins the daemon created; the namespaces go after.
 	if [[ -n ${E2E_ROUTER:-} && -e /run/netns/$E2E_ROUTER && -n ${E2E_CONFIG:-} ]]; then

@@ -125,21 +125,30 @@ expect "the same datagrams from 192.0.2.2 reach the server ($received_before -> 
 	test "$((received - received_before))" -eq 5
 expect "the subscriber's UDP still goes through" nat64_flow udp "$SUBSCRIBER" 0 "$SERVER6"
 
-# The ingress fast path on the client side: its packets arrive from to-client, which joins the
-# trusted interfaces in place; the table stays (a rebuild would create one with a new handle).
+# The ingress fast path on the client side: its packets arrive from to-client, whose index joins
+# the trusted interfaces in place once the program is on it; the table stays (a rebuild would
+# create one with a new handle). The device is trusted by name, in the rule itself.
 table_handle() { in_ns "$E2E_ROUTER" nft -a list table ip xlat64 | sed -n '1s/.*# handle //p'; }
+# nft prints the set's interface indexes by name.
 trusted() {
-	in_ns "$E2E_ROUTER" nft list set ip xlat64 trusted_ifaces | grep -o '"[^"]*"' | tr -d '"' |
-		sort | paste -sd,
+	in_ns "$E2E_ROUTER" nft list set ip xlat64 trusted_ifaces | { grep -o '"[^"]*"' || true; } |
+		tr -d '"' | sort | paste -sd,
 }
+expect "the rule trusts the device by name" \
+	grep -q 'iifname != "xlat64" iif != @trusted_ifaces counter' \
+	<(in_ns "$E2E_ROUTER" nft list chain ip xlat64 prerouting)
 handle_before=$(table_handle)
 trusted_before=$(trusted)
-expect "the trusted interfaces are the device only ($trusted_before)" test "$trusted_before" == xlat64
+expect "no ingress interface is trusted ($trusted_before)" test -z "$trusted_before"
 nat64_config to-client
 expect "reload adding to-client to translation.ingress_interfaces" ctl_reload "$E2E_TMP/reload.txt"
 trusted_after=$(trusted)
-expect "to-client joined the trusted interfaces ($trusted_after)" \
-	test "$trusted_after" == to-client,xlat64
+expect "to-client joined the trusted interfaces ($trusted_after)" test "$trusted_after" == to-client
+trusted_after_attach() {
+	grep -A1 'reconcile: attach the ingress fast path on to-client' "$E2E_TMP/xlat64d.log" |
+		grep -q 'reconcile: trust internal sources in table ip xlat64 from ingress interfaces to-client (ifindex'
+}
+expect "the reload trusted it right after attaching its program" trusted_after_attach
 handle_after=$(table_handle)
 expect "the table was updated in place, not rebuilt (handle $handle_before -> $handle_after)" \
 	test -n "$handle_before" -a "$handle_after" == "$handle_before"

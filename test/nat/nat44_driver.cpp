@@ -2,10 +2,11 @@
 // network namespace it runs in, so the e2e tests can check the kernel's NAT without BPF.
 //
 //   nat44_driver [--table NAME] [--internal-pool PREFIX] [--block-len N] [--block-ports N]
-//                [--trusted IFNAME[,IFNAME...]] CMD
+//                [--device IFNAME] [--trusted IFNAME[,IFNAME...]] CMD
 //
-// --trusted: the interfaces internal sources may arrive on (the daemon's device and ingress fast
-// path interfaces); from any other they are dropped as spoofed.
+// --device (default xlat64) and --trusted: where internal sources may arrive, the daemon's device
+// (by name) and ingress fast path interfaces (by index: each IFNAME must exist); from any other
+// interface they are dropped as spoofed.
 //
 //   ensure                             "created" or "adopted"
 //   replace INTERNAL=PUBLIC:FIRST-LAST...  e.g. 100.64.0.0/30=203.0.113.1:1024-2047
@@ -16,6 +17,7 @@
 //   exhausted                          one line per refused block and protocol: BLOCK PROTO COUNT
 //   hairpins                           one line per entry: PROTO PUBLIC:PORT INTERNAL:PORT
 //   delete                             "deleted" or "absent"
+#include <net/if.h>
 #include <netinet/in.h>
 
 #include <algorithm>
@@ -63,7 +65,7 @@ std::string proto_name(uint8_t proto) {
 
 int run(std::vector<std::string> args) {
     std::string table = "xlat64";
-    NftNatShape shape{{{100, 64, 0, 0}, 10}, 30, 1024};
+    NftNatShape shape{{{100, 64, 0, 0}, 10}, 30, 1024, true, "xlat64"};
     while (args.size() >= 2 && args[0].rfind("--", 0) == 0) {
         if (args[0] == "--table") {
             table = args[1];
@@ -73,10 +75,17 @@ int run(std::vector<std::string> args) {
             shape.block_len = static_cast<uint8_t>(std::stoul(args[1]));
         } else if (args[0] == "--block-ports") {
             shape.block_ports = static_cast<uint32_t>(std::stoul(args[1]));
+        } else if (args[0] == "--device") {
+            shape.trusted_device = args[1];
         } else if (args[0] == "--trusted") {
             for (size_t start = 0; start <= args[1].size();) {
                 size_t comma = std::min(args[1].find(',', start), args[1].size());
-                shape.trusted_interfaces.push_back(args[1].substr(start, comma - start));
+                const std::string name = args[1].substr(start, comma - start);
+                const unsigned ifindex = if_nametoindex(name.c_str());
+                if (ifindex == 0) {
+                    throw std::invalid_argument("--trusted: no interface " + name);
+                }
+                shape.trusted_ifindexes.push_back(ifindex);
                 start = comma + 1;
             }
         } else {

@@ -25,8 +25,13 @@ using Catch::Matchers::Contains;
 namespace {
 
 const Ipv4Prefix kPool{{100, 64, 0, 0}, 10};
-// Subscribers of 4 hosts (/30) with 16 ports each; internal sources from xlat64 and eth1 only.
-const NftNatShape kShape{kPool, 30, 16, true, {"xlat64", "eth1"}};
+// Interfaces main() creates in the test's namespace with these indexes (nft prints the trusted
+// indexes by name).
+constexpr uint32_t kEth1 = 2;
+constexpr uint32_t kPpp0 = 3;
+// Subscribers of 4 hosts (/30) with 16 ports each; internal sources from the device xlat64 (by
+// name) and eth1 (by index) only.
+const NftNatShape kShape{kPool, 30, 16, true, "xlat64", {kEth1}};
 
 // Output (stdout and stderr) of a shell command; fails the test unless it exits 0.
 std::string run(const std::string& command, bool must_succeed = true) {
@@ -116,14 +121,13 @@ const char* kExpectedTable = R"(table ip xlat64 {
 	}
 
 	set trusted_ifaces {
-		type ifname
-		elements = { "eth1",
-			     "xlat64" }
+		type iface_index
+		elements = { "eth1" }
 	}
 
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
-		ip saddr 100.64.0.0/10 iifname != @trusted_ifaces counter packets 0 bytes 0 drop
+		ip saddr 100.64.0.0/10 iifname != "xlat64" iif != @trusted_ifaces counter packets 0 bytes 0 drop
 		ip saddr 100.64.0.0/10 dnat ip to ip daddr . meta l4proto . th dport map @hairpin
 		ip daddr 100.64.0.0/10 counter packets 0 bytes 0 drop
 	}
@@ -230,7 +234,7 @@ TEST_CASE("nat: creates exactly the expected table, and only it", "[nat]") {
 
     CHECK(nat.forward_drops() == 0);
     CHECK(nat.spoofed_source_drops().packets == 0);
-    CHECK(nat.read_trusted_interfaces() == std::vector<std::string>{"eth1", "xlat64"});
+    CHECK(nat.read_trusted_ifindexes() == std::vector<uint32_t>{kEth1});
     CHECK(nat.read_exhausted().empty());
     CHECK(nat.read_hairpins().empty());
 
@@ -338,6 +342,53 @@ TEST_CASE("nat: a table of the previous version is rebuilt with its blocks", "[n
     CHECK(run("nft list table ip xlat64") == rebuilt);
 }
 
+// The table of the version that trusted the fast path's interfaces by name (a set of type ifname
+// holding the device and translation.ingress_interfaces): an interface re-created under a listed
+// name was trusted before its program was attached again. Never adopted: rebuilt, with its
+// blocks, into the set of indexes.
+TEST_CASE("nat: a table trusting interfaces by name is rebuilt to trust them by index", "[nat]") {
+    Namespace ns;
+    NftSocket sock;
+    NftNatTable nat(sock, "xlat64", kShape);
+    nat.ensure();
+    nat.replace_blocks(kBlocks);
+    std::string current = run("nft list table ip xlat64");
+    run("nft delete rule ip xlat64 prerouting handle $(nft -a list chain ip xlat64 prerouting | "
+        "sed -n 's/.*iif != @trusted_ifaces.*# handle //p') && nft delete set ip xlat64 "
+        "trusted_ifaces && nft add set ip xlat64 trusted_ifaces '{ type ifname; elements = { "
+        "\"eth1\", \"xlat64\" }; }' && nft insert rule ip xlat64 prerouting ip saddr "
+        "100.64.0.0/10 iifname != @trusted_ifaces counter drop");
+    CHECK_THAT(run("nft list table ip xlat64"), Contains("iifname != @trusted_ifaces counter"));
+    CHECK(nat.observe() == NftNatTable::State::ours);
+    CHECK_FALSE(nat.structure_matches());
+    CHECK_FALSE(nat.shape_matches());
+    CHECK(nat.ensure());
+    CHECK(nat.shape_matches());
+    CHECK(listed(nat) == kBlocks);
+    CHECK(run("nft list table ip xlat64") == current);
+}
+
+// The NAT64 run-time reads the spoofed-source counter with a shape that does not name the device
+// (nat64_nft_shape of the nat64 section alone): the rule is found whatever the device's name.
+TEST_CASE("nat: the spoofed-source drops are read without knowing the device", "[nat]") {
+    Namespace ns;
+    NftSocket sock;
+    NftNatShape siit0 = kShape;
+    siit0.trusted_device = "siit0";
+    NftNatTable nat(sock, "xlat64", siit0);
+    nat.ensure();
+    CHECK_THAT(run("nft list chain ip xlat64 prerouting"), Contains("iifname != \"siit0\""));
+    // The same rule with counted drops (nft writes the counter's values).
+    run("nft replace rule ip xlat64 prerouting handle $(nft -a list chain ip xlat64 prerouting | "
+        "sed -n 's/.*iif != @trusted_ifaces.*# handle //p') ip saddr 100.64.0.0/10 iifname != "
+        "\"siit0\" iif != @trusted_ifaces counter packets 5 bytes 500 drop");
+    CHECK(nat.shape_matches());
+    CHECK(nat.spoofed_source_drops().packets == 5);
+    NftNatTable runtime_view(sock, "xlat64", NftNatShape{kPool, 30, 16});
+    CHECK(runtime_view.spoofed_source_drops().packets == 5);
+    CHECK(runtime_view.spoofed_source_drops().bytes == 500);
+}
+
 TEST_CASE("nat: another block length or block size is rebuilt with its blocks", "[nat]") {
     Namespace ns;
     std::string operator_before = ns.operator_table();
@@ -368,8 +419,8 @@ TEST_CASE("nat: another block length or block size is rebuilt with its blocks", 
     CHECK(ns.operator_table() == operator_before);
 }
 
-// translation.ingress_interfaces changes the trusted interfaces: their set's elements change in
-// one batch, and the table (its blocks, its counters, the connections' state) stays.
+// The ingress fast path's interfaces (or their indexes) change: the set's elements change in one
+// batch, and the table (its blocks, its counters, the connections' state) stays.
 TEST_CASE("nat: trusted interfaces change in place, never by a rebuild", "[nat]") {
     Namespace ns;
     NftSocket sock;
@@ -381,22 +432,40 @@ TEST_CASE("nat: trusted interfaces change in place, never by a rebuild", "[nat]"
     const std::string handle = table_handle();
 
     NftNatShape wider = kShape;
-    wider.trusted_interfaces = {"xlat64", "ppp0", "eth1", "ppp0"};
+    wider.trusted_ifindexes = {kPpp0, kEth1, kPpp0};
     NftNatTable fast_path(sock, "xlat64", wider);
-    CHECK(fast_path.shape().trusted_interfaces ==
-          std::vector<std::string>{"eth1", "ppp0", "xlat64"});
+    CHECK(fast_path.shape().trusted_ifindexes == std::vector<uint32_t>{kEth1, kPpp0});
     CHECK(fast_path.observe() == NftNatTable::State::ours);
+    CHECK(fast_path.structure_matches());
     CHECK_FALSE(fast_path.shape_matches());
     CHECK(fast_path.ensure());
-    CHECK(fast_path.read_trusted_interfaces() == fast_path.shape().trusted_interfaces);
+    CHECK(fast_path.read_trusted_ifindexes() == fast_path.shape().trusted_ifindexes);
     CHECK(fast_path.shape_matches());
     CHECK_FALSE(fast_path.ensure());
     CHECK(table_handle() == handle);
     CHECK(listed(fast_path) == kBlocks);
+    CHECK_THAT(run("nft list set ip xlat64 trusted_ifaces"),
+               Contains("type iface_index") && Contains("elements = { \"eth1\", \"ppp0\" }"));
+
+    // What the reconciler does when an interface gets or loses the fast path: only the set.
+    // An index no interface has any more (re-created: a new index) is printed as a number.
+    fast_path.set_trusted_ifindexes({kPpp0, 77});
+    CHECK(fast_path.read_trusted_ifindexes() == std::vector<uint32_t>{kPpp0, 77});
+    CHECK_THAT(run("nft list set ip xlat64 trusted_ifaces"),
+               Contains("elements = { \"ppp0\", 77 }"));
+    CHECK(fast_path.shape().trusted_ifindexes == std::vector<uint32_t>{kPpp0, 77});
+    fast_path.set_trusted_ifindexes({});
+    CHECK(fast_path.read_trusted_ifindexes().empty());
+    CHECK(fast_path.structure_matches());
+    CHECK(table_handle() == handle);
+    CHECK(listed(fast_path) == kBlocks);
+    CHECK_THROWS_WITH(fast_path.set_trusted_ifindexes({0}),
+                      Contains("0 is not an interface index"));
 
     // Emptied by hand: repaired the same way. And back to the first list: the first table.
+    fast_path.set_trusted_ifindexes({kEth1, kPpp0});
     run("nft flush set ip xlat64 trusted_ifaces");
-    CHECK(fast_path.read_trusted_interfaces().empty());
+    CHECK(fast_path.read_trusted_ifindexes().empty());
     CHECK_FALSE(fast_path.shape_matches());
     CHECK(fast_path.ensure());
     CHECK(fast_path.shape_matches());
@@ -414,7 +483,7 @@ TEST_CASE("nat: a table without the spoofed-source drop is rebuilt", "[nat]") {
     nat.ensure();
     nat.replace_blocks(kBlocks);
     run("nft delete rule ip xlat64 prerouting handle $(nft -a list chain ip xlat64 prerouting | "
-        "sed -n 's/.*iifname != @trusted_ifaces.*# handle //p')");
+        "sed -n 's/.*iif != @trusted_ifaces.*# handle //p')");
     CHECK_THAT(run("nft list table ip xlat64"), !Contains("trusted_ifaces counter"));
     CHECK_FALSE(nat.shape_matches());
     CHECK(nat.ensure());
@@ -428,8 +497,10 @@ TEST_CASE("nat: shapes that cannot be built are refused with the reason", "[nat]
                       Contains("internal blocks of /8 do not fit the internal pool 100.64.0.0/10"));
     CHECK_THROWS_WITH(NftNatTable(sock, "xlat64", {kPool, 30, 0}),
                       Contains("0 ports per block is outside 1-65536"));
-    CHECK_THROWS_WITH(NftNatTable(sock, "xlat64", {kPool, 30, 16, true, {"sixteen-chars-ab"}}),
+    CHECK_THROWS_WITH(NftNatTable(sock, "xlat64", {kPool, 30, 16, true, "sixteen-chars-ab"}),
                       Contains("\"sixteen-chars-ab\" is not an interface name (1-15 characters)"));
+    CHECK_THROWS_WITH(NftNatTable(sock, "xlat64", {kPool, 30, 16, true, "xlat64", {3, 0}}),
+                      Contains("0 is not an interface index"));
 }
 
 namespace {
@@ -627,6 +698,13 @@ TEST_CASE("nat: 100000 blocks in one batch", "[nat][scale]") {
 int main(int argc, char** argv) {
     if (unshare(CLONE_NEWNET) != 0) {
         std::perror("nat_tests: unshare(CLONE_NEWNET) (run as root)");
+        return 1;
+    }
+    // The interfaces of kEth1 and kPpp0, so that nft prints the trusted indexes by name.
+    // (veth pairs: this kernel may lack the dummy driver).
+    if (std::system("ip link add eth1 index 2 type veth peer name eth1-peer index 4 && "
+                    "ip link add ppp0 index 3 type veth peer name ppp0-peer index 5") != 0) {
+        std::fprintf(stderr, "nat_tests: creating the dummy interfaces eth1 and ppp0 failed\n");
         return 1;
     }
     return Catch::Session().run(argc, argv);

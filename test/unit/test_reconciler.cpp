@@ -49,7 +49,10 @@ class FakeBackend : public Backend {
     std::vector<Counter> counters() override { return {}; }
     std::vector<Counter> ingress_counters() override { return {}; }
     nlohmann::json status() override { return {}; }
-    nlohmann::json ingress_status(const std::vector<std::string>&) override { return {}; }
+    nlohmann::json ingress_status(const std::vector<std::string>&,
+                                  const std::optional<std::string>&) override {
+        return {};
+    }
     std::unique_ptr<Nat64Runtime> nat64_runtime(Nat64Ledger&) override { return nullptr; }
 
     size_t index_of(const std::string& prefix) const {
