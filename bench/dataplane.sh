@@ -17,7 +17,7 @@
 #
 # Figures per mode: UDP packets per second received by the server (64-byte payloads, iperf3 -u
 # -b 0), TCP throughput client->server ("up", IPv6->IPv4 for the translators) and server->client
-# ("down", iperf3 -R), and new TCP connections per second (bench/cps.py). Each figure is the
+# ("down", iperf3 -R), and new TCP connections per second (bench/cps.c). Each figure is the
 # median of --runs runs; the runs are interleaved (run 1 of every mode, then run 2, ...) so that
 # drift and other load on the machine hit every mode alike.
 #
@@ -28,7 +28,8 @@
 #              (perf report by symbol, and by command and symbol; for UDP and connections also
 #              the time per packet or connection by stage of the path, bench/perf_stages.py),
 #              plus the nanoseconds per run of each xlat64 program (bench/prog_stats.py).
-# Environment: XLAT64D, XLAT64CTL (binaries, required), PYTHON (default /usr/bin/python3).
+# Environment: XLAT64D, XLAT64CTL, XLAT64_CPS (binaries, required; XLAT64_CPS is bench/cps.c, the
+# target xlat64-cps of the build), PYTHON (default /usr/bin/python3).
 #
 # Network safety: traffic only between the namespaces created here, on documentation prefixes;
 # nothing is sent from the root namespace. Namespaces, devices, pins and processes (by PID) are
@@ -39,6 +40,7 @@ set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 XLAT64D=${XLAT64D:?set XLAT64D to the xlat64d binary}
 XLAT64CTL=${XLAT64CTL:?set XLAT64CTL to the xlat64ctl binary}
+XLAT64_CPS=${XLAT64_CPS:?set XLAT64_CPS to the xlat64-cps binary (bench/cps.c)}
 PYTHON=${PYTHON:-/usr/bin/python3}
 
 SMOKE=0
@@ -183,9 +185,9 @@ start_servers() {
 	# ip netns exec execs the command: $! is the server's own PID.
 	ip netns exec "$SERVER" iperf3 -s >"$TMP/iperf3-server.log" 2>&1 &
 	PIDS+=("$!")
-	ip netns exec "$SERVER" "$PYTHON" "$BENCH_DIR/cps.py" serve --port 9000 >"$TMP/cps-server.log" 2>&1 &
+	ip netns exec "$SERVER" "$XLAT64_CPS" serve --port 9000 >"$TMP/cps-server.log" 2>&1 &
 	PIDS+=("$!")
-	in_ns "$SERVER" "$PYTHON" "$BENCH_DIR/cps.py" wait-listening --to 198.51.100.10 --port 9000 ||
+	in_ns "$SERVER" "$XLAT64_CPS" wait-listening --to 198.51.100.10 --port 9000 ||
 		die "the connection server did not start"
 	for _ in $(seq 50); do
 		in_ns "$SERVER" ss -Hltn 'sport = :5201' | grep -q . && return 0
@@ -195,8 +197,8 @@ start_servers() {
 }
 
 # --- Modes: setup_MODE sets DEST and SOURCE (the client's address) in this shell; teardown_MODE
-# undoes it. Every mode names its source, so every client binds one (iperf3 -B, and cps.py with
-# IP_BIND_ADDRESS_NO_PORT): the clients do the same system calls in every mode. ------------------
+# undoes it. Every mode names its source, so every client binds one (iperf3 -B, and xlat64-cps
+# with IP_BIND_ADDRESS_NO_PORT): the clients do the same system calls in every mode. -------------
 
 SERVER_VIA_POOL6=2001:db8:64::c633:640a # 198.51.100.10 in pool6 2001:db8:64::/96 (RFC 6052)
 
@@ -441,7 +443,7 @@ profile_stop() {
 		echo "== by command and symbol"
 		perf report -i "$data" --stdio --no-children --sort comm,sym --percent-limit 1 -g none 2>/dev/null | grep -v '^#' | grep . || true
 		echo "== the benchmark's processes and softirq threads only, by symbol"
-		perf report -i "$data" --stdio --no-children --comms iperf3,python3,ksoftirqd/0,ksoftirqd/1,swapper \
+		perf report -i "$data" --stdio --no-children --comms iperf3,xlat64-cps,ksoftirqd/0,ksoftirqd/1,swapper \
 			--sort sym --percent-limit 0.5 -g none 2>/dev/null | grep -v '^#' | grep . || true
 		if [[ -f $PROFILE_DIR/$PROFILE_NAME.progs.txt ]]; then
 			echo "== xlat64's BPF programs, nanoseconds per run (bench/prog_stats.py)"
@@ -504,7 +506,7 @@ measure() {
 
 	local cps
 	profile_start "$mode-run$run-cps"
-	cps=$(timeout $((t + 20)) ip netns exec "$CLIENT" "$PYTHON" "$BENCH_DIR/cps.py" run \
+	cps=$(timeout $((t + 20)) ip netns exec "$CLIENT" "$XLAT64_CPS" run \
 		--to "$dest" --port 9000 --seconds "$t" "${cps_source[@]}" 2>>"$TMP/cps-client.log") ||
 		log "$mode: connection test failed: $(tail -n 3 "$TMP/cps-client.log")"
 	profile_stop
@@ -515,11 +517,11 @@ except Exception: print(0)' "$cps")
 		"$("$PYTHON" -c 'import json, sys
 try: print(json.loads(sys.argv[1])["errors"], "errors")
 except Exception: print("failed")' "$cps")"
-	# Client and server are both python3: every sample of either counts, told from other python3
-	# processes on the machine by their TCP connects and accepts.
+	# Client and server are both xlat64-cps (its process name): every sample of either counts, told
+	# from any other xlat64-cps on the machine by their TCP connects and accepts.
 	profile_stages "$mode-run$run-cps" "$("$PYTHON" -c 'import json, sys
 try: print(json.loads(sys.argv[1])["connections"])
-except Exception: print(0)' "$cps")" connection python3 . \
+except Exception: print(0)' "$cps")" connection 'xlat64-cps$' . \
 		--marker 'tcp_v[46]_connect' --marker inet_csk_accept
 }
 
@@ -529,6 +531,8 @@ for mode in "${MODE_LIST[@]}"; do
 	declare -F "setup_$mode" >/dev/null || die "unknown mode $mode (known: ipv6-forward,nat44,tayga,siit,nat64,siit-ingress,nat64-ingress)"
 done
 command -v iperf3 >/dev/null || die "iperf3 is not installed (bench/run installs it)"
+[[ -x $XLAT64_CPS ]] ||
+	die "no connection-test binary at $XLAT64_CPS: build it with cmake --build BUILD --target xlat64-cps"
 if [[ ,$MODES, == *,tayga,* ]]; then
 	command -v tayga >/dev/null || die "tayga is not installed (bench/run installs it)"
 fi
