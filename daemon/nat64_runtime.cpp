@@ -776,6 +776,9 @@ nlohmann::json Nat64Runtime::check_chunk(const ImportRequest& request) {
 class Nat64Runtime::ClaimStream {
   public:
     static constexpr size_t kBatch = 1024;
+    // Claims waiting for the SQLite thread, at most: the kernel side is the faster one, and a
+    // chunk's worth of allocations waiting in memory would only raise the import's peak.
+    static constexpr size_t kBacklog = 8 * kBatch;
 
     void push(Allocation allocation) {
         batch_.push_back(std::move(allocation));
@@ -786,7 +789,13 @@ class Nat64Runtime::ClaimStream {
     void finish() { publish(true, nullptr); }
     void fail(std::exception_ptr error) { publish(true, std::move(error)); }
     // The SQLite thread gives up (its transaction failed): the claimer stops at its next block.
-    void cancel() { cancelled_ = true; }
+    void cancel() {
+        {
+            std::lock_guard lock(mutex_);
+            cancelled_ = true;
+        }
+        room_.notify_one();
+    }
     bool cancelled() const { return cancelled_; }
 
     // Appends the next claims to OUT; false once there are no more. Rethrows the claimer's error.
@@ -805,13 +814,16 @@ class Nat64Runtime::ClaimStream {
             std::move(shared_.begin(), shared_.end(), std::back_inserter(out));
             shared_.clear();
         }
+        lock.unlock();
+        room_.notify_one();
         return true;
     }
 
   private:
     void publish(bool done, std::exception_ptr error) {
         {
-            std::lock_guard lock(mutex_);
+            std::unique_lock lock(mutex_);
+            room_.wait(lock, [&] { return done || shared_.size() < kBacklog || cancelled_; });
             std::move(batch_.begin(), batch_.end(), std::back_inserter(shared_));
             done_ = done;
             error_ = std::move(error);
@@ -823,6 +835,7 @@ class Nat64Runtime::ClaimStream {
     std::vector<Allocation> batch_;  // the claimer's, not yet published
     std::mutex mutex_;
     std::condition_variable ready_;
+    std::condition_variable room_;  // the claimer waits for it past kBacklog
     std::vector<Allocation> shared_;
     bool done_ = false;
     std::exception_ptr error_;
