@@ -122,6 +122,47 @@ count_syns() {
 }
 syn_count() { in_ns "$1" nft list chain inet syncount input | sed -n 's/.*counter packets \([0-9]*\).*/\1/p'; }
 
+# count_udp_9000 NS: from now on NS counts the UDP datagrams to port 9000 that reach it, whatever
+# their source (the spoofing tests' target); udp_9000_count NS prints the count.
+count_udp_9000() {
+	in_ns "$1" nft -f - <<-'NFT'
+		table inet spoofcount {
+			chain prerouting {
+				type filter hook prerouting priority raw; policy accept;
+				udp dport 9000 counter
+			}
+		}
+	NFT
+}
+udp_9000_count() {
+	in_ns "$1" nft list chain inet spoofcount prerouting |
+		sed -n 's/.*counter packets \([0-9]*\).*/\1/p'
+}
+
+# send_udp_9000 NS SOURCE COUNT: COUNT UDP datagrams from SOURCE in NS to 198.51.100.10:9000, each
+# from its own source port (a new flow each), SOURCE's ports counting up from 40000.
+send_udp_9000() {
+	in_ns "$1" "$PYTHON" - "$2" "$3" <<-'PY'
+		import socket, sys
+		source, count = sys.argv[1], int(sys.argv[2])
+		for i in range(count):
+		    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+		    s.bind((source, 40000 + i))
+		    s.sendto(b"not from the subscriber", ("198.51.100.10", 9000))
+		    s.close()
+	PY
+}
+
+# subscriber_internal PREFIX: the internal IPv4 address of PREFIX's leased block (xlat64ctl).
+subscriber_internal() {
+	ctl subscriber list --json | $PYTHON -c '
+import json, sys
+subs = [s for s in json.load(sys.stdin) if s["subscriber"] == sys.argv[1]]
+if len(subs) != 1:
+    sys.exit("no leased block for " + sys.argv[1])
+print(subs[0]["internal"].split("/")[0])' "$1"
+}
+
 # The daemon runs with nsenter --net rather than ip netns exec: ip netns exec remounts /sys in a
 # private mount namespace, which would hide the bpffs where the maps are pinned.
 in_router() { nsenter --net="/run/netns/$E2E_ROUTER" "$@"; }

@@ -46,19 +46,8 @@ SUBSCRIBER=2001:db8:100::a
 expect "late0 does not exist yet: a warning" \
 	grep -q 'translation.ingress_interfaces: late0: no such interface' "$E2E_TMP/xlat64d.log"
 
-# The server counts the UDP datagrams to port 9000 that reach it, whatever their source.
-in_ns "$SERVER" nft -f - <<'NFT'
-table inet spoofcount {
-	chain prerouting {
-		type filter hook prerouting priority raw; policy accept;
-		udp dport 9000 counter
-	}
-}
-NFT
-server_count() {
-	in_ns "$SERVER" nft list chain inet spoofcount prerouting |
-		sed -n 's/.*counter packets \([0-9]*\).*/\1/p'
-}
+count_udp_9000 "$SERVER"
+server_count() { udp_9000_count "$SERVER"; }
 router_ifindex() { in_router ip -j link show dev "$1" | $PYTHON -c 'import json, sys; print(json.load(sys.stdin)[0]["ifindex"])'; }
 # The trusted_ifaces set as nft prints it, sorted: interface names, or numbers for indexes no
 # interface has (a deleted interface's).
@@ -134,26 +123,13 @@ spoof_path() {
 # send_spoofed COUNT: COUNT UDP datagrams from the subscriber's internal address, each a new flow,
 # from the client through to-client to the server's port 9000.
 send_spoofed() {
-	in_ns "$CLIENT" "$PYTHON" - "$internal" "$1" <<'PY'
-import socket, sys
-source, count = sys.argv[1], int(sys.argv[2])
-for i in range(count):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((source, 41000 + i))
-    s.sendto(b"spoofed subscriber source", ("198.51.100.10", 9000))
-    s.close()
-PY
+	send_udp_9000 "$CLIENT" "$internal" "$1"
 	sleep 0.5
 }
 
 expect "the subscriber's UDP goes through the fast path and is NATed" \
 	nat64_flow udp "$SUBSCRIBER" 0 "$SERVER6"
-internal=$(ctl subscriber list --json | $PYTHON -c '
-import json, sys
-subs = [s for s in json.load(sys.stdin) if s["subscriber"] == "2001:db8:100::/64"]
-if len(subs) != 1:
-    sys.exit("no leased block for 2001:db8:100::/64")
-print(subs[0]["internal"].split("/")[0])')
+internal=$(subscriber_internal 2001:db8:100::/64)
 log "the subscriber's internal address: $internal"
 spoof_path
 old_index=$(router_ifindex to-client)

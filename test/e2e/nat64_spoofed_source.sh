@@ -50,44 +50,18 @@ start_server "$SERVER" 198.51.100.10 8080
 SERVER6=2001:db8:64::c633:640a # 198.51.100.10 in pool6
 SUBSCRIBER=2001:db8:100::a
 
-# The server counts the UDP datagrams to port 9000 that reach it, whatever their source.
-in_ns "$SERVER" nft -f - <<'NFT'
-table inet spoofcount {
-	chain prerouting {
-		type filter hook prerouting priority raw; policy accept;
-		udp dport 9000 counter
-	}
-}
-NFT
-server_count() {
-	in_ns "$SERVER" nft list chain inet spoofcount prerouting |
-		sed -n 's/.*counter packets \([0-9]*\).*/\1/p'
-}
+count_udp_9000 "$SERVER"
+server_count() { udp_9000_count "$SERVER"; }
 
 expect "a subscriber's UDP goes through and is NATed" nat64_flow udp "$SUBSCRIBER" 0 "$SERVER6"
 expect "the server saw it from the public pool" \
 	grep -qE '^udp 203\.0\.113\.[01] ' "$E2E_TMP/peers-$SERVER.txt"
-internal=$(ctl subscriber list --json | $PYTHON -c '
-import json, sys
-subs = [s for s in json.load(sys.stdin) if s["subscriber"] == "2001:db8:100::/64"]
-if len(subs) != 1:
-    sys.exit("no leased block for 2001:db8:100::/64")
-print(subs[0]["internal"].split("/")[0])')
+internal=$(subscriber_internal 2001:db8:100::/64)
 log "the subscriber's internal address: $internal"
 
-# send_from SOURCE COUNT: COUNT UDP datagrams from SOURCE in the outside namespace to the server's
-# port 9000, each from its own source port: a new flow each.
-send_from() {
-	in_ns "$OUTSIDE" "$PYTHON" - "$@" <<'PY'
-import socket, sys
-source, count = sys.argv[1], int(sys.argv[2])
-for i in range(count):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((source, 40000 + i))
-    s.sendto(b"not from the subscriber", ("198.51.100.10", 9000))
-    s.close()
-PY
-}
+# send_from SOURCE COUNT: COUNT UDP datagrams from SOURCE in the outside namespace to the
+# server's port 9000.
+send_from() { send_udp_9000 "$OUTSIDE" "$1" "$2"; }
 
 # expect_spoofing_dropped COUNT: COUNT datagrams with the subscriber's internal address from the
 # outside: none reaches the server, each is counted.

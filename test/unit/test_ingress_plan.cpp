@@ -19,20 +19,8 @@ Config config_with(std::vector<std::string> interfaces) {
 
 using xlat64_test::converged;
 
-IngressLink ethernet(const std::string& name, int ifindex) {
-    IngressLink link;
-    link.name = name;
-    link.ifindex = ifindex;
-    link.link_type = "ether";
-    link.l2_header_len = 14;
-    return link;
-}
-
-IngressLink attached(IngressLink link, uint32_t id, bool current = true) {
-    link.attached_id = id;
-    link.attached_current = current;
-    return link;
-}
+using xlat64_test::attached;
+using xlat64_test::ethernet;
 
 }  // namespace
 
