@@ -43,9 +43,12 @@ fi
 # aggregated routes; nat64_bulk_import and nat64_restart_reboot: batched hash map updates and
 # lookups, and the blocks map of one-address blocks (a hash map), with traffic. *_ingress_fast_path:
 # the cls_bpf filter on the interfaces' clsact qdiscs, and the translation at tc ingress.
+# nat64_spoofed_source, nat64_ingress_relink: the iface_index set of trusted interfaces and the
+# daemon's rtnetlink link watch.
 for test in siit_ipv6_client_pool6 siit_ipv4_client_eamt rfc7915_pmtud_fragments_traceroute \
 	nat44_blocks nat64_subscribers nat64_dynamic reload_nat64_pool eamt_runtime eamt_file \
-	nat64_bulk_import nat64_restart_reboot siit_ingress_fast_path nat64_ingress_fast_path; do
+	nat64_bulk_import nat64_restart_reboot siit_ingress_fast_path nat64_ingress_fast_path \
+	nat64_spoofed_source nat64_ingress_relink; do
 	echo "== $test"
 	start=$SECONDS
 	if bash "$share/e2e/$test.sh"; then
