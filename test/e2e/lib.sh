@@ -186,6 +186,26 @@ write_config() {
 	EOF
 }
 
+# write_fast_path_nat64_config FILE HOSTS INTERFACES: the small dynamic NAT64 of the ingress fast
+# path and spoofing tests (subscribers /64 of 2001:db8:100::/56 with HOSTS addresses each, the two
+# public addresses of 203.0.113.0/31, blocks of 256 ports), translation.ingress_interfaces
+# [INTERFACES] (a YAML flow list's contents: "to-client, late0", or "" for none).
+write_fast_path_nat64_config() {
+	write_config "$1" <<-YAML
+		pool6: 2001:db8:64::/96
+		nat64:
+		  prefixes: [2001:db8:100::/56]
+		  subscriber_length: 64
+		  hosts_per_subscriber: $2
+		  public_prefixes: [203.0.113.0/31]
+		  ports: 1024-2047
+		  block_size: 256
+		  mode: dynamic
+		translation:
+		  ingress_interfaces: [$3]
+	YAML
+}
+
 ctl() { in_router "$XLAT64CTL" --socket "$E2E_SOCKET" "$@"; }
 
 # start_daemon CONFIG: runs xlat64d in the router namespace and waits until it answers. nsenter is

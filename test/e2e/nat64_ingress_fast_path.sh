@@ -15,19 +15,7 @@ source "$(dirname "$0")/lib.sh"
 nat64_lab
 # The client-facing interface has no IPv4 address: reverse-path filtering must be off there.
 in_ns "$E2E_ROUTER" sysctl -q -w net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.to-client.rp_filter=0
-write_config "$E2E_TMP/xlat64.yaml" <<'YAML'
-pool6: 2001:db8:64::/96
-nat64:
-  prefixes: [2001:db8:100::/56]
-  subscriber_length: 64
-  hosts_per_subscriber: 4
-  public_prefixes: [203.0.113.0/31]
-  ports: 1024-2047
-  block_size: 256
-  mode: dynamic
-translation:
-  ingress_interfaces: [to-client, to-server]
-YAML
+write_fast_path_nat64_config "$E2E_TMP/xlat64.yaml" 4 "to-client, to-server"
 start_daemon "$E2E_TMP/xlat64.yaml"
 start_server "$SERVER" 198.51.100.10 8080
 SERVER6=2001:db8:64::c633:640a # 198.51.100.10 in pool6

@@ -29,21 +29,7 @@ ip -n "$OUTSIDE" route add default via 192.0.2.1
 in_ns "$E2E_ROUTER" sysctl -q -w net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.to-client.rp_filter=0 \
 	net.ipv4.conf.to-outside.rp_filter=2 net.ipv4.conf.to-server.rp_filter=2
 
-nat64_config() {
-	write_config "$E2E_TMP/xlat64.yaml" <<YAML
-pool6: 2001:db8:64::/96
-nat64:
-  prefixes: [2001:db8:100::/56]
-  subscriber_length: 64
-  hosts_per_subscriber: 1
-  public_prefixes: [203.0.113.0/31]
-  ports: 1024-2047
-  block_size: 256
-  mode: dynamic
-translation:
-  ingress_interfaces: [$1]
-YAML
-}
+nat64_config() { write_fast_path_nat64_config "$E2E_TMP/xlat64.yaml" 1 "$1"; }
 nat64_config ""
 start_daemon "$E2E_TMP/xlat64.yaml"
 start_server "$SERVER" 198.51.100.10 8080
