@@ -29,6 +29,11 @@ RECEIVE_LOOP = re.compile(r"process_backlog|net_rx_action|__netif_receive_skb|ha
 # In the order they are tried on the frames below the receive loop (or the whole stack of the
 # sender's own send path).
 STAGES = [
+    # Waking the client or the server (a socket became readable): scheduler work whose cost
+    # depends on whether the other process sleeps on another CPU (an IPI, dear in a VM), so on
+    # the test's timing rather than on the path.
+    ("wake-ups of the test's processes",
+     re.compile(r"sock_def_readable|try_to_wake_up|__wake_up|ep_poll_callback")),
     ("xlat64 device: tc program and redirect",
      re.compile(r"tc_run|tcf_classify|cls_bpf|bpf_prog_|skb_do_redirect|__bpf_redirect")),
     ("netfilter: nftables rules and sets", re.compile(r"nft_|nf_conncount")),
