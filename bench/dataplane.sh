@@ -27,7 +27,8 @@
 #              TCP-up and the connection test of each mode and run: DIR/MODE-runN-FIGURE.txt
 #              (perf report by symbol, and by command and symbol; for UDP and connections also
 #              the time per packet or connection by stage of the path, bench/perf_stages.py),
-#              plus the nanoseconds per run of each xlat64 program (bench/prog_stats.py).
+#              plus the nanoseconds per run of each xlat64 program (bench/prog_stats.py); at the
+#              end DIR/stages.txt, each stage's median over the runs (bench/stage_summary.py).
 # Environment: XLAT64D, XLAT64CTL, XLAT64_CPS (binaries, required; XLAT64_CPS is bench/cps.c, the
 # target xlat64-cps of the build), PYTHON (default /usr/bin/python3).
 #
@@ -557,3 +558,11 @@ report_args=(--raw "$RAW" --runs "$RUNS" --seconds "$SECONDS_PER_TEST")
 ((SMOKE)) && report_args+=(--smoke)
 [[ -n $OUTPUT ]] && report_args+=(--output "$OUTPUT")
 "$PYTHON" "$BENCH_DIR/report.py" "${report_args[@]}"
+if [[ -n $PROFILE_DIR ]]; then
+	# The stages' medians over the runs: one run's profile swings with the machine.
+	"$PYTHON" "$BENCH_DIR/stage_summary.py" --dir "$PROFILE_DIR" --modes "$MODES" \
+		>"$PROFILE_DIR/stages.txt" || log "note: no per-stage summary (see $PROFILE_DIR)"
+	echo
+	cat "$PROFILE_DIR/stages.txt"
+	log "profiles: $PROFILE_DIR (stages.txt: the medians above)"
+fi
