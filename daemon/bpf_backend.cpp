@@ -471,7 +471,7 @@ void BpfBackend::reset_nat64(const change::ResetNat64State& c) {
 std::unique_ptr<Nat64Runtime> BpfBackend::nat64_runtime(Nat64Ledger& ledger) {
     finish_pending_changes();
     return std::make_unique<Nat64Runtime>(ledger, nat64_maps(ledger.config().subscriber_length),
-                                          nft_sock_);
+                                          nft_sock_, device_.name());
 }
 
 // Our ingress filters come off every interface, configured or not (the configuration may have

@@ -64,8 +64,8 @@ Nat64Transition nat64_transition(const std::optional<Nat64Params>& have, const N
 // The nftables table's shape for this configuration. TRUSTED_DEVICE and TRUSTED_IFINDEXES:
 // where a source in the internal pool may arrive from (the translator device by name, the
 // interfaces carrying the ingress fast path by index; see NftNatShape). Without a device the
-// shape serves for the blocks and counters only (adding, reading), never to build or check the
-// table.
+// shape serves for the blocks and their counters only (adding, reading), never to build or check
+// the table or to read the spoofed-source counter, whose rule names the device.
 NftNatShape nat64_nft_shape(const Nat64Config& config, std::string trusted_device = {},
                             std::vector<uint32_t> trusted_ifindexes = {});
 

@@ -93,12 +93,12 @@ void Nat64Runtime::RingDeleter::operator()(ring_buffer* rb) const {
     ring_buffer__free(rb);
 }
 
-Nat64Runtime::Nat64Runtime(Nat64Ledger& ledger, Nat64Maps maps, NftSocket& nft)
+Nat64Runtime::Nat64Runtime(Nat64Ledger& ledger, Nat64Maps maps, NftSocket& nft, std::string device)
     : ledger_(ledger),
       config_(ledger.config()),
       layout_(config_),
       maps_(maps),
-      table_(nft, config_.table, nat64_nft_shape(config_)),
+      table_(nft, config_.table, nat64_nft_shape(config_, std::move(device))),
       subscribers_(config_),
       blocks_(config_) {
     ring_.reset(ring_buffer__new(maps_.events_fd(), on_ring_event, this, nullptr));

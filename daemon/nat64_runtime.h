@@ -30,7 +30,9 @@ namespace xlat64 {
 
 class Nat64Runtime {
   public:
-    Nat64Runtime(Nat64Ledger& ledger, Nat64Maps maps, NftSocket& nft);
+    // DEVICE: the translator's device, which the table trusts by name (its spoofed-source rule
+    // names it, and the run-time reads that rule's counter).
+    Nat64Runtime(Nat64Ledger& ledger, Nat64Maps maps, NftSocket& nft, std::string device);
     ~Nat64Runtime();
     Nat64Runtime(const Nat64Runtime&) = delete;
     Nat64Runtime& operator=(const Nat64Runtime&) = delete;

@@ -952,36 +952,18 @@ const std::map<std::string, std::vector<Field>>& signature_fields() {
     return fields;
 }
 
-// A rule's signature as it is built, expression by expression.
-struct Signature {
-    std::string text;
-    // Leave out the name compared with meta iifname (the trusted device's): for finding the
-    // spoofed-source rule with a shape that does not know the device (spoofed_source_drops).
-    bool any_interface_name = false;
-    bool after_iifname = false;  // the previous expression loaded meta iifname
-};
-
-void append_signature(Signature& sig, const nftnl_expr* e);
+void append_signature(std::string& out, const nftnl_expr* e);
 
 int append_nested(nftnl_expr* e, void* data) {
-    auto* sig = static_cast<Signature*>(data);
-    sig->text += "[";
-    append_signature(*sig, e);
-    sig->text += "]";
+    auto* out = static_cast<std::string*>(data);
+    *out += "[";
+    append_signature(*out, e);
+    *out += "]";
     return 0;
 }
 
-bool loads_iifname(const nftnl_expr* e) {
-    return std::strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), "meta") == 0 &&
-           nftnl_expr_is_set(e, NFTNL_EXPR_META_KEY) &&
-           nftnl_expr_get_u32(e, NFTNL_EXPR_META_KEY) == NFT_META_IIFNAME;
-}
-
-void append_signature(Signature& sig, const nftnl_expr* e) {
-    std::string& out = sig.text;
+void append_signature(std::string& out, const nftnl_expr* e) {
     std::string name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
-    const bool blank_bytes = sig.any_interface_name && sig.after_iifname && name == "cmp";
-    sig.after_iifname = loads_iifname(e);
     out += name;
     auto known = signature_fields().find(name);
     if (known == signature_fields().end()) {
@@ -1008,9 +990,6 @@ void append_signature(Signature& sig, const nftnl_expr* e) {
                 out += set ? nftnl_expr_get_str(e, f.attr) : "";
                 break;
             case FieldKind::bytes: {
-                if (blank_bytes) {
-                    break;
-                }
                 uint32_t len = 0;
                 auto* bytes =
                     static_cast<const uint8_t*>(set ? nftnl_expr_get(e, f.attr, &len) : nullptr);
@@ -1030,26 +1009,21 @@ void append_signature(Signature& sig, const nftnl_expr* e) {
     } else if (name == "dynset") {
         // A dynset's own expressions (the connlimit); the kernel does not report those it
         // cloned from the set's definition.
-        nftnl_expr_expr_foreach(e, append_nested, &sig);
+        nftnl_expr_expr_foreach(e, append_nested, &out);
     }
     out += ";";
 }
 
-std::string rule_signature(nftnl_rule* rule, bool any_interface_name) {
-    Signature sig{std::string(nftnl_rule_get_str(rule, NFTNL_RULE_CHAIN)) + ":",
-                  any_interface_name};
+std::string rule_signature(nftnl_rule* rule) {
+    std::string out = std::string(nftnl_rule_get_str(rule, NFTNL_RULE_CHAIN)) + ":";
     nftnl_expr_foreach(
         rule,
         [](nftnl_expr* e, void* data) {
-            append_signature(*static_cast<Signature*>(data), e);
+            append_signature(*static_cast<std::string*>(data), e);
             return 0;
         },
-        &sig);
-    return sig.text;
-}
-
-std::string rule_signature(nftnl_rule* rule) {
-    return rule_signature(rule, false);
+        &out);
+    return out;
 }
 
 std::string set_signature(nftnl_set* s) {
@@ -1375,14 +1349,12 @@ uint64_t element_packets(nftnl_set_elem* e) {
 }
 
 // What the rules of the table that are EXPECTED (by signature: the prerouting chain has two
-// counted drops) counted; zero when the table has no such rule. ANY_INTERFACE_NAME: whatever
-// interface name a rule compares meta iifname with.
-NatDropCounter counted_drops(NftSocket& sock, const std::string& table, RulePtr expected,
-                             bool any_interface_name = false) {
-    const std::string wanted = rule_signature(expected.get(), any_interface_name);
+// counted drops) counted; zero when the table has no such rule.
+NatDropCounter counted_drops(NftSocket& sock, const std::string& table, RulePtr expected) {
+    const std::string wanted = rule_signature(expected.get());
     NatDropCounter total;
     for (RulePtr& rule : dump_rules(sock, table)) {
-        if (rule_signature(rule.get(), any_interface_name) != wanted) {
+        if (rule_signature(rule.get()) != wanted) {
             continue;
         }
         nftnl_expr_foreach(
@@ -1686,7 +1658,7 @@ uint64_t NftNatTable::forward_drops() {
 }
 
 NatDropCounter NftNatTable::spoofed_source_drops() {
-    return counted_drops(sock_, name_, spoofed_source_drop_rule(name_, shape_), true);
+    return counted_drops(sock_, name_, spoofed_source_drop_rule(name_, shape_));
 }
 
 std::vector<NatExhaustion> NftNatTable::read_exhausted() {

@@ -262,8 +262,8 @@ class NftNatTable {
     // prerouting chain's counted drop towards the pool; the forward chain's in earlier versions).
     uint64_t forward_drops();
     // Dropped packets with a source in the internal pool that arrived on an untrusted interface:
-    // spoofed subscriber addresses. Found whatever the trusted device's name (a shape without
-    // one, such as the NAT64 run-time's, reads it too).
+    // spoofed subscriber addresses. The rule names the trusted device: the shape must have it
+    // (the trusted indexes are a set's elements, not part of the rule).
     NatDropCounter spoofed_source_drops();
     // The elements of the trusted_ifaces set (interface indexes), sorted.
     std::vector<uint32_t> read_trusted_ifindexes();

@@ -368,9 +368,10 @@ TEST_CASE("nat: a table trusting interfaces by name is rebuilt to trust them by 
     CHECK(run("nft list table ip xlat64") == current);
 }
 
-// The NAT64 run-time reads the spoofed-source counter with a shape that does not name the device
-// (nat64_nft_shape of the nat64 section alone): the rule is found whatever the device's name.
-TEST_CASE("nat: the spoofed-source drops are read without knowing the device", "[nat]") {
+// The NAT64 run-time reads the spoofed-source counter with the device's name but not the trusted
+// indexes (nat64_nft_shape of the nat64 section and the device): the set's elements are not part
+// of the rule, the device's name is.
+TEST_CASE("nat: the spoofed-source drops are read by the rule that names the device", "[nat]") {
     Namespace ns;
     NftSocket sock;
     NftNatShape siit0 = kShape;
@@ -384,9 +385,14 @@ TEST_CASE("nat: the spoofed-source drops are read without knowing the device", "
         "\"siit0\" iif != @trusted_ifaces counter packets 5 bytes 500 drop");
     CHECK(nat.shape_matches());
     CHECK(nat.spoofed_source_drops().packets == 5);
-    NftNatTable runtime_view(sock, "xlat64", NftNatShape{kPool, 30, 16});
+    NftNatShape runtime_shape{kPool, 30, 16};
+    runtime_shape.trusted_device = "siit0";
+    NftNatTable runtime_view(sock, "xlat64", runtime_shape);
     CHECK(runtime_view.spoofed_source_drops().packets == 5);
     CHECK(runtime_view.spoofed_source_drops().bytes == 500);
+    // Another device's rule is not this table's: nothing counted.
+    runtime_shape.trusted_device = "xlat64";
+    CHECK(NftNatTable(sock, "xlat64", runtime_shape).spoofed_source_drops().packets == 0);
 }
 
 TEST_CASE("nat: another block length or block size is rebuilt with its blocks", "[nat]") {

@@ -93,7 +93,7 @@ struct RuntimeLab {
           store(Store::open(dir.file("state.db"))),
           ledger(store, config, StateConfig{}),
           maps(with_free_blocks(fds, config)),
-          runtime(ledger, maps, nft) {}
+          runtime(ledger, maps, nft, "xlat64") {}
 
     static Nat64Maps with_free_blocks(const Nat64MapFds& fds, const Nat64Config& config) {
         Nat64Maps maps(fds, config.subscriber_length);
