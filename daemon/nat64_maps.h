@@ -105,6 +105,10 @@ class Nat64Maps {
     void forget_lease(const Ipv6Prefix& subscriber);
     // Step two, once no program can still be using the old lease: the block is free again.
     void free_block(uint32_t block);
+    // One subscriber's block: popped from the free queue and claimed in the owner map, past every
+    // stale (>= BLOCK_COUNT) or already owned entry, which the owner map decides as for the data
+    // path (which tries only a few: a program's loop is bounded). nullopt when the queue ran dry.
+    std::optional<uint32_t> claim_free_block(const Ipv6Prefix& subscriber, uint32_t block_count);
 
     int events_fd() const { return fds_.events; }
     // The size of the events ring buffer in bytes.
@@ -112,8 +116,6 @@ class Nat64Maps {
 
   private:
     bool has_batch_program() const { return fds_.batch >= 0 && fds_.batch_program >= 0; }
-    // One subscriber at a time, as lease_block_now does: nullopt when the pool is empty.
-    std::optional<uint32_t> claim_free_block(const Ipv6Prefix& subscriber, uint32_t block_count);
     // SUBSCRIBERS[first, first + count) through xlat64_n64_batch; false once the pool ran dry.
     bool claim_batch(const std::vector<Ipv6Prefix>& subscribers, size_t first, size_t count,
                      uint32_t block_count, std::vector<Nat64Claim>& out);

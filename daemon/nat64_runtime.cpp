@@ -652,24 +652,19 @@ std::optional<uint32_t> Nat64Runtime::lease_block_now(const Ipv6Prefix& subscrib
     if (auto lease = maps_.lease(subscriber)) {
         return lease->block;
     }
-    for (int attempt = 0; attempt < 8; ++attempt) {
-        auto block = maps_.pop_free_block();
-        if (!block) {
-            return std::nullopt;
-        }
-        if (*block >= blocks_.count() || !maps_.claim_block(*block, subscriber)) {
-            continue;  // stale or already owned: the owner map decides
-        }
-        try {
-            ledger_.allocated(subscriber, *block, wall_now());
-        } catch (...) {
-            maps_.free_block(*block);  // unclaims it and queues it again
-            throw;
-        }
-        maps_.set_lease(subscriber, *block, monotonic_ns());
-        return block;
+    const std::optional<uint32_t> block =
+        maps_.claim_free_block(subscriber, static_cast<uint32_t>(blocks_.count()));
+    if (!block) {
+        return std::nullopt;
     }
-    return std::nullopt;
+    try {
+        ledger_.allocated(subscriber, *block, wall_now());
+    } catch (...) {
+        maps_.free_block(*block);  // unclaims it and queues it again
+        throw;
+    }
+    maps_.set_lease(subscriber, *block, monotonic_ns());
+    return block;
 }
 
 nlohmann::json Nat64Runtime::add_subscriber(const std::string& text, const std::string& account) {

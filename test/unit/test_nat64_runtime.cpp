@@ -257,3 +257,27 @@ TEST_CASE("a chunk the store refuses part-way gives back every block its claimer
     }
     CHECK(free == blocks);
 }
+
+// Stale entries (blocks of a larger earlier layout) ahead of the free ones: a subscriber add pops
+// past every one of them, however many, rather than reporting the pool leased.
+TEST_CASE("a subscriber add finds a free block behind many stale queue entries",
+          "[nat64_runtime]") {
+    SmallMaps small(16);
+    if (!small.ok()) {
+        WARN("skipped: cannot create BPF maps (not root?)");
+        return;
+    }
+    const uint32_t blocks = static_cast<uint32_t>(nat64_block_count(dynamic_config()));
+    for (uint32_t stale = blocks; stale < blocks + 12; ++stale) {
+        REQUIRE(bpf_map_update_elem(small.free_blocks.get(), nullptr, &stale, BPF_ANY) == 0);
+    }
+    RuntimeLab lab(small.fds());  // queues every real block behind them
+
+    const nlohmann::json added = lab.runtime.add_subscriber("2001:db8:100:1::/64", "acct-1");
+    const uint32_t block = added.at("block");
+    CHECK(block < blocks);
+    const std::optional<Nat64Lease> lease =
+        lab.maps.lease(*parse_ipv6_prefix("2001:db8:100:1::/64"));
+    REQUIRE(lease);
+    CHECK(lease->block == block);
+}
