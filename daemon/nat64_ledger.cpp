@@ -178,20 +178,20 @@ void Nat64Ledger::released(const Ipv6Prefix& subscriber, uint32_t block, int64_t
              " held=" + std::to_string(held_seconds) + "s reason=" + reason);
 }
 
-void Nat64Ledger::released_unused(const std::vector<UnusedBlock>& blocks, int64_t until) {
-    if (blocks.empty()) {
+void Nat64Ledger::released(const std::vector<Release>& releases, int64_t until) {
+    if (releases.empty()) {
         return;
     }
     auto t = store_.transaction();
-    for (const UnusedBlock& u : blocks) {
-        store_.close_allocation(u.subscriber, u.block, until);
+    for (const Release& r : releases) {
+        store_.close_allocation(r.subscriber, r.block, until);
     }
     t.commit();
     const std::string time = iso8601(until);
     std::string lines;
-    for (const UnusedBlock& u : blocks) {
-        lines += line_of("release", allocation_of(u.subscriber, u.block), time,
-                         std::string(" held=0s reason=") + u.reason) +
+    for (const Release& r : releases) {
+        lines += line_of("release", allocation_of(r.subscriber, r.block), time,
+                         " held=" + std::to_string(r.held_seconds) + "s reason=" + r.reason) +
                  '\n';
     }
     log_lines(lines);

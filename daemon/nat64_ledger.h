@@ -42,15 +42,16 @@ class Nat64Ledger {
     void released(const Ipv6Prefix& subscriber, uint32_t block, int64_t until, int64_t held_seconds,
                   const std::string& reason);
 
-    // Closes at UNTIL, in one transaction, allocations whose blocks go back unused (an import's
-    // blocks that were superseded or could not be leased), and logs them. Throws StoreError with
-    // none closed.
-    struct UnusedBlock {
+    // Closes RELEASES' allocations at UNTIL in one transaction (one commit, however many: idle
+    // blocks found together, an import's blocks that were superseded or could not be leased),
+    // and logs them. Throws StoreError with none closed.
+    struct Release {
         Ipv6Prefix subscriber;
         uint32_t block = 0;
         const char* reason = "";  // for the log line
+        int64_t held_seconds = 0;
     };
-    void released_unused(const std::vector<UnusedBlock>& blocks, int64_t until);
+    void released(const std::vector<Release>& releases, int64_t until);
 
     // Bulk provisioning (xlat64ctl subscriber import): SUBSCRIBERS provisioned and their
     // allocations recorded, in one transaction and one commit. The allocations come in batches

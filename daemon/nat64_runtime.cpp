@@ -28,6 +28,11 @@ namespace xlat64 {
 namespace {
 
 constexpr uint64_t kSecond = 1000000000ULL;
+// Idle blocks returned per expiry pass, at most, the next pass then a second later: one commit of
+// this many closes takes a few tenths of a second, so a million leases restored by a reboot and
+// idle together drain in about a minute of short passes instead of holding the event loop (and
+// the watchdog) for all of it.
+constexpr size_t kIdleReleasesPerPass = 16384;
 // What a BPF ring buffer record takes beyond its data (BPF_RINGBUF_HDR_SZ), which is padded to 8.
 constexpr uint64_t kRingHeaderBytes = 8;
 
@@ -342,8 +347,7 @@ void Nat64Runtime::tick() {
         // A quarter of the idle time, between 1 and 10 seconds: an idle host is found soon
         // enough, and a million hosts are not walked every second.
         const uint64_t period = std::clamp<uint64_t>(config_.idle_timeout_seconds / 4, 1, 10);
-        next_expiry_ns_ = now + period * kSecond;
-        expire(now);
+        next_expiry_ns_ = now + (expire(now) ? kSecond : period * kSecond);
     }
     log_exhaustion();
 }
@@ -352,7 +356,7 @@ void Nat64Runtime::tick() {
 // flows; in dynamic mode a block, when its lease is that old and none of its hosts is left.
 // Conntrack decides, not the idle time alone: a TCP connection may be silent for hours and must
 // keep its mapping (RFC 5382 REQ-5).
-void Nat64Runtime::expire(uint64_t now) {
+bool Nat64Runtime::expire(uint64_t now) {
     const uint64_t idle = uint64_t{config_.idle_timeout_seconds} * kSecond;
     auto is_idle = [&](uint64_t last) { return now > last && now - last >= idle; };
     const std::vector<Nat64Host> hosts = maps_.hosts();
@@ -370,7 +374,7 @@ void Nat64Runtime::expire(uint64_t now) {
         }
     }
     if (idle_hosts.empty() && idle_leases.empty()) {
-        return;
+        return false;
     }
     const auto counts = conntrack_.count_by_source(config_.internal_pool);
     for (const Nat64Host& h : idle_hosts) {
@@ -381,23 +385,41 @@ void Nat64Runtime::expire(uint64_t now) {
             busy_blocks.insert(h.block);
         }
     }
+    std::vector<Nat64Ledger::Release> releases;
     for (const Nat64Lease& lease : idle_leases) {
+        if (releases.size() == kIdleReleasesPerPass) {
+            break;  // the others are still idle at the next pass
+        }
         const NatBlock b = layout_(lease.block);
         if (busy_blocks.count(lease.block) || counts_in(counts, b.internal).total() != 0) {
             continue;
         }
-        // Closed in the store first: the history must never show the block free while it is
-        // still in use, nor in use by two.
-        try {
-            ledger_.released(lease.subscriber, lease.block, wall_now(),
-                             static_cast<int64_t>((now - lease.allocated_ns) / kSecond), "idle");
-        } catch (const StoreError& e) {
-            log_error(std::string("nat64: keeping an idle block: ") + e.what());
-            continue;
-        }
-        maps_.forget_lease(lease.subscriber);
-        releasing_.push_back({lease.subscriber, lease.block});
+        releases.push_back({lease.subscriber, lease.block, "idle",
+                            static_cast<int64_t>((now - lease.allocated_ns) / kSecond)});
     }
+    // A store that refuses is tried again at the normal pace, not every second.
+    return release_idle(releases) && releases.size() == kIdleReleasesPerPass;
+}
+
+// Closed in the store first, all in one commit: the history must never show a block free while it
+// is still in use, nor in use by two, and a commit per block (an fsync each) would hold the event
+// loop for minutes when a reboot's restored leases all turn idle in the same pass.
+bool Nat64Runtime::release_idle(const std::vector<Nat64Ledger::Release>& releases) {
+    if (releases.empty()) {
+        return true;
+    }
+    try {
+        ledger_.released(releases, wall_now());
+    } catch (const StoreError& e) {
+        log_error("nat64: keeping " + std::to_string(releases.size()) +
+                  " idle blocks for now: " + e.what());
+        return false;
+    }
+    for (const Nat64Ledger::Release& r : releases) {
+        maps_.forget_lease(r.subscriber);
+        releasing_.push_back({r.subscriber, r.block});
+    }
+    return true;
 }
 
 // The second half of a release. A program that read the lease just before it was forgotten may
@@ -1030,7 +1052,7 @@ size_t Nat64Runtime::settle_leases(bool wait) {
     }
     const std::unique_ptr<Leasing> leasing = std::move(leasing_);
     const LeaseOutcome& outcome = leasing->outcome.get();
-    std::vector<Nat64Ledger::UnusedBlock> unused;
+    std::vector<Nat64Ledger::Release> unused;
     for (const Owner& o : outcome.superseded) {
         unused.push_back({o.subscriber, o.block, "superseded"});
     }
@@ -1066,9 +1088,9 @@ size_t Nat64Runtime::settle_leases(bool wait) {
 // Blocks claimed and committed but not leased: closed in the store (one commit) before they go
 // back to the free queue, so the history never shows a free block as held. If the store refuses,
 // they stay claimed, and the next start re-creates their leases from the open allocations.
-void Nat64Runtime::return_unused(const std::vector<Nat64Ledger::UnusedBlock>& blocks) {
-    ledger_.released_unused(blocks, wall_now());
-    for (const Nat64Ledger::UnusedBlock& u : blocks) {
+void Nat64Runtime::return_unused(const std::vector<Nat64Ledger::Release>& blocks) {
+    ledger_.released(blocks, wall_now());
+    for (const Nat64Ledger::Release& u : blocks) {
         maps_.free_block(u.block);
     }
 }

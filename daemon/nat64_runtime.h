@@ -83,7 +83,8 @@ class Nat64Runtime {
 
   private:
     using Owner = Nat64Owner;
-    void expire(uint64_t now_ns);
+    // True when it returned as many idle blocks as one pass may (more may be waiting).
+    bool expire(uint64_t now_ns);
     void record_pending();
     void record_unrestored_leases(uint64_t restored_ns);
     void recreate_lost_leases(const std::vector<Allocation>& lost, std::vector<Nat64Lease>& leases);
@@ -125,9 +126,12 @@ class Nat64Runtime {
     // The last chunk's leases, once added (at once when WAIT, else only if they are): blocks it
     // could not use are returned. Returns how many were superseded; throws what failed.
     size_t settle_leases(bool wait = true);
-    void return_unused(const std::vector<Nat64Ledger::UnusedBlock>& blocks);
+    void return_unused(const std::vector<Nat64Ledger::Release>& blocks);
     void give_back(const Nat64Ledger::Leases& blocks);
     void finish_releases();
+    // The first half of returning idle blocks: closed in the store (one commit), then forgotten.
+    // False when the store refused (logged; they stay leased).
+    bool release_idle(const std::vector<Nat64Ledger::Release>& releases);
     void log_exhaustion();
     std::string describe_block(uint32_t block) const;
     std::vector<Owner> owners(const std::vector<Nat64Host>& hosts);
