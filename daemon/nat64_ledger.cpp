@@ -171,6 +171,33 @@ void Nat64Ledger::allocated(const Ipv6Prefix& subscriber, uint32_t block, int64_
     log_line("allocate", a, from, note);
 }
 
+std::vector<size_t> Nat64Ledger::allocated(const std::vector<Opening>& openings) {
+    std::vector<size_t> refused;
+    std::vector<Allocation> recorded;
+    recorded.reserve(openings.size());
+    auto t = store_.transaction();
+    for (size_t i = 0; i < openings.size(); ++i) {
+        Allocation a = allocation_of(openings[i].subscriber, openings[i].block);
+        a.valid_from = openings[i].from;
+        try {
+            store_.open_allocation(a);  // a refused row leaves the transaction open
+            recorded.push_back(std::move(a));
+        } catch (const StoreError& e) {
+            if (e.kind() != StoreError::Kind::conflict) {
+                throw;
+            }
+            refused.push_back(i);
+        }
+    }
+    t.commit();
+    std::string lines;
+    for (const Allocation& a : recorded) {
+        lines += line_of("allocate", a, iso8601(a.valid_from), "") + '\n';
+    }
+    log_lines(lines);
+    return refused;
+}
+
 void Nat64Ledger::released(const Ipv6Prefix& subscriber, uint32_t block, int64_t until,
                            int64_t held_seconds, const std::string& reason) {
     store_.close_allocation(subscriber, block, until);

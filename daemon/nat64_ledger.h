@@ -38,6 +38,17 @@ class Nat64Ledger {
     // Records that SUBSCRIBER holds BLOCK since FROM (committed) and logs it. Throws StoreError.
     void allocated(const Ipv6Prefix& subscriber, uint32_t block, int64_t from,
                    const std::string& note = "");
+    // The same for many (the data path's, from its events) in one transaction: one commit however
+    // many, each logged once it is committed. Returns the indexes of those refused as conflicts
+    // (the block or the subscriber already has an open allocation: a replayed event, or a block
+    // an import is still leasing), which are neither recorded nor logged. Throws StoreError with
+    // none recorded on any other error.
+    struct Opening {
+        Ipv6Prefix subscriber;
+        uint32_t block = 0;
+        int64_t from = 0;
+    };
+    std::vector<size_t> allocated(const std::vector<Opening>& openings);
     // Closes SUBSCRIBER's allocation of BLOCK at UNTIL (committed) and logs it. Throws StoreError.
     void released(const Ipv6Prefix& subscriber, uint32_t block, int64_t until, int64_t held_seconds,
                   const std::string& reason);

@@ -127,6 +127,7 @@ int Nat64Runtime::events_fd() const {
 
 void Nat64Runtime::drain_events() {
     ring_buffer__consume(ring_.get());
+    record_pending();
 }
 
 std::string Nat64Runtime::describe_block(uint32_t block) const {
@@ -149,9 +150,9 @@ void Nat64Runtime::on_event(const void* data, size_t size) {
     std::memcpy(who.data(), e.subscriber, who.size());
     switch (e.type) {
         case XLAT_EVENT_BLOCK_ALLOCATED:
+            // Recorded by drain_events() once the ring is read: one commit for a burst.
             pending_.push_back({{Ipv6Prefix{who, config_.subscriber_length}, e.block},
                                 wall_time_of_monotonic(e.time_ns)});
-            record_pending();
             break;
         case XLAT_EVENT_NO_BLOCK:
             if (no_block_logged_.insert(who).second) {
@@ -178,26 +179,32 @@ void Nat64Runtime::on_event(const void* data, size_t size) {
 // packet from waiting); the record follows within milliseconds. A block can still never go to two
 // subscribers, because the kernel's owner map decides, and sync_with_store() catches up on
 // whatever a crash left unrecorded.
+// One commit for all of them: a burst of first packets (subscribers moving over from a failed
+// BRAS) must not cost an fsync each on the event loop.
 void Nat64Runtime::record_pending() {
-    std::vector<Pending> left;
+    if (pending_.empty()) {
+        return;
+    }
+    std::vector<Nat64Ledger::Opening> openings;
+    openings.reserve(pending_.size());
     for (const Pending& p : pending_) {
-        try {
-            ledger_.allocated(p.owner.subscriber, p.owner.block, p.from);
-        } catch (const StoreError& e) {
-            if (e.kind() == StoreError::Kind::conflict) {
-                // Already recorded (a replayed event); or, while an import chunk's leases are
-                // being added, the subscriber's block from that chunk, which this one supersedes:
-                // tried again once the chunk's leases are settled.
-                if (leasing_) {
-                    left.push_back(p);
-                }
-                continue;
-            }
-            if (left.empty()) {
-                log_error(std::string("nat64: cannot record an allocation, will retry: ") +
-                          e.what());
-            }
-            left.push_back(p);
+        openings.push_back({p.owner.subscriber, p.owner.block, p.from});
+    }
+    std::vector<size_t> refused;
+    try {
+        refused = ledger_.allocated(openings);
+    } catch (const StoreError& e) {
+        log_error("nat64: cannot record " + std::to_string(pending_.size()) +
+                  " allocations, will retry: " + e.what());
+        return;
+    }
+    // A refused one is already recorded (a replayed event); or, while an import chunk's leases
+    // are being added, the subscriber's block from that chunk, which this one supersedes: tried
+    // again once the chunk's leases are settled.
+    std::vector<Pending> left;
+    if (leasing_) {
+        for (size_t i : refused) {
+            left.push_back(pending_[i]);
         }
     }
     pending_ = std::move(left);

@@ -12,6 +12,8 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <set>
 #include <string>
@@ -365,4 +367,50 @@ TEST_CASE("idle blocks found together are returned in passes of at most 16384", 
     const auto history = lab.store.history(*parse_ipv6_prefix("2001:db8:100:0::/64"));
     REQUIRE(history.size() == 1);
     CHECK(history[0].valid_until.has_value());
+}
+
+// The data path's allocations reach the daemon as ring-buffer events. A burst of them (first
+// packets of subscribers moving over from a failed BRAS) is recorded once the ring is read, in one
+// commit, not an fsync per event on the event loop; a replayed event is refused as recorded
+// already, without losing the others of its batch.
+TEST_CASE("the data path's allocations are recorded together once the events are read",
+          "[nat64_runtime]") {
+    SmallMaps small(16);
+    if (!small.ok()) {
+        WARN("skipped: cannot create BPF maps (not root?)");
+        return;
+    }
+    RuntimeLab lab(small.fds());
+    constexpr uint32_t kEvents = 100;
+    REQUIRE(nat64_block_count(lab.config) >= kEvents);
+    auto event = [](uint32_t i) {
+        xlat_event e{};
+        e.type = XLAT_EVENT_BLOCK_ALLOCATED;
+        e.block = i;
+        const Ipv6Prefix who =
+            *parse_ipv6_prefix(("2001:db8:100:" + std::to_string(i + 1) + "::/64").c_str());
+        std::memcpy(e.subscriber, who.addr.data(), sizeof(e.subscriber));
+        timespec now{};
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        e.time_ns = static_cast<uint64_t>(now.tv_sec) * 1000000000ULL + now.tv_nsec;
+        return e;
+    };
+    for (uint32_t i = 0; i < kEvents; ++i) {
+        const xlat_event e = event(i);
+        lab.runtime.on_event(&e, sizeof(e));
+    }
+    CHECK(lab.store.open_allocation_list().empty());  // nothing yet: one commit for the burst
+    lab.runtime.drain_events();
+    CHECK(lab.store.open_allocation_list().size() == kEvents);
+
+    // Event 7 again, between two new ones: refused as recorded, the others recorded.
+    for (uint32_t i : {kEvents, 7u, kEvents + 1}) {
+        const xlat_event e = event(i);
+        lab.runtime.on_event(&e, sizeof(e));
+    }
+    lab.runtime.drain_events();
+    const std::vector<Allocation> open = lab.store.open_allocation_list();
+    CHECK(open.size() == kEvents + 2);
+    const auto seven = lab.store.history(*parse_ipv6_prefix("2001:db8:100:8::/64"));
+    CHECK(seven.size() == 1);
 }
