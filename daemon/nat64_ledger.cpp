@@ -250,12 +250,32 @@ Nat64Ledger::OpenAllocations Nat64Ledger::restorable_leases() {
     return out;
 }
 
-void Nat64Ledger::closed_by_configuration(const Allocation& a) {
+void Nat64Ledger::close_changed_by_configuration(const std::vector<Allocation>& open) {
+    std::vector<const Allocation*> changed;
+    for (const Allocation& a : open) {
+        if (!matches_layout(a)) {
+            changed.push_back(&a);
+        }
+    }
+    if (changed.empty()) {
+        return;
+    }
     const int64_t now = wall_now();
-    store_.close_allocation(a.subscriber, a.block, now);
-    // The stored allocation, not the running configuration: its block means something else now.
-    log_line("release", a, now,
-             " held=" + std::to_string(now - a.valid_from) + "s reason=configuration-changed");
+    auto t = store_.transaction();
+    for (const Allocation* a : changed) {
+        store_.close_allocation(a->subscriber, a->block, now);
+    }
+    t.commit();
+    // The stored allocations, not the running configuration: their blocks mean something else.
+    const std::string time = iso8601(now);
+    std::string lines;
+    for (const Allocation* a : changed) {
+        lines += line_of("release", *a, time,
+                         " held=" + std::to_string(now - a->valid_from) +
+                             "s reason=configuration-changed") +
+                 '\n';
+    }
+    log_lines(lines);
 }
 
 void Nat64Ledger::record_configuration() {

@@ -93,8 +93,9 @@ class Nat64Ledger {
         std::vector<RestoredLease> restorable;
     };
     OpenAllocations restorable_leases();
-    // Closes an allocation whose block means something else now, and logs it.
-    void closed_by_configuration(const Allocation& allocation);
+    // Closes the allocations of OPEN whose blocks mean something else now (matches_layout), in
+    // one commit however many (a changed layout can leave a million), and logs them.
+    void close_changed_by_configuration(const std::vector<Allocation>& open);
 
     // Keeps the history of nat64 configurations (for deterministic traces).
     void record_configuration();

@@ -219,12 +219,9 @@ void Nat64Runtime::sync_with_store(const std::vector<Allocation>& open,
     if (config_.mode != Nat64Mode::dynamic) {
         return;
     }
+    // Not restored, and not to be: their blocks mean others now.
+    ledger_.close_changed_by_configuration(open);
     if (restored_ns) {
-        for (const Allocation& a : open) {
-            if (!ledger_.matches_layout(a)) {
-                ledger_.closed_by_configuration(a);  // not restored: its block means another now
-            }
-        }
         // Everything the data path did since the restore was in the events just read, unless
         // the ring buffer was ever full: the events not read yet are all still in it.
         if (event_bytes_ > maps_.events_capacity() / 2) {
@@ -240,8 +237,7 @@ void Nat64Runtime::sync_with_store(const std::vector<Allocation>& open,
     // their leases are found unrecorded here, and record_pending skips them as already recorded.
     for (const Allocation& a : open) {
         if (!ledger_.matches_layout(a)) {
-            ledger_.closed_by_configuration(a);
-            continue;
+            continue;  // closed above
         }
         const int64_t i = at_block[a.block];  // matches_layout: a.block < blocks_.count()
         if (i >= 0 && leases[static_cast<size_t>(i)].subscriber == a.subscriber) {

@@ -414,3 +414,38 @@ TEST_CASE("the data path's allocations are recorded together once the events are
     const auto seven = lab.store.history(*parse_ipv6_prefix("2001:db8:100:8::/64"));
     CHECK(seven.size() == 1);
 }
+
+// Allocations whose blocks mean something else after a configuration change (here a subscriber
+// the admitted prefixes no longer hold) are closed at start-up, all in one commit, and logged;
+// the others stay open.
+TEST_CASE("allocations a changed configuration no longer maps are closed together",
+          "[nat64_runtime]") {
+    SmallMaps small(16);
+    if (!small.ok()) {
+        WARN("skipped: cannot create BPF maps (not root?)");
+        return;
+    }
+    RuntimeLab lab(small.fds());
+    const Ipv6Prefix kept1 = *parse_ipv6_prefix("2001:db8:100:1::/64");
+    const Ipv6Prefix kept2 = *parse_ipv6_prefix("2001:db8:100:2::/64");
+    const Ipv6Prefix gone1 = *parse_ipv6_prefix("2001:db8:999:1::/64");
+    const Ipv6Prefix gone2 = *parse_ipv6_prefix("2001:db8:999:2::/64");
+    uint32_t block = 0;
+    for (const Ipv6Prefix& p : {kept1, gone1, kept2, gone2}) {
+        lab.store.open_allocation(lab.ledger.imported({p, "acct", 1}, block++, 1));
+    }
+    REQUIRE(lab.store.open_allocation_list().size() == 4);
+
+    lab.runtime.sync_with_store(lab.store.open_allocation_list(), 1);
+
+    std::set<Ipv6Prefix> open;
+    for (const Allocation& a : lab.store.open_allocation_list()) {
+        open.insert(a.subscriber);
+    }
+    CHECK(open == std::set<Ipv6Prefix>{kept1, kept2});
+    for (const Ipv6Prefix& p : {gone1, gone2}) {
+        const auto history = lab.store.history(p);
+        REQUIRE(history.size() == 1);
+        CHECK(history[0].valid_until.has_value());
+    }
+}
