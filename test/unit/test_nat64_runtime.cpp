@@ -93,6 +93,37 @@ std::string chunk_of(size_t count) {
     return text;
 }
 
+// Up to 65,280 subscribers 2001:db8:100:I::/64 (I in hex, below 0xff00).
+std::string hex_chunk_of(size_t count) {
+    std::string text;
+    for (size_t i = 0; i < count; ++i) {
+        char line[64];
+        std::snprintf(line, sizeof(line), "2001:db8:100:%zx::/64 a%zu\n", i, i);
+        text += line;
+    }
+    return text;
+}
+
+// 64,512 blocks of 256 ports, one internal address each.
+Nat64Config large_dynamic_config() {
+    Nat64Config c = dynamic_config();
+    c.internal_pool = *parse_ipv4_prefix("100.64.0.0/16");
+    c.public_prefixes = {*parse_ipv4_prefix("198.51.100.0/24")};
+    c.block_size = 256;
+    return c;
+}
+
+// The translator's own maps and programs, as in the daemon; null (the test skipped) when the
+// program cannot be loaded.
+std::unique_ptr<BpfTranslator> load_translator() {
+    try {
+        return std::make_unique<BpfTranslator>(BpfLoadOptions{});
+    } catch (const std::exception& e) {
+        WARN("skipped: cannot load the BPF program (not root?): " << e.what());
+        return nullptr;
+    }
+}
+
 // A dynamic-mode run-time over SMALL's maps, with a fresh store and every block free.
 struct RuntimeLab {
     explicit RuntimeLab(const Nat64MapFds& fds, Nat64Config c = dynamic_config())
@@ -241,21 +272,15 @@ TEST_CASE("a pipelined chunk's failed leases refuse the next chunk, which import
 // and every block it claimed go back to the free queue.
 TEST_CASE("a chunk the store refuses part-way gives back every block its claimer ran ahead with",
           "[nat64_runtime]") {
-    Nat64Config config = dynamic_config();
-    config.internal_pool = *parse_ipv4_prefix("100.64.0.0/16");
-    config.public_prefixes = {*parse_ipv4_prefix("198.51.100.0/24")};
-    config.block_size = 256;
+    Nat64Config config = large_dynamic_config();
     const uint64_t blocks = nat64_block_count(config);
     constexpr size_t kSubscribers = 60000;  // below 0xff00
     // Well into the chunk: the claimer, the faster side, then mostly waits for room (with
     // cancel() not waking it, this test hangs in 4 runs of 5).
     constexpr size_t kConflictAt = 40000;
     REQUIRE(blocks > kSubscribers);
-    std::unique_ptr<BpfTranslator> translator;
-    try {
-        translator = std::make_unique<BpfTranslator>(BpfLoadOptions{});
-    } catch (const std::exception& e) {
-        WARN("skipped: cannot load the BPF program (not root?): " << e.what());
+    const std::unique_ptr<BpfTranslator> translator = load_translator();
+    if (!translator) {
         return;
     }
     const Nat64MapFds fds = translator->nat64_map_fds();
@@ -266,12 +291,7 @@ TEST_CASE("a chunk the store refuses part-way gives back every block its claimer
                             1};  // not in the chunk
     lab.store.open_allocation(lab.ledger.imported(holder, order[kConflictAt], 1));
 
-    std::string chunk;
-    for (size_t i = 0; i < kSubscribers; ++i) {
-        char line[64];
-        std::snprintf(line, sizeof(line), "2001:db8:100:%zx::/64 a%zu\n", i, i);
-        chunk += line;
-    }
+    const std::string chunk = hex_chunk_of(kSubscribers);
     CHECK_THROWS_WITH(lab.runtime.import_subscribers({chunk}),
                       Catch::Contains("2001:db8:100:ff00::/64"));  // the holder is named
 
@@ -315,20 +335,14 @@ TEST_CASE("a subscriber add finds a free block behind many stale queue entries",
 // forgets them (a commit each held the event loop for minutes at 100,000 and the watchdog killed
 // the daemon); the others follow in the next passes.
 TEST_CASE("idle blocks found together are returned in passes of at most 16384", "[nat64_runtime]") {
-    Nat64Config config = dynamic_config();
-    config.internal_pool = *parse_ipv4_prefix("100.64.0.0/16");
-    config.public_prefixes = {*parse_ipv4_prefix("198.51.100.0/24")};
-    config.block_size = 256;
+    Nat64Config config = large_dynamic_config();
     config.idle_timeout_seconds = 1;
     const uint64_t blocks = nat64_block_count(config);
     constexpr size_t kPerPass = 16384;
     constexpr size_t kSubscribers = kPerPass + 3000;
     REQUIRE(blocks > kSubscribers);
-    std::unique_ptr<BpfTranslator> translator;
-    try {
-        translator = std::make_unique<BpfTranslator>(BpfLoadOptions{});
-    } catch (const std::exception& e) {
-        WARN("skipped: cannot load the BPF program (not root?): " << e.what());
+    const std::unique_ptr<BpfTranslator> translator = load_translator();
+    if (!translator) {
         return;
     }
     const Nat64MapFds fds = translator->nat64_map_fds();
@@ -337,12 +351,7 @@ TEST_CASE("idle blocks found together are returned in passes of at most 16384", 
     REQUIRE(netns.entered());
     RuntimeLab lab(fds, config);
     NftNatTable(lab.nft, config.table, nat64_nft_shape(config, "xlat64")).ensure();
-    std::string chunk;
-    for (size_t i = 0; i < kSubscribers; ++i) {
-        char line[64];
-        std::snprintf(line, sizeof(line), "2001:db8:100:%zx::/64 a%zu\n", i, i);
-        chunk += line;
-    }
+    const std::string chunk = hex_chunk_of(kSubscribers);
     lab.runtime.import_subscribers({chunk});
     REQUIRE(lab.store.open_allocation_list().size() == kSubscribers);
 
