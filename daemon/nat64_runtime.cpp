@@ -194,8 +194,10 @@ void Nat64Runtime::record_pending() {
     try {
         refused = ledger_.allocated(openings);
     } catch (const StoreError& e) {
-        log_error("nat64: cannot record " + std::to_string(pending_.size()) +
-                  " allocations, will retry: " + e.what());
+        const size_t n = pending_.size();
+        log_error("nat64: cannot record " +
+                  (n == 1 ? std::string("an allocation") : std::to_string(n) + " allocations") +
+                  ", will retry: " + e.what());
         return;
     }
     // A refused one is already recorded (a replayed event); or, while an import chunk's leases
