@@ -93,6 +93,16 @@ std::string chunk_of(size_t count) {
     return text;
 }
 
+// SmallMaps with room for LEASES leases; null (the test skipped) when BPF maps cannot be made.
+std::unique_ptr<SmallMaps> small_maps(uint32_t leases) {
+    auto maps = std::make_unique<SmallMaps>(leases);
+    if (!maps->ok()) {
+        WARN("skipped: cannot create BPF maps (not root?)");
+        return nullptr;
+    }
+    return maps;
+}
+
 // Up to 65,280 subscribers 2001:db8:100:I::/64 (I in hex, below 0xff00).
 std::string hex_chunk_of(size_t count) {
     std::string text;
@@ -185,12 +195,11 @@ TEST_CASE("an import whose leases fail part-way returns every block it did not l
           "[nat64_runtime]") {
     constexpr uint32_t kLeaseRoom = 3;
     constexpr size_t kSubscribers = 8;
-    SmallMaps small(kLeaseRoom);
-    if (!small.ok()) {
-        WARN("skipped: cannot create BPF maps (not root?)");
+    const std::unique_ptr<SmallMaps> small = small_maps(kLeaseRoom);
+    if (!small) {
         return;
     }
-    RuntimeLab lab(small.fds());
+    RuntimeLab lab(small->fds());
     Store& store = lab.store;
     Nat64Maps& maps = lab.maps;
     Nat64Runtime& runtime = lab.runtime;
@@ -220,7 +229,7 @@ TEST_CASE("an import whose leases fail part-way returns every block it did not l
     }
     CHECK(leased == recorded);
     // The other blocks are unclaimed and back in the free queue.
-    CHECK(count_keys(small.owners.get(), sizeof(uint32_t)) == kLeaseRoom);
+    CHECK(count_keys(small->owners.get(), sizeof(uint32_t)) == kLeaseRoom);
     size_t free = 0;
     while (maps.pop_free_block()) {
         ++free;
@@ -239,12 +248,11 @@ TEST_CASE("an import whose leases fail part-way returns every block it did not l
 
 TEST_CASE("a pipelined chunk's failed leases refuse the next chunk, which imports nothing",
           "[nat64_runtime]") {
-    SmallMaps small(3);
-    if (!small.ok()) {
-        WARN("skipped: cannot create BPF maps (not root?)");
+    const std::unique_ptr<SmallMaps> small = small_maps(3);
+    if (!small) {
         return;
     }
-    RuntimeLab lab(small.fds());
+    RuntimeLab lab(small->fds());
     Store& store = lab.store;
     Nat64Runtime& runtime = lab.runtime;
 
@@ -262,7 +270,7 @@ TEST_CASE("a pipelined chunk's failed leases refuse the next chunk, which import
     }
     CHECK(store.subscribers().size() == 8);  // nothing of the second chunk
     CHECK(store.open_allocation_list().size() == 3);
-    CHECK(count_keys(small.owners.get(), sizeof(uint32_t)) == 3);
+    CHECK(count_keys(small->owners.get(), sizeof(uint32_t)) == 3);
 }
 
 // The kernel side of a chunk (here the translator's own maps and xlat64_n64_batch, as in the
@@ -310,16 +318,15 @@ TEST_CASE("a chunk the store refuses part-way gives back every block its claimer
 // past every one of them, however many, rather than reporting the pool leased.
 TEST_CASE("a subscriber add finds a free block behind many stale queue entries",
           "[nat64_runtime]") {
-    SmallMaps small(16);
-    if (!small.ok()) {
-        WARN("skipped: cannot create BPF maps (not root?)");
+    const std::unique_ptr<SmallMaps> small = small_maps(16);
+    if (!small) {
         return;
     }
     const uint32_t blocks = static_cast<uint32_t>(nat64_block_count(dynamic_config()));
     for (uint32_t stale = blocks; stale < blocks + 12; ++stale) {
-        REQUIRE(bpf_map_update_elem(small.free_blocks.get(), nullptr, &stale, BPF_ANY) == 0);
+        REQUIRE(bpf_map_update_elem(small->free_blocks.get(), nullptr, &stale, BPF_ANY) == 0);
     }
-    RuntimeLab lab(small.fds());  // queues every real block behind them
+    RuntimeLab lab(small->fds());  // queues every real block behind them
 
     const nlohmann::json added = lab.runtime.add_subscriber("2001:db8:100:1::/64", "acct-1");
     const uint32_t block = added.at("block");
@@ -384,12 +391,11 @@ TEST_CASE("idle blocks found together are returned in passes of at most 16384", 
 // already, without losing the others of its batch.
 TEST_CASE("the data path's allocations are recorded together once the events are read",
           "[nat64_runtime]") {
-    SmallMaps small(16);
-    if (!small.ok()) {
-        WARN("skipped: cannot create BPF maps (not root?)");
+    const std::unique_ptr<SmallMaps> small = small_maps(16);
+    if (!small) {
         return;
     }
-    RuntimeLab lab(small.fds());
+    RuntimeLab lab(small->fds());
     constexpr uint32_t kEvents = 100;
     REQUIRE(nat64_block_count(lab.config) >= kEvents);
     auto event = [](uint32_t i) {
@@ -429,12 +435,11 @@ TEST_CASE("the data path's allocations are recorded together once the events are
 // the others stay open.
 TEST_CASE("allocations a changed configuration no longer maps are closed together",
           "[nat64_runtime]") {
-    SmallMaps small(16);
-    if (!small.ok()) {
-        WARN("skipped: cannot create BPF maps (not root?)");
+    const std::unique_ptr<SmallMaps> small = small_maps(16);
+    if (!small) {
         return;
     }
-    RuntimeLab lab(small.fds());
+    RuntimeLab lab(small->fds());
     const Ipv6Prefix kept1 = *parse_ipv6_prefix("2001:db8:100:1::/64");
     const Ipv6Prefix kept2 = *parse_ipv6_prefix("2001:db8:100:2::/64");
     const Ipv6Prefix gone1 = *parse_ipv6_prefix("2001:db8:999:1::/64");
