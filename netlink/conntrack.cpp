@@ -87,10 +87,6 @@ int count_entry(const nlmsghdr* nlh, void* data) {
 
 }  // namespace
 
-void Conntrack::Closer::operator()(mnl_socket* sock) const {
-    mnl_socket_close(sock);
-}
-
 Conntrack::Conntrack()
     : sock_(mnl_socket_open(NETLINK_NETFILTER)), seq_(static_cast<uint32_t>(time(nullptr))) {
     if (!sock_) {

@@ -10,8 +10,7 @@
 #include <stdexcept>
 
 #include "config/ip_address.h"
-
-struct mnl_socket;
+#include "netlink/mnl_socket_ptr.h"
 
 namespace xlat64 {
 
@@ -43,10 +42,7 @@ class Conntrack {
     std::map<Ipv4Address, ConntrackCounts> count_by_source(const Ipv4Prefix& within);
 
   private:
-    struct Closer {
-        void operator()(mnl_socket* sock) const;
-    };
-    std::unique_ptr<mnl_socket, Closer> sock_;
+    MnlSocketPtr sock_;
     uint32_t port_id_ = 0;
     uint32_t seq_;
 };

@@ -50,10 +50,6 @@ int collect(const nlmsghdr* nlh, void* data) {
 
 }  // namespace
 
-void LinkMonitor::Closer::operator()(mnl_socket* sock) const {
-    mnl_socket_close(sock);
-}
-
 LinkMonitor::LinkMonitor() : sock_(mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC)) {
     if (!sock_) {
         fail("opening an rtnetlink socket");

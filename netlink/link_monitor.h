@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-struct mnl_socket;
+#include "netlink/mnl_socket_ptr.h"
 
 namespace xlat64 {
 
@@ -40,10 +40,7 @@ class LinkMonitor {
     LinkEvents drain();
 
   private:
-    struct Closer {
-        void operator()(mnl_socket* sock) const;
-    };
-    std::unique_ptr<mnl_socket, Closer> sock_;
+    MnlSocketPtr sock_;
 };
 
 // "RTM_NEWLINK" or "RTM_DELLINK", for log lines.

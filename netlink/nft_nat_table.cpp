@@ -1387,10 +1387,6 @@ std::vector<std::string> signatures(std::vector<T>& objects,
 
 // ---- NftSocket -------------------------------------------------------------------------------
 
-void NftSocket::Closer::operator()(mnl_socket* sock) const {
-    mnl_socket_close(sock);
-}
-
 NftSocket::NftSocket()
     : sock_(mnl_socket_open(NETLINK_NETFILTER)), seq_(static_cast<uint32_t>(time(nullptr))) {
     if (!sock_) {

@@ -119,8 +119,7 @@
 #include <vector>
 
 #include "config/ip_address.h"
-
-struct mnl_socket;
+#include "netlink/mnl_socket_ptr.h"
 
 namespace xlat64 {
 
@@ -214,10 +213,7 @@ class NftSocket {
     uint32_t next_seq() { return seq_++; }
 
   private:
-    struct Closer {
-        void operator()(mnl_socket* sock) const;
-    };
-    std::unique_ptr<mnl_socket, Closer> sock_;
+    MnlSocketPtr sock_;
     uint32_t port_id_ = 0;
     uint32_t seq_;
 };
