@@ -127,6 +127,11 @@ in6_addr to_in6(const Ipv6Address& a) {
     return out;
 }
 
+// A subscriber's key in the lease and owner maps: its prefix with the host bits cleared.
+in6_addr subscriber_key(const Ipv6Prefix& subscriber) {
+    return to_in6(mask_address(subscriber.addr, subscriber.len));
+}
+
 // One run of xlat64_n64_batch over BATCH in SLOT: written, run, read back (three bpf() calls
 // for up to XLAT64_N64_BATCH_MAX subscribers).
 void run_batch(const Nat64MapFds& fds, uint32_t slot, xlat_n64_batch& batch) {
@@ -243,7 +248,7 @@ std::vector<Nat64Lease> Nat64Maps::leases() const {
 }
 
 std::optional<Nat64Lease> Nat64Maps::lease(const Ipv6Prefix& subscriber) const {
-    in6_addr key = to_in6(mask_address(subscriber.addr, subscriber.len));
+    in6_addr key = subscriber_key(subscriber);
     xlat_n64_sub value{};
     if (bpf_map_lookup_elem(fds_.subscribers, &key, &value) != 0) {
         return std::nullopt;
@@ -323,7 +328,7 @@ void Nat64Maps::restore_leases(const std::vector<std::pair<Ipv6Prefix, uint32_t>
     values.reserve(leases.size());
     for (const auto& [subscriber, block] : leases) {
         blocks.push_back(block);
-        subscribers.push_back(to_in6(mask_address(subscriber.addr, subscriber.len)));
+        subscribers.push_back(subscriber_key(subscriber));
         xlat_n64_sub value{};
         value.block = block;
         value.allocated_ns = allocated_ns;
@@ -335,7 +340,7 @@ void Nat64Maps::restore_leases(const std::vector<std::pair<Ipv6Prefix, uint32_t>
 }
 
 bool Nat64Maps::add_lease(const Ipv6Prefix& subscriber, uint32_t block, uint64_t allocated_ns) {
-    in6_addr key = to_in6(mask_address(subscriber.addr, subscriber.len));
+    in6_addr key = subscriber_key(subscriber);
     xlat_n64_sub value{};
     value.block = block;
     value.allocated_ns = allocated_ns;
@@ -357,14 +362,14 @@ std::optional<uint32_t> Nat64Maps::pop_free_block() {
 }
 
 bool Nat64Maps::claim_block(uint32_t block, const Ipv6Prefix& subscriber) {
-    in6_addr sub = to_in6(mask_address(subscriber.addr, subscriber.len));
+    in6_addr sub = subscriber_key(subscriber);
     return insert_new(fds_.owners, &block, &sub, [&] {
         return "claiming block " + std::to_string(block) + " for " + to_string(subscriber);
     });
 }
 
 void Nat64Maps::set_lease(const Ipv6Prefix& subscriber, uint32_t block, uint64_t allocated_ns) {
-    in6_addr key = to_in6(mask_address(subscriber.addr, subscriber.len));
+    in6_addr key = subscriber_key(subscriber);
     xlat_n64_sub value{};
     value.block = block;
     value.allocated_ns = allocated_ns;
@@ -395,7 +400,7 @@ void Nat64Maps::remove_host(const Nat64Host& host) {
 }
 
 void Nat64Maps::forget_lease(const Ipv6Prefix& subscriber) {
-    in6_addr key = to_in6(mask_address(subscriber.addr, subscriber.len));
+    in6_addr key = subscriber_key(subscriber);
     int err = bpf_map_delete_elem(fds_.subscribers, &key);
     if (err && err != -ENOENT) {
         fail("releasing the block of " + to_string(subscriber), err);
@@ -463,7 +468,7 @@ bool Nat64Maps::claim_batch(const std::vector<Ipv6Prefix>& subscribers, size_t f
     batch->block_count = block_count;
     for (size_t i = 0; i < count; ++i) {
         const Ipv6Prefix& s = subscribers[first + i];
-        const in6_addr key = to_in6(mask_address(s.addr, s.len));
+        const in6_addr key = subscriber_key(s);
         std::memcpy(batch->entries[i].subscriber, &key, sizeof(key));
     }
     run_batch(fds_, XLAT_N64_BATCH_SLOT_CLAIM, *batch);
@@ -523,7 +528,7 @@ void Nat64Maps::lease_batch(const std::vector<Nat64Owner>& leases, size_t count,
     batch->allocated_ns = allocated_ns;
     for (size_t i = 0; i < count; ++i) {
         const Nat64Owner& o = leases[first + i];
-        const in6_addr key = to_in6(mask_address(o.subscriber.addr, o.subscriber.len));
+        const in6_addr key = subscriber_key(o.subscriber);
         std::memcpy(batch->entries[i].subscriber, &key, sizeof(key));
         batch->entries[i].block = o.block;
     }
