@@ -178,9 +178,8 @@ void Nat64Runtime::on_event(const void* data, size_t size) {
 // The data path hands a block out before the daemon hears of it (that is what keeps the first
 // packet from waiting); the record follows within milliseconds. A block can still never go to two
 // subscribers, because the kernel's owner map decides, and sync_with_store() catches up on
-// whatever a crash left unrecorded.
-// One commit for all of them: a burst of first packets (subscribers moving over from a failed
-// BRAS) must not cost an fsync each on the event loop.
+// whatever a crash left unrecorded. All pending ones go in one commit: a burst of first packets
+// (subscribers moving over from a failed BRAS) must not cost an fsync each on the event loop.
 void Nat64Runtime::record_pending() {
     if (pending_.empty()) {
         return;
@@ -865,7 +864,8 @@ class Nat64Runtime::ClaimStream {
 };
 
 // Blocks for the subscribers of the chunk that hold none, taken from the free queue and claimed
-// in the owner map (Nat64Maps::claim_blocks: as lease_block_now does, a batch per bpf() call).
+// in the owner map (Nat64Maps::claim_blocks: the steps of claim_free_block, which
+// lease_block_now uses, a batch per bpf() call).
 // All returned to the queue if the pool runs dry; on a cancel, the caller returns them.
 Nat64Runtime::ChunkClaims Nat64Runtime::claim_blocks(
     const std::vector<Subscriber>& subscribers, int64_t from, ClaimStream& stream,
