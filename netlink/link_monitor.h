@@ -29,7 +29,7 @@ struct LinkEvents {
 class LinkMonitor {
   public:
     // Opens and subscribes the socket in the caller's network namespace; throws
-    // std::system_error ("opening the link monitor: ...").
+    // std::system_error ("link monitor: opening an rtnetlink socket: ...").
     LinkMonitor();
     ~LinkMonitor();
     LinkMonitor(const LinkMonitor&) = delete;
